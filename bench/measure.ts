@@ -1,0 +1,138 @@
+/**
+ * Running commands for the benchmark: wall time with `process.hrtime` around `spawn` (hyperfine is
+ * not assumed), peak RSS through GNU `/usr/bin/time -f %M`, medians.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+/** GNU time, used for peak RSS (`%M`: maximum resident set size in KiB). */
+export const GNU_TIME = "/usr/bin/time";
+
+/** Environment variables dropped from every command: they would reroute or reconfigure it. */
+const DROPPED_ENV = /^(https?_proxy|all_proxy|no_proxy|axvisor_.*|curl_ca_bundle)$/i;
+
+/** The environment every measured command runs with: no proxies, no AXVISOR_* settings. */
+export function cleanEnv(): NodeJS.ProcessEnv {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !DROPPED_ENV.test(k)));
+  return { ...env, NO_COLOR: "1" };
+}
+
+/** How to run one command. */
+export interface CommandSpec {
+  /** Program, then arguments. */
+  argv: string[];
+  /** Working directory (default: a directory without any `.image.toml` above it). */
+  cwd?: string;
+}
+
+/** The outcome of one run. */
+export interface RunOutcome {
+  /** Wall time from spawn to exit, seconds. */
+  seconds: number;
+  stdout: string;
+  stderr: string;
+  /** Peak RSS in MiB, when measured. */
+  peakRssMiB?: number;
+}
+
+/** A command that failed (non-zero status or a signal). */
+export class CommandFailed extends Error {
+  constructor(argv: string[], status: string, stderr: string) {
+    const tail = stderr.trim().split("\n").slice(-3).join(" | ");
+    super(`\`${argv.join(" ")}\` ${status}${tail ? `: ${tail}` : ""}`);
+    this.name = "CommandFailed";
+  }
+}
+
+let neutralCwd: string | undefined;
+
+/** A temporary directory to run commands in, so that no `.image.toml` is discovered. */
+export async function commandCwd(): Promise<string> {
+  neutralCwd ??= await mkdtemp(join(tmpdir(), "axvisor-bench-cwd-"));
+  return neutralCwd;
+}
+
+/** Removes the directory made by {@link commandCwd}. */
+export async function removeCommandCwd(): Promise<void> {
+  if (neutralCwd) await rm(neutralCwd, { recursive: true, force: true });
+  neutralCwd = undefined;
+}
+
+/** Spawns `spec` with piped output; `started` sees the child right away (e.g. to kill it). */
+export async function spawnCommand(
+  spec: CommandSpec,
+  started?: (child: ChildProcess) => void,
+): Promise<RunOutcome & { status: number | null; signal: NodeJS.Signals | null }> {
+  const [program, ...args] = spec.argv;
+  const cwd = spec.cwd ?? (await commandCwd());
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  const t0 = process.hrtime.bigint();
+  const child = spawn(program!, args, { cwd, env: cleanEnv(), stdio: ["ignore", "pipe", "pipe"] });
+  started?.(child);
+  child.stdout!.on("data", (c: Buffer) => out.push(c));
+  child.stderr!.on("data", (c: Buffer) => err.push(c));
+  let seconds = 0;
+  const [status, signal] = await new Promise<[number | null, NodeJS.Signals | null]>(
+    (done, fail) => {
+      child.on("error", fail);
+      child.on("exit", () => {
+        seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      });
+      child.on("close", (code, sig) => done([code, sig]));
+    },
+  );
+  return {
+    seconds,
+    status,
+    signal,
+    stdout: Buffer.concat(out).toString(),
+    stderr: Buffer.concat(err).toString(),
+  };
+}
+
+/** Runs `spec` once, timed; throws {@link CommandFailed} unless it exits 0. */
+export async function runTimed(
+  spec: CommandSpec,
+  options: { rss?: boolean } = {},
+): Promise<RunOutcome> {
+  if (!options.rss) return checked(spec, await spawnCommand(spec));
+  const dir = await mkdtemp(join(tmpdir(), "axvisor-bench-rss-"));
+  const report = join(dir, "rss");
+  try {
+    const wrapped = { ...spec, argv: [GNU_TIME, "-f", "%M", "-o", report, ...spec.argv] };
+    const outcome = checked(spec, await spawnCommand(wrapped));
+    const kib = Number((await readFile(report, "utf8")).trim().split("\n").at(-1));
+    return { ...outcome, peakRssMiB: kib / 1024 };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function checked(
+  spec: CommandSpec,
+  outcome: RunOutcome & { status: number | null; signal: NodeJS.Signals | null },
+): RunOutcome {
+  if (outcome.status !== 0) {
+    const status = outcome.signal
+      ? `was killed by ${outcome.signal}`
+      : `exited with status ${outcome.status}`;
+    throw new CommandFailed(spec.argv, status, outcome.stderr);
+  }
+  return outcome;
+}
+
+/** Whether GNU time is there to measure peak RSS. */
+export function haveGnuTime(): boolean {
+  return existsSync(GNU_TIME);
+}
+
+/** The median of `values` (mean of the two middle ones for an even count). */
+export function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}

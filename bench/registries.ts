@@ -1,0 +1,110 @@
+/**
+ * Registry files for the benchmark, written below `<root>/registry/` (the server's root) and
+ * pointing at the server's port, so they are rewritten on every run:
+ * - `bench.toml`: the two generated images;
+ * - `big.toml`: 20,000 entries (5,000 names x 4 versions), for `ls`;
+ * - `sync/default.toml`: six versioned includes, each including `common.toml`, like the real
+ *   axvisor-guest registry.
+ */
+import { createHash } from "node:crypto";
+import { mkdir, writeFile } from "node:fs/promises";
+import { dirname, join, relative, sep } from "node:path";
+import { stringify } from "smol-toml";
+import type { BenchImages } from "./image.js";
+
+/** Name of the big image in the benchmark registry. */
+export const BIG_IMAGE = "bench_guest";
+/** Name of the tiny image in the benchmark registry. */
+export const TINY_IMAGE = "bench_tiny";
+/** Entries of the `ls` registry. */
+export const LS_ENTRIES = 20_000;
+/** Versioned includes of the `sync` registry. */
+export const SYNC_INCLUDES = 6;
+
+/** Server paths of the registry files (absolute paths on the server). */
+export interface RegistryPaths {
+  bench: string;
+  big: string;
+  sync: string;
+}
+
+/** Server path of an archive file written by the image generator below `root`. */
+export function archiveServerPath(root: string, archive: string): string {
+  return "/" + relative(root, archive).split(sep).join("/");
+}
+
+interface Entry {
+  name: string;
+  version: string;
+  description: string;
+  sha256: string;
+  arch: string;
+  url: string;
+  released_at: string;
+}
+
+function fakeEntry(name: string, version: string, day: number, url: string): Entry {
+  return {
+    name,
+    version,
+    description: `Benchmark guest ${name} ${version}`,
+    sha256: createHash("sha256").update(`${name}:${version}`).digest("hex"),
+    arch: ["aarch64", "x86_64", "riscv64"][day % 3]!,
+    url,
+    released_at: new Date(Date.UTC(2025, 0, 1 + day)).toISOString().replace(".000", ""),
+  };
+}
+
+async function writeToml(root: string, path: string, doc: Record<string, unknown>): Promise<void> {
+  const file = join(root, path);
+  await mkdir(dirname(file), { recursive: true });
+  await writeFile(file, stringify(doc) + "\n");
+}
+
+/** Writes every registry file below `root`; `url(path)` makes a server URL. */
+export async function writeRegistries(
+  root: string,
+  images: BenchImages,
+  url: (path: string) => string,
+): Promise<RegistryPaths> {
+  const paths: RegistryPaths = {
+    bench: "/registry/bench.toml",
+    big: "/registry/big.toml",
+    sync: "/registry/sync/default.toml",
+  };
+  const real = (name: string, archive: BenchImages["big"]): Entry => ({
+    ...fakeEntry(name, "1.0.0", 0, url(archiveServerPath(root, archive.path))),
+    sha256: archive.sha256,
+  });
+  await writeToml(root, paths.bench, {
+    images: [real(BIG_IMAGE, images.big), real(TINY_IMAGE, images.tiny)],
+  });
+
+  const versions = 4;
+  const many = Array.from({ length: LS_ENTRIES }, (_, i) => {
+    const name = `guest_${String(Math.floor(i / versions)).padStart(5, "0")}`;
+    return fakeEntry(name, `0.${i % versions}.0`, i % 365, url(`/images/${name}.tar.gz`));
+  });
+  await writeToml(root, paths.big, { images: many });
+
+  const syncDir = dirname(paths.sync);
+  const include = (n: number) => `v0.0.${20 + n}.toml`;
+  await writeToml(root, paths.sync, {
+    includes: Array.from({ length: SYNC_INCLUDES }, (_, n) => ({ url: include(n) })),
+  });
+  for (let n = 0; n < SYNC_INCLUDES; n++) {
+    const version = `0.0.${20 + n}`;
+    await writeToml(root, `${syncDir}/${include(n)}`, {
+      includes: [{ url: "common.toml" }],
+      images: Array.from({ length: 20 }, (_, i) =>
+        fakeEntry(`board_${i}`, version, n * 30 + i, url(`/images/board_${i}-${version}.tar.gz`)),
+      ),
+    });
+  }
+  await writeToml(root, `${syncDir}/common.toml`, {
+    images: Array.from({ length: 10 }, (_, i) =>
+      fakeEntry(`common_${i}`, "1.0.0", i, url(`/images/common_${i}.tar.gz`)),
+    ),
+  });
+  return paths;
+}

@@ -1,0 +1,238 @@
+/**
+ * The confined writer: creates directories, files and links under one root directory, and nowhere
+ * else, whatever the archive says.
+ *
+ * The root starts empty and only this class writes into it, so an in-memory record of what it
+ * created is the truth about the tree: no `stat` before each write, no `mkdir -p`. The rules:
+ * - a path never passes through a symbolic link (nor through a name a case- or
+ *   normalization-insensitive file system could take for one);
+ * - a symbolic link is never replaced, written through or written under; a directory is never
+ *   replaced; a regular file may be replaced (GNU tar does so), by unlinking it first;
+ * - a hard link may only point at a regular file this archive created earlier;
+ * - files are created with `O_EXCL | O_NOFOLLOW`, modes lose setuid/setgid/sticky, owners are
+ *   never set.
+ * Metadata and small-file calls are synchronous: each takes microseconds, and a threadpool round
+ * trip costs more than the call itself.
+ */
+
+import fs from "node:fs";
+import path from "node:path";
+import { fsError, hasCode } from "../errors.js";
+import { foldName, refused } from "./member-path.js";
+
+type Kind = "dir" | "file" | "symlink";
+
+/** What an extraction wrote. */
+export interface ExtractStats {
+  /** Regular files and hard links. */
+  files: number;
+  /** Directories created. */
+  directories: number;
+  /** Symbolic links. */
+  symlinks: number;
+  /** Bytes of regular-file content written (logical sizes, holes included). */
+  bytes: number;
+}
+
+const PERMISSIONS = 0o777;
+const CREATE_FLAGS =
+  fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
+
+/** A regular file being written: its descriptor and what to set when it is complete. */
+export interface OpenFile {
+  fd: number;
+  /** Absolute path, for messages. */
+  path: string;
+  mode: number;
+  mtime: number;
+}
+
+/** Directories, files and links created under one root, with the checks described above. */
+export class ConfinedTree {
+  /** Counters of what was written. */
+  readonly stats: ExtractStats = { files: 0, directories: 0, symlinks: 0, bytes: 0 };
+  readonly #root: string;
+  readonly #umask: number;
+  /** Exact relative path (`a/b`) -> what is there. */
+  readonly #kinds = new Map<string, Kind>();
+  /** Folded relative path of each symbolic link -> its exact path. */
+  readonly #links = new Map<string, string>();
+  /** Mode and mtime of directory members, applied at the end (children change the mtime). */
+  readonly #directoryMeta = new Map<string, { mode: number; mtime: number }>();
+
+  /** `root` must be an existing, empty directory. */
+  constructor(root: string) {
+    this.#root = root;
+    this.#umask = process.umask();
+  }
+
+  /** A directory member: created (with missing parents) now, mode and mtime set by finish(). */
+  directory(member: string, parts: string[], mode: number, mtime: number): void {
+    if (parts.length === 0) return; // `./`: the root itself
+    const { key, existing } = this.#prepare(member, parts);
+    if (existing === "file") throw refused(member, "a file of the same name exists");
+    if (existing === undefined) this.#mkdir(member, key);
+    this.#directoryMeta.set(key, { mode, mtime });
+  }
+
+  /** Creates the regular file `parts` (replacing an earlier regular file) and opens it. */
+  createFile(member: string, parts: string[], mode: number, mtime: number): OpenFile {
+    const { key, abs } = this.#prepareLeaf(member, parts);
+    const fileMode = mode & PERMISSIONS;
+    try {
+      const fd = fs.openSync(abs, CREATE_FLAGS, fileMode);
+      this.#kinds.set(key, "file");
+      this.stats.files += 1;
+      return { fd, path: abs, mode: fileMode, mtime };
+    } catch (err) {
+      throw this.#createError(err, member, abs);
+    }
+  }
+
+  /** Sets the mode (when the umask changed it) and times of a complete file, and closes it. */
+  closeFile(file: OpenFile, size: number): void {
+    let failure: unknown;
+    try {
+      if (file.mode & this.#umask) fs.fchmodSync(file.fd, file.mode);
+      fs.futimesSync(file.fd, file.mtime, file.mtime);
+    } catch (err) {
+      failure = err;
+    }
+    try {
+      fs.closeSync(file.fd);
+    } catch (err) {
+      failure ??= err;
+    }
+    if (failure !== undefined) throw fsError(failure, "finish writing", file.path);
+    this.stats.bytes += size;
+  }
+
+  /** Closes a file whose writing failed (the caller deletes the whole tree). */
+  discardFile(file: OpenFile): void {
+    try {
+      fs.closeSync(file.fd);
+    } catch {
+      // already failing: the first error is the one reported
+    }
+  }
+
+  /** A symbolic link, created with its target exactly as written (absolute ones included). */
+  symlink(member: string, parts: string[], target: string): void {
+    const { key, abs, folded } = this.#prepareLeaf(member, parts);
+    try {
+      fs.symlinkSync(target, abs);
+    } catch (err) {
+      throw this.#createError(err, member, abs);
+    }
+    this.#kinds.set(key, "symlink");
+    this.#links.set(folded, key);
+    this.stats.symlinks += 1;
+  }
+
+  /** A hard link to `targetParts`, which must be a regular file this archive created earlier. */
+  hardlink(member: string, parts: string[], target: string, targetParts: string[]): void {
+    const targetKey = targetParts.join("/");
+    this.#checkNoLink(member, targetParts, "hard link target");
+    if (this.#kinds.get(targetKey) !== "file") {
+      throw refused(member, `hard link target "${target}" is not an earlier file of this archive`);
+    }
+    if (targetKey === parts.join("/")) return; // a link to itself: nothing to do
+    const { key, abs } = this.#prepareLeaf(member, parts);
+    try {
+      fs.linkSync(path.join(this.#root, targetKey), abs);
+    } catch (err) {
+      throw this.#createError(err, member, abs);
+    }
+    this.#kinds.set(key, "file");
+    this.stats.files += 1;
+  }
+
+  /** Applies the modes (always with owner rwx, so the tree stays removable) and mtimes of directories. */
+  finish(): void {
+    for (const [key, { mode, mtime }] of this.#directoryMeta) {
+      const abs = path.join(this.#root, key);
+      try {
+        fs.chmodSync(abs, (mode & PERMISSIONS) | 0o700);
+        fs.lutimesSync(abs, mtime, mtime);
+      } catch (err) {
+        throw fsError(err, "set the mode of directory", abs);
+      }
+    }
+  }
+
+  /** Refuses `parts` when it, or one of its parents, folds to the name of a symbolic link. */
+  #checkNoLink(member: string, parts: string[], role: string): string {
+    let folded = "";
+    for (let i = 0; i < parts.length; i++) {
+      folded = i === 0 ? foldName(parts[0] ?? "") : `${folded}/${foldName(parts[i] ?? "")}`;
+      const link = this.#links.get(folded);
+      if (link !== undefined) {
+        throw refused(
+          member,
+          i < parts.length - 1
+            ? `${role} passes through the symbolic link "${link}"`
+            : `${role} would replace or write through the symbolic link "${link}"`,
+        );
+      }
+    }
+    return folded;
+  }
+
+  /**
+   * Checks a member's path and creates its missing parent directories; returns its key, absolute
+   * path, folded key and what the archive already put there.
+   */
+  #prepare(
+    member: string,
+    parts: string[],
+  ): { key: string; abs: string; folded: string; existing: Kind | undefined } {
+    const folded = this.#checkNoLink(member, parts, "path");
+    let key = "";
+    for (let i = 0; i < parts.length - 1; i++) {
+      key = i === 0 ? (parts[0] ?? "") : `${key}/${parts[i] ?? ""}`;
+      const kind = this.#kinds.get(key);
+      if (kind === undefined) this.#mkdir(member, key);
+      else if (kind !== "dir") throw refused(member, `"${key}" is not a directory`);
+    }
+    key = parts.join("/");
+    return { key, abs: path.join(this.#root, key), folded, existing: this.#kinds.get(key) };
+  }
+
+  /** {@link ConfinedTree.#prepare} for a file or link: refuses to replace a directory, unlinks a file. */
+  #prepareLeaf(member: string, parts: string[]): { key: string; abs: string; folded: string } {
+    if (parts.length === 0) throw refused(member, "not a directory, but names the target directory");
+    const { key, abs, folded, existing } = this.#prepare(member, parts);
+    if (existing === "dir") throw refused(member, "a directory of the same name exists");
+    if (existing === "file") {
+      try {
+        fs.unlinkSync(abs);
+      } catch (err) {
+        throw fsError(err, "replace", abs);
+      }
+      this.#kinds.delete(key);
+      this.stats.files -= 1;
+    }
+    return { key, abs, folded };
+  }
+
+  #mkdir(member: string, key: string): void {
+    const abs = path.join(this.#root, key);
+    try {
+      fs.mkdirSync(abs, 0o755);
+      this.stats.directories += 1;
+    } catch (err) {
+      // Another spelling of a directory we made, on a case- or normalization-insensitive file system.
+      if (!hasCode(err, "EEXIST") || !fs.lstatSync(abs).isDirectory()) {
+        throw this.#createError(err, member, abs);
+      }
+    }
+    this.#kinds.set(key, "dir");
+  }
+
+  #createError(err: unknown, member: string, abs: string): Error {
+    if (hasCode(err, "EEXIST")) {
+      return refused(member, "another member whose name differs only in case or Unicode form exists");
+    }
+    return fsError(err, `extract archive member "${member}" to`, abs);
+  }
+}

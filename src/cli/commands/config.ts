@@ -1,0 +1,39 @@
+import { existsSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Command } from "commander";
+import { CONFIG_FILE_NAME } from "../../config/defaults.js";
+import { renderDefaultConfig } from "../../config/render.js";
+import { UsageError } from "../../errors.js";
+import { commandContext } from "../context.js";
+import { result } from "../output.js";
+
+/** `config`: each effective value, as TOML, with its origin in a comment. */
+export async function configCommand(_options: unknown, command: Command): Promise<void> {
+  const { resolved } = await commandContext(command);
+  const { config, sources } = resolved;
+  const { stringify } = await import("smol-toml");
+  const line = (key: string, value: unknown, source: string) =>
+    `${stringify({ [key]: value }).trim()}  # ${source}`;
+  const out = [
+    line("local_storage", config.localStorage, sources.localStorage),
+    line("registry", config.registry, sources.registry),
+    line("fallback_registry", config.fallbackRegistry, sources.fallbackRegistry),
+    line("auto_sync", config.autoSync, sources.autoSync),
+    line("auto_sync_threshold", config.autoSyncThreshold, sources.autoSyncThreshold),
+    line("insecure_registries", config.insecureRegistries, sources.insecureRegistries),
+  ];
+  out.push(`# mirrors: ${sources.mirrors}`);
+  for (const m of config.mirrors) out.push(stringify({ mirrors: [m] }).trim());
+  result(out.join("\n"));
+}
+
+/** `defconfig [-f]`: writes the default `.image.toml` in the working directory. */
+export async function defconfigCommand(options: { force?: boolean }): Promise<void> {
+  const path = join(process.cwd(), CONFIG_FILE_NAME);
+  if (existsSync(path) && !options.force) {
+    throw new UsageError(`${path} already exists`, { hint: "use --force to overwrite it" });
+  }
+  await writeFile(path, renderDefaultConfig());
+  result(path);
+}

@@ -1,0 +1,46 @@
+import type { Command } from "commander";
+import { AxError } from "../../errors.js";
+import { pullMany } from "../../ops/pull.js";
+import { parseSpec } from "../../registry/resolve.js";
+import { commandContext } from "../context.js";
+import { result } from "../output.js";
+import { createProgressView } from "../progress.js";
+
+/** `pull NAME[:VERSION]... [-o DIR] [--no-extract] [--verify]`. */
+export async function pullCommand(
+  images: string[],
+  options: { output?: string; extract: boolean; verify?: boolean; stallTimeout: number; jobs: number },
+  command: Command,
+): Promise<void> {
+  const specs = images.map(parseSpec);
+  const ctx = await commandContext(command);
+  const view = await createProgressView(ctx.quiet);
+  let results;
+  try {
+    results = await pullMany(ctx.config, specs, {
+      outputDir: options.output,
+      extract: options.extract,
+      verify: options.verify,
+      stallTimeoutMs: options.stallTimeout * 1000,
+      concurrency: options.jobs,
+      signal: ctx.signal,
+      logger: view.logger,
+      onProgress: (p) => view.update(p),
+    });
+  } finally {
+    view.stop();
+  }
+  const failures: AxError[] = [];
+  results.forEach((r, i) => {
+    const image = images[i]!;
+    view.finish(image, r.status === "fulfilled");
+    if (r.status === "fulfilled") result(r.value.path);
+    else if (r.reason instanceof AxError) failures.push(r.reason);
+    else throw r.reason;
+  });
+  if (failures.length === 1) throw failures[0];
+  if (failures.length > 1) {
+    for (const f of failures.slice(0, -1)) process.stderr.write(`error: ${f.message}\n`);
+    throw failures.at(-1);
+  }
+}

@@ -1,0 +1,139 @@
+import { readFileSync } from "node:fs";
+import { Command, Option } from "commander";
+import { parseThreshold, type ConfigOverrides } from "../config/config.js";
+import { UsageError } from "../errors.js";
+
+/** Global options, as commander parses them. */
+export interface GlobalOptions {
+  localStorage?: string;
+  registry?: string;
+  autoSync?: boolean;
+  autoSyncThreshold?: string;
+  config?: string;
+  quiet?: boolean;
+  mirror?: string[];
+}
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+/** Turns the global options into configuration overrides (flags win over everything). */
+export async function overridesFrom(program: Command): Promise<ConfigOverrides> {
+  const opts = program.opts<GlobalOptions>();
+  const overrides: ConfigOverrides = {};
+  if (opts.localStorage !== undefined) overrides.localStorage = opts.localStorage;
+  if (opts.registry !== undefined) overrides.registry = opts.registry;
+  if (program.getOptionValueSource("autoSync") === "cli") overrides.autoSync = opts.autoSync;
+  if (opts.autoSyncThreshold !== undefined) {
+    overrides.autoSyncThreshold = parseThreshold(opts.autoSyncThreshold, "--auto-sync-threshold");
+  }
+  if (opts.mirror && opts.mirror.length > 0) {
+    const { parseMirrorFlag } = await import("../transfer/mirrors.js");
+    overrides.mirrors = opts.mirror.map(parseMirrorFlag);
+  }
+  return overrides;
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+function nonEmpty(name: string) {
+  return (value: string): string => {
+    if (value.trim() === "") throw new UsageError(`${name} needs a value`);
+    return value;
+  };
+}
+
+function positiveInt(name: string) {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value) || Number(value) < 1) {
+      throw new UsageError(`${name} must be a whole number >= 1, got "${value}"`);
+    }
+    return Number(value);
+  };
+}
+
+/** Runs a command's action, loading its implementation only when it is used. */
+type Lazy = (...args: unknown[]) => Promise<void>;
+function lazy(load: () => Promise<Lazy>): Lazy {
+  return async (...args) => (await load())(...args);
+}
+
+/**
+ * The command-line program. Command implementations live in `commands.ts` and are imported only
+ * when a command runs, so `--help` stays fast.
+ */
+export function buildProgram(): Command {
+  const program = new Command("axvisor-image");
+  program
+    .description("Guest-image manager for the AxVisor hypervisor: list, pull and manage guest images")
+    .version(packageVersion(), "-V, --version", "print the version")
+    .helpOption("-h, --help", "show help")
+    .option("-S, --local-storage <dir>", "store directory (default: <tmpdir>/.axvisor-images)", nonEmpty("--local-storage"))
+    .option("-R, --registry <url>", "registry URL or path to sync from", nonEmpty("--registry"))
+    .option("-N, --no-auto-sync", "never sync the registry automatically")
+    .option("--auto-sync-threshold <secs>", "re-sync a registry older than this (0 = never)")
+    .option("-c, --config <file>", "configuration file (default: nearest .image.toml)", nonEmpty("--config"))
+    .option("--mirror <prefix=replacement>", "rewrite URLs starting with prefix (repeatable)", collect)
+    .option("-q, --quiet", "print only results and errors")
+    .showSuggestionAfterError(true)
+    .addHelpText(
+      "after",
+      "\nEnvironment: AXVISOR_IMAGE_LOCAL_STORAGE, AXVISOR_REGISTRY_FALLBACK_URL, HTTPS_PROXY,\n" +
+        "HTTP_PROXY, NO_PROXY, NO_COLOR, AXVISOR_IMAGE_DEBUG=1 (stack traces on errors).",
+    );
+
+  program
+    .command("ls")
+    .description("list the images the registry offers")
+    .argument("[pattern]", "regular expression (or substring) matched against image names")
+    .option("-v, --verbose", "one row per version")
+    .action(lazy(async () => (await import("./commands/ls.js")).lsCommand as Lazy));
+
+  program
+    .command("pull")
+    .alias("download")
+    .description("download, verify and extract images into the store; prints each image's path")
+    .argument("<image...>", "NAME (latest release) or NAME:VERSION")
+    .option("-o, --output <dir>", "put archives and trees in this directory instead of the store", nonEmpty("--output"))
+    .option("--no-extract", "keep only the verified archive; print its path")
+    .option("--verify", "hash present archives even when unchanged since they were last verified")
+    .addOption(
+      new Option("--stall-timeout <secs>", "abandon and resume a connection silent this long")
+        .default(30)
+        .argParser(positiveInt("--stall-timeout")),
+    )
+    .addOption(
+      new Option("-j, --jobs <n>", "images downloaded at once").default(3).argParser(positiveInt("--jobs")),
+    )
+    .action(lazy(async () => (await import("./commands/pull.js")).pullCommand as Lazy));
+
+  program
+    .command("rm")
+    .description("remove images (archive and tree) from the store")
+    .argument("<image...>", "NAME (all versions) or NAME:VERSION")
+    .action(lazy(async () => (await import("./commands/rm.js")).rmCommand as Lazy));
+
+  program
+    .command("sync")
+    .description("fetch the registry (and its includes) into the store")
+    .action(lazy(async () => (await import("./commands/sync.js")).syncCommand as Lazy));
+
+  program
+    .command("config")
+    .description("print the effective configuration and where each value came from")
+    .action(lazy(async () => (await import("./commands/config.js")).configCommand as Lazy));
+
+  program
+    .command("defconfig")
+    .description("write the default .image.toml in the working directory")
+    .option("-f, --force", "overwrite an existing .image.toml")
+    .action(lazy(async () => (await import("./commands/config.js")).defconfigCommand as Lazy));
+
+  return program;
+}

@@ -1,0 +1,138 @@
+import type { MultiBar, SingleBar } from "cli-progress";
+import type { Logger } from "../log.js";
+import type { PullProgress } from "../ops/pull.js";
+import { formatBytes, formatDuration } from "./format.js";
+import { isInteractive, stderrLogger } from "./output.js";
+
+/** Shows the progress of pulls and carries their log lines without tearing the bars. */
+export interface ProgressView {
+  /** Log lines go through the view so they print above live bars. */
+  logger: Logger;
+  /** Feed a progress event. */
+  update(progress: PullProgress): void;
+  /** The image is done (or failed): final line, bar removed. */
+  finish(image: string, ok: boolean): void;
+  /** Stop rendering (before the process prints results or exits). */
+  stop(): void;
+}
+
+interface Track {
+  start: number;
+  total?: number;
+  received: number;
+  phase: PullProgress["phase"];
+  /** For plain output: the next quarter to report. */
+  nextQuarter: number;
+  bar?: SingleBar;
+}
+
+function speed(track: Track): number {
+  const seconds = (Date.now() - track.start) / 1000;
+  return seconds > 0 ? track.received / seconds : 0;
+}
+
+function summary(image: string, track: Track): string {
+  const seconds = (Date.now() - track.start) / 1000;
+  return `${image}: ${formatBytes(track.received)} in ${formatDuration(seconds)} (${formatBytes(speed(track))}/s)`;
+}
+
+/**
+ * Plain lines for logs and CI: one when a download starts, one at each quarter when the size is
+ * known, one at the end. No carriage returns.
+ */
+function plainView(quiet: boolean): ProgressView {
+  const logger = stderrLogger({ quiet });
+  const tracks = new Map<string, Track>();
+  return {
+    logger,
+    update(p) {
+      if (p.phase !== "download") return;
+      let t = tracks.get(p.image);
+      if (!t) {
+        t = { start: Date.now(), total: p.total, received: 0, phase: p.phase, nextQuarter: 1 };
+        tracks.set(p.image, t);
+        logger.info(`${p.image}: receiving ${p.total ? formatBytes(p.total) : "(size unknown)"}`);
+      }
+      t.received = p.received;
+      t.total = p.total;
+      while (t.total && t.nextQuarter < 4 && p.received >= (t.total * t.nextQuarter) / 4) {
+        logger.info(`${p.image}: ${t.nextQuarter * 25}% (${formatBytes(p.received)})`);
+        t.nextQuarter++;
+      }
+    },
+    finish(image, ok) {
+      const t = tracks.get(image);
+      if (t && ok) logger.info(summary(image, t));
+      tracks.delete(image);
+    },
+    stop() {},
+  };
+}
+
+/** Live bars with bytes, speed and ETA, one per image, on a terminal. */
+async function barView(quiet: boolean): Promise<ProgressView> {
+  const { default: cliProgress } = await import("cli-progress");
+  const multibar: MultiBar = new cliProgress.MultiBar(
+    {
+      format: "{image} [{bar}] {percent} {done}/{size} {speed} ETA {eta}",
+      barsize: 24,
+      hideCursor: true,
+      clearOnComplete: false,
+      stopOnComplete: false,
+      autopadding: true,
+      noTTYOutput: false,
+      stream: process.stderr,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  const tracks = new Map<string, Track>();
+  const payload = (image: string, t: Track) => {
+    const rate = speed(t);
+    const left = t.total ? (t.total - t.received) / (rate || 1) : NaN;
+    return {
+      image: t.phase === "download" ? image : `${image} (${t.phase})`,
+      percent: t.total ? `${Math.floor((t.received / t.total) * 100)}%`.padStart(4) : "  ?%",
+      done: formatBytes(t.received),
+      size: t.total ? formatBytes(t.total) : "?",
+      speed: `${formatBytes(rate)}/s`,
+      eta: t.total ? formatDuration(left) : "?",
+    };
+  };
+  const logger: Logger = {
+    info: (m) => {
+      if (!quiet) multibar.log(`${m}\n`);
+    },
+    warn: (m) => multibar.log(`warning: ${m}\n`),
+  };
+  return {
+    logger,
+    update(p) {
+      let t = tracks.get(p.image);
+      if (!t || t.phase !== p.phase) {
+        t?.bar && multibar.remove(t.bar);
+        t = { start: Date.now(), total: p.total, received: 0, phase: p.phase, nextQuarter: 1 };
+        tracks.set(p.image, t);
+        t.bar = multibar.create(p.total ?? 0, 0, payload(p.image, t));
+      }
+      t.received = p.received;
+      t.total = p.total ?? t.total;
+      if (t.total) t.bar?.setTotal(t.total);
+      t.bar?.update(p.received, payload(p.image, t));
+    },
+    finish(image, ok) {
+      const t = tracks.get(image);
+      if (!t) return;
+      if (t.bar) multibar.remove(t.bar);
+      if (ok && t.phase === "download") logger.info(summary(image, t));
+      tracks.delete(image);
+    },
+    stop() {
+      multibar.stop();
+    },
+  };
+}
+
+/** The progress view for this terminal: bars on a TTY (unless quiet), plain lines elsewhere. */
+export async function createProgressView(quiet: boolean): Promise<ProgressView> {
+  return isInteractive() && !quiet ? barView(quiet) : plainView(quiet);
+}

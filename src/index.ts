@@ -1,0 +1,75 @@
+/**
+ * axvisor-image as a library: the operations of the CLI as typed async functions.
+ *
+ * ```ts
+ * import { openStore } from "axvisor-image";
+ * const store = await openStore({ overrides: { localStorage: "/tmp/images" } });
+ * const { path } = await store.pull("qemu_aarch64_linux", { onProgress: console.log });
+ * ```
+ */
+import { resolveConfig, type Config, type ResolveConfigOptions } from "./config/config.js";
+import { listImages, type ListOptions, type ListRow } from "./ops/ls.js";
+import { pull, pullMany, type PullOptions, type PullResult } from "./ops/pull.js";
+import { removeImages, type RemoveResult } from "./ops/rm.js";
+import { openRegistry, sync, type OperationOptions, type SyncResult } from "./ops/sync.js";
+import type { ImageEntry, ImageSpec } from "./registry/types.js";
+
+export { AxError, UsageError, ChecksumError, AbortedError } from "./errors.js";
+export type { Logger } from "./log.js";
+export { resolveConfig, findConfigFile } from "./config/config.js";
+export type { Config, ConfigSource, ResolvedConfig, ResolveConfigOptions } from "./config/config.js";
+export { renderDefaultConfig } from "./config/render.js";
+export { parseRegistry, serializeImages } from "./registry/format.js";
+export { loadRegistry } from "./registry/load.js";
+export { parseSpec, formatSpec, findImage } from "./registry/resolve.js";
+export type { ImageEntry, IncludeEntry, RegistryFile, ImageSpec } from "./registry/types.js";
+export { pull, pullMany, resolveImage } from "./ops/pull.js";
+export type { PullOptions, PullProgress, PullResult } from "./ops/pull.js";
+export { sync, openRegistry } from "./ops/sync.js";
+export type { OperationOptions, SyncResult } from "./ops/sync.js";
+export { listImages } from "./ops/ls.js";
+export type { ListOptions, ListRow } from "./ops/ls.js";
+export { removeImages } from "./ops/rm.js";
+export type { RemoveResult } from "./ops/rm.js";
+export { imagePaths } from "./store/layout.js";
+export type { ImagePaths } from "./store/layout.js";
+export { ArchiveExtractor, extractFile } from "./archive/extract.js";
+export type { Mirror } from "./transfer/mirrors.js";
+
+/** A store bound to its effective configuration. */
+export interface Store {
+  /** The configuration every call uses. */
+  readonly config: Config;
+  /** The registry's entries (auto-synced as the CLI does). */
+  images(options?: OperationOptions): Promise<ImageEntry[]>;
+  /** `ls`: rows by name, or by version with `verbose`. */
+  list(options?: ListOptions & OperationOptions): Promise<ListRow[]>;
+  /** Pull one image. */
+  pull(spec: string | ImageSpec, options?: PullOptions): Promise<PullResult>;
+  /** Pull several images, a few at a time. */
+  pullMany(
+    specs: (string | ImageSpec)[],
+    options?: PullOptions & { concurrency?: number },
+  ): Promise<PromiseSettledResult<PullResult>[]>;
+  /** Remove images from the store. */
+  remove(specs: (string | ImageSpec)[], options?: OperationOptions): Promise<RemoveResult[]>;
+  /** Sync the registry into the store. */
+  sync(options?: OperationOptions): Promise<SyncResult>;
+}
+
+/**
+ * Opens a store with the configuration the CLI would use (flags given as `overrides`, then the
+ * environment, `.image.toml`, defaults).
+ */
+export async function openStore(options: ResolveConfigOptions = {}): Promise<Store> {
+  const { config } = await resolveConfig(options);
+  return {
+    config,
+    images: (o) => openRegistry(config, o),
+    list: async (o = {}) => listImages(await openRegistry(config, o), o),
+    pull: (spec, o) => pull(config, spec, o),
+    pullMany: (specs, o) => pullMany(config, specs, o),
+    remove: (specs, o) => removeImages(config, specs, o),
+    sync: (o) => sync(config, o),
+  };
+}

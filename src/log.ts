@@ -1,0 +1,10 @@
+/** The sink every operation reports its status lines to; the CLI decides where they go. */
+export interface Logger {
+  /** A status line (stderr in the CLI, hidden by `--quiet`). */
+  info(message: string): void;
+  /** A warning (stderr in the CLI, prefixed `warning: `). */
+  warn(message: string): void;
+}
+
+/** A logger that drops everything: the default for library calls. */
+export const silentLogger: Logger = { info: () => {}, warn: () => {} };

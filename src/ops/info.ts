@@ -1,0 +1,127 @@
+/**
+ * `info` and `path`: what the registry has of one image and what of it is in the store.
+ */
+import { join } from "node:path";
+import type { Config } from "../config/config.js";
+import { AxError } from "../errors.js";
+import { findImage, formatSpec } from "../registry/resolve.js";
+import type { ImageEntry, ImageSpec } from "../registry/types.js";
+import { imageBaseName } from "../store/layout.js";
+import { readRegistryState } from "../store/state.js";
+import { readMarker } from "../store/tree.js";
+import { localState, scanStore, type LocalState } from "./inventory.js";
+import { compareNewestFirst } from "./ls.js";
+import { resolveImage } from "./pull.js";
+import { openRegistry, type OperationOptions } from "./sync.js";
+
+/** One version of an image, with its local state. */
+export interface VersionInfo {
+  /** The registry entry. */
+  entry: ImageEntry;
+  /** True for the version `NAME` alone stands for (the latest `released_at`). */
+  latest: boolean;
+  /** Where it is in the store, and how big. */
+  local: LocalState;
+}
+
+/** Options of {@link imageInfo}. */
+export interface InfoOptions extends OperationOptions {
+  /** The registry to read (default: the store's, auto-synced). */
+  images?: ImageEntry[];
+}
+
+/**
+ * Every version the registry has of `spec.name` (only `spec.version` when given), newest first,
+ * each with where it is in the store and its disk usage.
+ *
+ * @throws AxError naming the image (with a "did you mean" hint) when the registry has no such
+ *   image or version.
+ */
+export async function imageInfo(
+  config: Config,
+  spec: ImageSpec,
+  options: InfoOptions = {},
+): Promise<VersionInfo[]> {
+  const images = options.images ?? (await openRegistry(config, options));
+  resolveImage(images, spec);
+  const latest = findImage(images, { name: spec.name });
+  const versions = images
+    .filter((e) => e.name === spec.name && (spec.version === undefined || e.version === spec.version))
+    .sort(compareNewestFirst);
+  const inventory = await scanStore(config.localStorage, versions, { sizes: true });
+  return versions.map((entry) => ({
+    entry,
+    latest: entry === latest,
+    local: localState(inventory, entry),
+  }));
+}
+
+/** Where {@link imagePath} found an image. */
+export interface PathResult {
+  /** The extracted tree (absolute). */
+  path: string;
+  /**
+   * Set when the tree is not what the registry says `spec` stands for: it holds an older
+   * version, or its marker differs from the entry's sha256. A one-line explanation.
+   */
+  stale?: string;
+}
+
+/**
+ * The extracted tree of `spec` already in the store, without any network access or sync: for
+ * `NAME:VERSION`, `<store>/NAME-VERSION`, or `<store>/NAME` when that holds this version; for
+ * `NAME`, the tree holding the registry's latest version (`<store>/NAME` first), else
+ * `<store>/NAME` whatever version it holds (reported as stale). Only trees with a marker (a
+ * completed pull) count.
+ *
+ * @throws AxError naming the image, with a hint to pull it, when no such tree exists.
+ */
+export async function imagePath(config: Config, spec: ImageSpec): Promise<PathResult> {
+  const store = config.localStorage;
+  const state = await readRegistryState(store);
+  const images = state.kind === "ok" ? state.images : [];
+  const entry = findImage(images, spec);
+  const unversioned = join(store, spec.name);
+  const candidates: { path: string; wanted: boolean }[] = [];
+  if (spec.version !== undefined) {
+    candidates.push({ path: join(store, imageBaseName(spec)), wanted: true });
+    if (entry) candidates.push({ path: unversioned, wanted: false });
+  } else {
+    candidates.push({ path: unversioned, wanted: entry === undefined });
+    if (entry) candidates.push({ path: join(store, imageBaseName(entry)), wanted: false });
+  }
+  let fallback: PathResult | undefined;
+  for (const { path, wanted } of candidates) {
+    const marker = await readMarker(path);
+    if (marker === undefined) continue;
+    if (entry === undefined || marker === entry.sha256) return { path };
+    if (wanted || (path === unversioned && spec.version === undefined)) {
+      fallback ??= { path, stale: staleReason(images, spec, entry, marker) };
+    }
+  }
+  if (fallback) return fallback;
+  const image = formatSpec(spec);
+  throw new AxError(`image ${image} is not pulled into ${store}`, {
+    hint: `run \`axvisor-image pull ${image}\``,
+  });
+}
+
+function staleReason(
+  images: readonly ImageEntry[],
+  spec: ImageSpec,
+  entry: ImageEntry,
+  marker: string,
+): string {
+  const held = images.find((e) => e.name === spec.name && e.sha256 === marker);
+  const image = formatSpec(spec);
+  if (held && spec.version === undefined) {
+    return (
+      `${image} in the store is version ${held.version}; the registry's latest is ` +
+      `${entry.version} (run \`axvisor-image pull ${image}\` to update)`
+    );
+  }
+  return (
+    `${image} in the store does not match the registry entry ` +
+    `(run \`axvisor-image verify ${image}\`)`
+  );
+}

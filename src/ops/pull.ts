@@ -1,0 +1,340 @@
+import { createHash, type Hash } from "node:crypto";
+import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { resolve } from "node:path";
+import type { ArchiveExtractor } from "../archive/extract.js";
+import type { Config } from "../config/config.js";
+import { AxError, ChecksumError, UsageError, fsError, hasCode } from "../errors.js";
+import { silentLogger, type Logger } from "../log.js";
+import { findImage, formatSpec, parseSpec, suggest } from "../registry/resolve.js";
+import type { ImageEntry, ImageSpec } from "../registry/types.js";
+import { imagePaths, type ImagePaths } from "../store/layout.js";
+import { withLock, type HeldLock } from "../store/lock.js";
+import { archiveDigest, removeStamp, writeStamp } from "../store/stamps.js";
+import { installTree, readMarker, removeStaleStaging, stagingPath } from "../store/tree.js";
+import { download, partMetaPath, type DownloadSink } from "../transfer/download.js";
+import { candidateUrls } from "../transfer/mirrors.js";
+import { openRegistry, type OperationOptions } from "./sync.js";
+
+/** What a pull is doing, for progress bars. */
+export interface PullProgress {
+  /** The image as asked for (`name` or `name:version`). */
+  image: string;
+  /** `wait`: another process holds the image; `verify`: hashing a present archive. */
+  phase: "wait" | "download" | "verify" | "extract" | "done";
+  /** Bytes done in this phase. */
+  received: number;
+  /** Bytes expected in this phase, when known. */
+  total?: number;
+}
+
+/** Options of {@link pull} and {@link pullMany}. */
+export interface PullOptions extends OperationOptions {
+  /** Put archive and tree here instead of the store. */
+  outputDir?: string;
+  /** Extract the archive (default true); false leaves only the verified archive. */
+  extract?: boolean;
+  /** Hash a present archive even when its stamp says it is unchanged. */
+  verify?: boolean;
+  /** Progress of each image. */
+  onProgress?: (progress: PullProgress) => void;
+  /** Abandon and resume a connection that delivers no byte for this long (ms, default 30000). */
+  stallTimeoutMs?: number;
+  /** Retries of a failing download before giving up on a URL. */
+  retries?: number;
+  /** The registry to resolve names in (default: the store's, auto-synced). */
+  images?: ImageEntry[];
+}
+
+/** The outcome of pulling one image. */
+export interface PullResult {
+  /** The image as asked for. */
+  image: string;
+  /** The registry entry that was pulled. */
+  entry: ImageEntry;
+  /** The extracted tree, or the archive with `extract: false` (absolute). */
+  path: string;
+  /** The archive file (absolute; it may be absent when a matching tree was reused). */
+  archive: string;
+  /** Whether bytes were downloaded in this call. */
+  downloaded: boolean;
+  /** Whether an archive was extracted in this call. */
+  extracted: boolean;
+  /** The URL that served the download (a mirror or the original). */
+  servedBy?: string;
+}
+
+/** Up to this many images download at once in {@link pullMany}. */
+export const DEFAULT_PULL_CONCURRENCY = 3;
+
+/** Resolves `spec` in `images`, or fails naming it with a hint. */
+export function resolveImage(images: ImageEntry[], spec: ImageSpec): ImageEntry {
+  const entry = findImage(images, spec);
+  if (entry) return entry;
+  const text = formatSpec(spec);
+  const versions = images.filter((i) => i.name === spec.name).map((i) => i.version);
+  if (spec.version !== undefined && versions.length > 0) {
+    throw new AxError(`image ${spec.name} has no version ${spec.version}`, {
+      hint: `available versions: ${versions.join(", ")}`,
+    });
+  }
+  const close = suggest(images, spec.name);
+  throw new AxError(`image not found: ${text}`, {
+    hint:
+      (close.length > 0 ? `did you mean ${close.join(", ")}? ` : "") +
+      "run `axvisor-image ls` to see the available images",
+  });
+}
+
+async function ensureOutputDir(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (err) {
+    if (hasCode(err, "EEXIST") || hasCode(err, "ENOTDIR")) {
+      throw new UsageError(`output directory ${dir} is not a directory`);
+    }
+    throw fsError(err, "create", dir);
+  }
+  if (!(await stat(dir)).isDirectory()) {
+    throw new UsageError(`output directory ${dir} is not a directory`);
+  }
+}
+
+/**
+ * Pulls one image: download, verify and extract in one streaming pass, under the image's
+ * cross-process lock. A tree whose marker matches is reused as it is; a present archive whose
+ * digest matches is not downloaded again.
+ */
+export async function pull(
+  config: Config,
+  spec: string | ImageSpec,
+  options: PullOptions = {},
+): Promise<PullResult> {
+  const images = options.images ?? (await openRegistry(config, options));
+  const parsed = typeof spec === "string" ? parseSpec(spec) : spec;
+  const entry = resolveImage(images, parsed);
+  const dir = resolve(options.outputDir ?? config.localStorage);
+  await ensureOutputDir(dir);
+  const paths = imagePaths(dir, parsed, entry.url);
+  const image = formatSpec(parsed);
+  const logger = options.logger ?? silentLogger;
+  return withLock(dir, paths.baseName, (lock) => pullLocked(config, image, entry, paths, lock, options), {
+    signal: options.signal,
+    onWait: () => {
+      logger.info(`${image}: another process is pulling it; waiting`);
+      options.onProgress?.({ image, phase: "wait", received: 0 });
+    },
+  });
+}
+
+async function pullLocked(
+  config: Config,
+  image: string,
+  entry: ImageEntry,
+  paths: ImagePaths,
+  lock: HeldLock,
+  options: PullOptions,
+): Promise<PullResult> {
+  const logger = options.logger ?? silentLogger;
+  const extract = options.extract ?? true;
+  const result = (path: string, downloaded: boolean, extracted: boolean): PullResult => ({
+    image,
+    entry,
+    path,
+    archive: paths.archive,
+    downloaded,
+    extracted,
+  });
+
+  await removeStaleStaging(paths.dir, paths.baseName);
+  const marker = extract ? await readMarker(paths.tree) : undefined;
+  if (marker === entry.sha256 && !options.verify) {
+    logger.info(`${image}: up to date at ${paths.tree}`);
+    return result(paths.tree, false, false);
+  }
+
+  const digest = await archiveDigest(paths.archive, {
+    force: options.verify,
+    onBytes: progressCounter(image, "verify", options),
+  });
+  if (digest === entry.sha256) {
+    if (!extract) return result(paths.archive, false, false);
+    if (marker === entry.sha256) return result(paths.tree, false, false);
+    logger.info(`${image}: extracting ${paths.archive}`);
+    await extractPresentArchive(paths, entry, lock, logger, options);
+    return result(paths.tree, false, true);
+  }
+  if (digest !== undefined) {
+    logger.info(`${image}: ${paths.archive} does not match the registry; downloading it again`);
+    await rm(paths.archive, { force: true });
+    await removeStamp(paths.archive);
+  }
+  const servedBy = await downloadAndInstall(config, image, entry, paths, lock, extract, options);
+  return { ...result(extract ? paths.tree : paths.archive, true, extract), servedBy };
+}
+
+function progressCounter(
+  image: string,
+  phase: PullProgress["phase"],
+  options: PullOptions,
+): ((n: number) => void) | undefined {
+  const report = options.onProgress;
+  if (!report) return undefined;
+  let done = 0;
+  return (n) => {
+    done += n;
+    report({ image, phase, received: done });
+  };
+}
+
+async function extractPresentArchive(
+  paths: ImagePaths,
+  entry: ImageEntry,
+  lock: HeldLock,
+  logger: Logger,
+  options: PullOptions,
+): Promise<void> {
+  const { extractFile } = await import("../archive/extract.js");
+  const staging = await stagingPath(paths.dir, paths.baseName);
+  try {
+    await extractFile(paths.archive, staging, {
+      onWarning: (m: string) => logger.warn(m),
+      signal: options.signal,
+    });
+    lock.assertHeld();
+    await installTree(paths.dir, staging, paths.tree, entry.sha256);
+  } catch (err) {
+    await rm(staging, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/**
+ * The one-pass download: every byte is hashed and fed to the extractor as it arrives; the
+ * `.part` becomes the archive and the staging tree becomes the tree only after the digest matched.
+ * Returns the URL that served the bytes.
+ */
+async function downloadAndInstall(
+  config: Config,
+  image: string,
+  entry: ImageEntry,
+  paths: ImagePaths,
+  lock: HeldLock,
+  extract: boolean,
+  options: PullOptions,
+): Promise<string> {
+  const logger = options.logger ?? silentLogger;
+  const extractModule = extract ? await import("../archive/extract.js") : undefined;
+  let hash: Hash = createHash("sha256");
+  let extractor: ArchiveExtractor | undefined;
+  let staging: string | undefined;
+  /** Set when the bytes themselves were refused (bad archive, full disk): no point resuming. */
+  let contentFailed = false;
+
+  const discardStaging = async () => {
+    await extractor?.abort();
+    if (staging) await rm(staging, { recursive: true, force: true });
+    extractor = undefined;
+    staging = undefined;
+  };
+  const freshPipeline = async () => {
+    await discardStaging();
+    hash = createHash("sha256");
+    if (extractModule) {
+      staging = await stagingPath(paths.dir, paths.baseName);
+      extractor = new extractModule.ArchiveExtractor(staging, {
+        onWarning: (m: string) => logger.warn(`${image}: ${m}`),
+        signal: options.signal,
+      });
+    }
+  };
+  const sink: DownloadSink = {
+    reset: freshPipeline,
+    async write(chunk: Buffer) {
+      hash.update(chunk);
+      try {
+        await extractor?.write(chunk);
+      } catch (err) {
+        contentFailed = true;
+        throw err;
+      }
+    },
+  };
+
+  await freshPipeline();
+  const deletePart = () =>
+    Promise.all([rm(paths.part, { force: true }), rm(partMetaPath(paths.part), { force: true })]);
+  try {
+    const urls = candidateUrls(entry.url, config.mirrors);
+    logger.info(`${image}: downloading ${entry.url}`);
+    const done = await download({
+      urls,
+      partPath: paths.part,
+      sink,
+      signal: options.signal,
+      logger,
+      stallTimeoutMs: options.stallTimeoutMs,
+      retries: options.retries,
+      onProgress: (p) => options.onProgress?.({ image, phase: "download", ...p }),
+    });
+    const digest = hash.digest("hex");
+    if (digest !== entry.sha256) {
+      contentFailed = true;
+      throw new ChecksumError(
+        `checksum mismatch for image ${image}: expected ${entry.sha256}, got ${digest} (from ${done.url})`,
+        { hint: "the registry entry or the file on the server is wrong; nothing was kept" },
+      );
+    }
+    try {
+      await extractor?.end();
+    } catch (err) {
+      contentFailed = true;
+      throw err;
+    }
+    lock.assertHeld();
+    try {
+      await rename(paths.part, paths.archive);
+    } catch (err) {
+      throw fsError(err, "move the download to", paths.archive);
+    }
+    await rm(partMetaPath(paths.part), { force: true });
+    await writeStamp(paths.archive, digest);
+    if (staging) {
+      await installTree(paths.dir, staging, paths.tree, digest);
+      staging = undefined;
+      extractor = undefined;
+    }
+    return done.url;
+  } catch (err) {
+    await discardStaging();
+    if (contentFailed) await deletePart();
+    throw err;
+  }
+}
+
+/**
+ * Pulls several images, up to `concurrency` (default 3) at a time, resolving names once. The
+ * results are in the order of `specs`; one image failing does not stop the others.
+ */
+export async function pullMany(
+  config: Config,
+  specs: (string | ImageSpec)[],
+  options: PullOptions & { concurrency?: number } = {},
+): Promise<PromiseSettledResult<PullResult>[]> {
+  const parsed = specs.map((s) => (typeof s === "string" ? parseSpec(s) : s));
+  const images = options.images ?? (await openRegistry(config, options));
+  const results: PromiseSettledResult<PullResult>[] = new Array(parsed.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < parsed.length) {
+      const i = next++;
+      try {
+        results[i] = { status: "fulfilled", value: await pull(config, parsed[i]!, { ...options, images }) };
+      } catch (reason) {
+        results[i] = { status: "rejected", reason };
+      }
+    }
+  };
+  const n = Math.max(1, Math.min(options.concurrency ?? DEFAULT_PULL_CONCURRENCY, parsed.length));
+  await Promise.all(Array.from({ length: n }, worker));
+  return results;
+}

@@ -1,0 +1,62 @@
+/**
+ * Where a registry file is: an http(s) URL, or a local file given as a `file://` URL or a plain
+ * path. A location is kept as one canonical string (the normalized URL, or the absolute path), so
+ * that the same file reached in two spellings is read once.
+ */
+
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { RegistryError } from "./errors.js";
+import { quote, urlScheme } from "./rules.js";
+
+/** True for an http(s) location, false for a local file. */
+export function isRemote(location: string): boolean {
+  return location.startsWith("http://") || location.startsWith("https://");
+}
+
+/**
+ * The canonical location of a registry given by the user: http(s) URLs normalized, `file://` URLs
+ * and paths (relative ones against the working directory) made absolute paths.
+ *
+ * @throws RegistryError naming the URL for another scheme or a malformed URL.
+ */
+export function toLocation(input: string): string {
+  const scheme = urlScheme(input);
+  if (scheme === undefined) return resolve(input);
+  if (scheme === "http:" || scheme === "https:" || scheme === "file:") {
+    try {
+      const url = new URL(input);
+      return scheme === "file:" ? fileURLToPath(url) : url.href;
+    } catch (err) {
+      throw new RegistryError(`invalid registry URL ${quote(input)}`, { cause: err });
+    }
+  }
+  throw new RegistryError(
+    `unsupported registry URL scheme "${scheme}" in ${input} (use http://, https://, file:// or a path)`,
+  );
+}
+
+/**
+ * The location of `[[includes]] url = ref` in the registry at `parent`: absolute URLs as they are,
+ * relative ones resolved against the parent's URL, or its directory for a local file.
+ *
+ * @throws RegistryError naming both when the include is malformed, or when a remote registry
+ *   includes a local file (refused: a server must not make us read local files).
+ */
+export function resolveInclude(parent: string, ref: string): string {
+  if (urlScheme(ref) !== undefined) {
+    const location = toLocation(ref);
+    if (isRemote(parent) && !isRemote(location)) {
+      throw new RegistryError(
+        `${parent}: include ${quote(ref)} refused: a remote registry cannot include local files`,
+      );
+    }
+    return location;
+  }
+  if (!isRemote(parent)) return resolve(dirname(parent), ref);
+  try {
+    return new URL(ref, parent).href;
+  } catch (err) {
+    throw new RegistryError(`${parent}: include ${quote(ref)} is not a valid URL`, { cause: err });
+  }
+}

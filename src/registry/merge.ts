@@ -1,0 +1,51 @@
+/** Merging the images of several registry files into one list. */
+
+import { formatSpec } from "./resolve.js";
+import type { ImageEntry } from "./types.js";
+
+/** The images of one registry file, and the URL or path they came from. */
+export interface ImageSource {
+  source: string;
+  images: readonly ImageEntry[];
+}
+
+/** The merged images, in first-seen order, and one warning per conflicting duplicate. */
+export interface MergeResult {
+  images: ImageEntry[];
+  warnings: string[];
+}
+
+/**
+ * Deduplicates by (name, version), in the order given: the first entry wins. A later entry with
+ * the same key and different content gives a warning naming the image and both sources; an
+ * identical duplicate is dropped silently.
+ */
+export function mergeImages(sources: readonly ImageSource[]): MergeResult {
+  const kept = new Map<string, { image: ImageEntry; source: string }>();
+  const warnings: string[] = [];
+  for (const { source, images } of sources) {
+    for (const image of images) {
+      const key = `${image.name}\0${image.version}`;
+      const first = kept.get(key);
+      if (first === undefined) {
+        kept.set(key, { image, source });
+      } else if (!sameEntry(first.image, image)) {
+        warnings.push(
+          `image ${formatSpec(image)} in ${source} differs from the one in ${first.source}; ` +
+            `keeping the one from ${first.source}`,
+        );
+      }
+    }
+  }
+  return { images: [...kept.values()].map((k) => k.image), warnings };
+}
+
+function sameEntry(a: ImageEntry, b: ImageEntry): boolean {
+  return (
+    a.description === b.description &&
+    a.sha256 === b.sha256 &&
+    a.arch === b.arch &&
+    a.url === b.url &&
+    a.released_at === b.released_at
+  );
+}

@@ -1,0 +1,240 @@
+/**
+ * Reading one registry file from an http(s) URL or a local file, within limits (size, text only),
+ * with conditional requests against a per-URL cache of earlier answers.
+ *
+ * The cache holds, per URL, one file named by the sha256 of the URL: a JSON line with the URL and
+ * its validators (ETag, Last-Modified), then the body. It is written atomically (temporary file,
+ * rename) and only with bodies the caller accepted, so a cached copy is always a usable one.
+ */
+
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { mkdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Readable } from "node:stream";
+import writeFileAtomic from "write-file-atomic";
+import { AbortedError, AxError, fsError, hasCode, throwIfAborted } from "../errors.js";
+import { silentLogger, type Logger } from "../log.js";
+import { RegistryError } from "./errors.js";
+import { isRemote } from "./location.js";
+
+/** Largest registry file read: 16 MiB. */
+export const MAX_REGISTRY_FILE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Where an answer came from: `network` (a 200), `not-modified` (a 304: the cached copy),
+ * `stale` (the request failed: the cached copy of an earlier read), `file` (a local file).
+ */
+export type SourceOrigin = "network" | "not-modified" | "stale" | "file";
+
+/** Tuning of the HTTP requests (see the transfer layer for the defaults). */
+export interface RegistryHttpOptions {
+  retries?: number;
+  retryBaseMs?: number;
+  stallTimeoutMs?: number;
+}
+
+/** Options of {@link readRegistrySource}. */
+export interface ReadSourceOptions {
+  /** Directory of the conditional-request cache; none: no cache. */
+  cacheDir?: string;
+  signal?: AbortSignal;
+  /** Retries and cache problems are reported here. */
+  logger?: Logger;
+  /** Size limit in bytes; default {@link MAX_REGISTRY_FILE_BYTES}. */
+  maxBytes?: number;
+  http?: RegistryHttpOptions;
+  /** When reading fails and the cache holds an earlier copy, answer with it (origin `stale`). */
+  staleOnError?: boolean;
+}
+
+/** What {@link readRegistrySource} read. */
+export interface SourceResult<T> {
+  /** What the caller's `accept` made of the text. */
+  value: T;
+  origin: SourceOrigin;
+  /** For origin `stale`: why the fresh copy could not be used. */
+  staleBecause?: AxError;
+}
+
+interface CachedCopy {
+  etag?: string;
+  lastModified?: string;
+  body: string;
+}
+
+/**
+ * Reads the registry file at `location` (as made by `toLocation`) and hands its text to `accept`
+ * (typically a parser, which throws on a bad file); a remote body is cached only once accepted.
+ *
+ * @throws RegistryError or TransferError naming the URL or path: unreadable, HTTP status other
+ *   than 200/304, larger than the limit, not UTF-8 text; or whatever `accept` throws.
+ */
+export async function readRegistrySource<T>(
+  location: string,
+  accept: (text: string) => T,
+  options: ReadSourceOptions = {},
+): Promise<SourceResult<T>> {
+  throwIfAborted(options.signal);
+  const maxBytes = options.maxBytes ?? MAX_REGISTRY_FILE_BYTES;
+  if (!isRemote(location)) {
+    return { value: accept(await readLocalText(location, maxBytes)), origin: "file" };
+  }
+  const cacheFile =
+    options.cacheDir === undefined ? undefined : cachePath(options.cacheDir, location);
+  const cached = cacheFile === undefined ? undefined : await readCachedCopy(cacheFile, location);
+  try {
+    return await fetchRemote(location, accept, cached, cacheFile, { ...options, maxBytes });
+  } catch (err) {
+    const usable = options.staleOnError && cached !== undefined && err instanceof AxError;
+    if (!usable || err instanceof AbortedError || options.signal?.aborted) throw err;
+    return { value: accept(cached.body), origin: "stale", staleBecause: err };
+  }
+}
+
+async function fetchRemote<T>(
+  url: string,
+  accept: (text: string) => T,
+  cached: CachedCopy | undefined,
+  cacheFile: string | undefined,
+  options: ReadSourceOptions & { maxBytes: number },
+): Promise<SourceResult<T>> {
+  const { RetryBudget, requestWithBudget } = await import("../transfer/retry.js");
+  const { statusReason, toTransferError, TransferError } = await import("../transfer/http.js");
+  const logger = options.logger ?? silentLogger;
+  const headers: Record<string, string> = {};
+  if (cached?.etag !== undefined) headers["if-none-match"] = cached.etag;
+  if (cached?.lastModified !== undefined) headers["if-modified-since"] = cached.lastModified;
+  const request = { headers, signal: options.signal, ...options.http };
+  const budget = new RetryBudget({ ...request, logger });
+  for (;;) {
+    const response = await requestWithBudget(url, request, budget);
+    if (response.status === 304 && cached !== undefined) {
+      response.body.destroy();
+      return { value: accept(cached.body), origin: "not-modified" };
+    }
+    if (response.status !== 200) {
+      response.body.destroy();
+      const { status } = response;
+      throw new TransferError(url, statusReason(status), { retryable: false, status });
+    }
+    let bytes: Buffer;
+    try {
+      bytes = await readAtMost(response.body, options.maxBytes, url, response.headers);
+    } catch (err) {
+      const failure = toTransferError(err, url, options.signal);
+      if (
+        failure instanceof TransferError &&
+        failure.retryable &&
+        (await budget.retry(failure.message))
+      ) {
+        continue;
+      }
+      throw failure;
+    }
+    const text = decodeText(bytes, url);
+    const value = accept(text);
+    if (cacheFile !== undefined) {
+      const copy = {
+        etag: response.headers["etag"],
+        lastModified: response.headers["last-modified"],
+      };
+      await writeCachedCopy(cacheFile, url, copy, text, logger);
+    }
+    return { value, origin: "network" };
+  }
+}
+
+async function readLocalText(path: string, maxBytes: number): Promise<string> {
+  try {
+    // `end` is inclusive: at most maxBytes + 1 bytes are read, enough to see the limit passed.
+    return decodeText(
+      await readAtMost(createReadStream(path, { end: maxBytes }), maxBytes, path),
+      path,
+    );
+  } catch (err) {
+    if (hasCode(err, "ENOENT")) throw new RegistryError(`${path}: no such file`, { cause: err });
+    throw fsError(err, "read", path);
+  }
+}
+
+/** The whole of `stream`, or a RegistryError as soon as it passes `maxBytes`. */
+async function readAtMost(
+  stream: Readable,
+  maxBytes: number,
+  source: string,
+  headers: Record<string, string | undefined> = {},
+): Promise<Buffer> {
+  const tooLarge = () => {
+    stream.destroy();
+    return new RegistryError(`${source}: registry file is larger than ${formatSize(maxBytes)}`);
+  };
+  if (Number(headers["content-length"] ?? 0) > maxBytes) throw tooLarge();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    const bytes = chunk as Buffer;
+    size += bytes.length;
+    if (size > maxBytes) throw tooLarge();
+    chunks.push(bytes);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+function formatSize(bytes: number): string {
+  const mib = bytes / (1024 * 1024);
+  return Number.isInteger(mib) ? `${mib} MiB` : `${bytes} bytes`;
+}
+
+/** `bytes` as UTF-8 text (a byte-order mark dropped), refusing NUL bytes and invalid UTF-8. */
+function decodeText(bytes: Buffer, source: string): string {
+  if (bytes.includes(0))
+    throw new RegistryError(`${source}: not a text file (it contains NUL bytes)`);
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch (err) {
+    throw new RegistryError(`${source}: not a text file (invalid UTF-8)`, { cause: err });
+  }
+}
+
+function cachePath(cacheDir: string, url: string): string {
+  return join(cacheDir, `${createHash("sha256").update(url).digest("hex")}.toml`);
+}
+
+/** The cached copy of `url`, or undefined when there is none (or it is unreadable). */
+async function readCachedCopy(file: string, url: string): Promise<CachedCopy | undefined> {
+  let content: string;
+  try {
+    content = await readFile(file, "utf8");
+  } catch {
+    return undefined;
+  }
+  const newline = content.indexOf("\n");
+  try {
+    const meta = JSON.parse(content.slice(0, newline)) as Record<string, unknown>;
+    if (newline < 0 || meta.url !== url) return undefined;
+    return {
+      etag: typeof meta.etag === "string" ? meta.etag : undefined,
+      lastModified: typeof meta.lastModified === "string" ? meta.lastModified : undefined,
+      body: content.slice(newline + 1),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Stores the copy of `url`; a failure only warns (the cache is an optimization). */
+async function writeCachedCopy(
+  file: string,
+  url: string,
+  validators: { etag: string | undefined; lastModified: string | undefined },
+  body: string,
+  logger: Logger,
+): Promise<void> {
+  try {
+    await mkdir(join(file, ".."), { recursive: true });
+    await writeFileAtomic(file, `${JSON.stringify({ url, ...validators })}\n${body}`);
+  } catch (err) {
+    logger.warn(`cannot cache ${url}: ${fsError(err, "write", file).message}`);
+  }
+}

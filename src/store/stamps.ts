@@ -1,0 +1,84 @@
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { mkdir, readFile, rm, stat } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import writeFileAtomic from "write-file-atomic";
+import { fsError, hasCode } from "../errors.js";
+import { bookkeeping } from "./layout.js";
+
+/** What we knew about an archive file when we last hashed it. */
+interface Stamp {
+  size: number;
+  mtimeMs: number;
+  ino: number;
+  sha256: string;
+}
+
+function stampPath(archive: string): string {
+  return join(bookkeeping(dirname(archive)).stamps, `${basename(archive)}.json`);
+}
+
+/** sha256 of a file, streamed; `onBytes` reports progress. */
+export async function hashFile(path: string, onBytes?: (n: number) => void): Promise<string> {
+  const hash = createHash("sha256");
+  try {
+    for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
+      hash.update(chunk as Buffer);
+      onBytes?.((chunk as Buffer).length);
+    }
+  } catch (err) {
+    throw fsError(err, "read", path);
+  }
+  return hash.digest("hex");
+}
+
+/**
+ * Records that `archive`, as it is now on disk (size, mtime, inode), has digest `sha256`, so that
+ * a later warm pull can trust it without hashing it again.
+ */
+export async function writeStamp(archive: string, sha256: string): Promise<void> {
+  const st = await stat(archive);
+  const path = stampPath(archive);
+  const stamp: Stamp = { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, sha256 };
+  try {
+    await mkdir(dirname(path), { recursive: true });
+    await writeFileAtomic(path, JSON.stringify(stamp), { fsync: false });
+  } catch {
+    // a missing stamp only costs a re-hash next time
+  }
+}
+
+/** Forgets what we knew about `archive` (it is being replaced or removed). */
+export async function removeStamp(archive: string): Promise<void> {
+  await rm(stampPath(archive), { force: true });
+}
+
+/**
+ * The sha256 of `archive`: from its stamp when the file is unchanged since it was hashed (and
+ * `force` is false), else by hashing it (and stamping it). Undefined when the file does not exist.
+ */
+export async function archiveDigest(
+  archive: string,
+  options: { force?: boolean; onBytes?: (n: number) => void } = {},
+): Promise<string | undefined> {
+  let st;
+  try {
+    st = await stat(archive);
+  } catch (err) {
+    if (hasCode(err, "ENOENT")) return undefined;
+    throw fsError(err, "read", archive);
+  }
+  if (!options.force) {
+    try {
+      const stamp = JSON.parse(await readFile(stampPath(archive), "utf8")) as Stamp;
+      if (stamp.size === st.size && stamp.mtimeMs === st.mtimeMs && stamp.ino === st.ino) {
+        return stamp.sha256;
+      }
+    } catch {
+      // no stamp: hash it
+    }
+  }
+  const digest = await hashFile(archive, options.onBytes);
+  await writeStamp(archive, digest);
+  return digest;
+}

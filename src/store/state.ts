@@ -1,0 +1,116 @@
+import { mkdir, readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import writeFileAtomic from "write-file-atomic";
+import { AxError, fsError, hasCode } from "../errors.js";
+import type { ImageEntry } from "../registry/types.js";
+import { LAST_SYNC_FILE, REGISTRY_FILE, bookkeeping } from "./layout.js";
+
+/** What the store's `images.toml` holds right now. */
+export type RegistryState =
+  | { kind: "ok"; images: ImageEntry[] }
+  | { kind: "missing"; path: string }
+  | { kind: "corrupt"; path: string; error: AxError };
+
+interface ImagesCache {
+  size: number;
+  mtimeMs: number;
+  ino: number;
+  images: ImageEntry[];
+}
+
+/** Path of the store's merged registry. */
+export function registryPath(store: string): string {
+  return join(store, REGISTRY_FILE);
+}
+
+/**
+ * Reads the store's `images.toml`. A parsed copy is kept as JSON under `.axvisor-image/` keyed by
+ * the file's size, mtime and inode, so listing a 20,000-entry registry does not re-parse TOML.
+ */
+export async function readRegistryState(store: string): Promise<RegistryState> {
+  const path = registryPath(store);
+  let st;
+  try {
+    st = await stat(path);
+  } catch (err) {
+    if (hasCode(err, "ENOENT")) return { kind: "missing", path };
+    throw fsError(err, "read", path);
+  }
+  const cachePath = bookkeeping(store).imagesCache;
+  try {
+    const cache = JSON.parse(await readFile(cachePath, "utf8")) as ImagesCache;
+    if (cache.size === st.size && cache.mtimeMs === st.mtimeMs && cache.ino === st.ino) {
+      return { kind: "ok", images: cache.images };
+    }
+  } catch {
+    // no usable cache: parse the TOML
+  }
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    throw fsError(err, "read", path);
+  }
+  const { parseRegistry } = await import("../registry/format.js");
+  try {
+    const images = parseRegistry(text, path).images;
+    await writeImagesCache(store, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, images });
+    return { kind: "ok", images };
+  } catch (err) {
+    if (err instanceof AxError) return { kind: "corrupt", path, error: err };
+    throw err;
+  }
+}
+
+async function writeImagesCache(store: string, cache: ImagesCache): Promise<void> {
+  const { root, imagesCache } = bookkeeping(store);
+  try {
+    await mkdir(root, { recursive: true });
+    await writeFileAtomic(imagesCache, JSON.stringify(cache), { fsync: false });
+  } catch {
+    // the cache is an optimization only
+  }
+}
+
+/**
+ * Replaces the store's `images.toml` atomically (temporary file, fsync, rename) and records the
+ * sync time: a reader sees the old file or the new one, never a torn one.
+ */
+export async function writeRegistry(store: string, images: ImageEntry[]): Promise<void> {
+  const { serializeImages } = await import("../registry/format.js");
+  const path = registryPath(store);
+  try {
+    await mkdir(store, { recursive: true });
+    await writeFileAtomic(path, serializeImages(images));
+    const st = await stat(path);
+    await writeImagesCache(store, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, images });
+  } catch (err) {
+    throw fsError(err, "write", path);
+  }
+  const lastSync = join(store, LAST_SYNC_FILE);
+  try {
+    await writeFileAtomic(lastSync, String(Math.floor(Date.now() / 1000)));
+  } catch (err) {
+    throw fsError(err, "write", lastSync);
+  }
+}
+
+/** Unix seconds of the last successful sync, or undefined when unknown or unreadable. */
+export async function readLastSync(store: string): Promise<number | undefined> {
+  try {
+    const text = (await readFile(join(store, LAST_SYNC_FILE), "utf8")).trim();
+    return /^\d+$/.test(text) ? Number(text) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether a present registry is stale: no `.last_sync`, older than `threshold` seconds, or in the
+ * future (a clock that went back must not make a registry fresh forever). Threshold 0 = never.
+ */
+export function isStale(lastSync: number | undefined, threshold: number, now: number): boolean {
+  if (threshold === 0) return false;
+  if (lastSync === undefined || lastSync > now) return true;
+  return now - lastSync >= threshold;
+}

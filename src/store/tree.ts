@@ -1,0 +1,84 @@
+import { randomBytes } from "node:crypto";
+import { mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { basename, join } from "node:path";
+import { fsError, hasCode } from "../errors.js";
+import { MARKER_FILE, bookkeeping } from "./layout.js";
+
+function unique(name: string): string {
+  return `${name}.${process.pid}.${randomBytes(4).toString("hex")}`;
+}
+
+/** A fresh staging directory path (not created) for the tree `baseName` in store `dir`. */
+export async function stagingPath(dir: string, baseName: string): Promise<string> {
+  const staging = bookkeeping(dir).staging;
+  await mkdir(staging, { recursive: true });
+  return join(staging, unique(baseName));
+}
+
+/**
+ * Deletes staging trees of `baseName` left by killed processes. Call it while holding the image's
+ * lock: no live process can be extracting into them then.
+ */
+export async function removeStaleStaging(dir: string, baseName: string): Promise<void> {
+  const staging = bookkeeping(dir).staging;
+  const names = await readdir(staging).catch(() => [] as string[]);
+  const prefix = `${baseName}.`;
+  for (const name of names) {
+    if (name.startsWith(prefix) && /^\d+\.[0-9a-f]{8}$/.test(name.slice(prefix.length))) {
+      await rm(join(staging, name), { recursive: true, force: true });
+    }
+  }
+}
+
+/**
+ * Makes `path` disappear at once (a rename into the store's trash), then deletes it. Readers never
+ * see a half-deleted tree under its real name. Returns false when there was nothing there.
+ */
+export async function removeAtomically(dir: string, path: string): Promise<boolean> {
+  const trash = bookkeeping(dir).trash;
+  await mkdir(trash, { recursive: true });
+  const target = join(trash, unique(basename(path)));
+  try {
+    await rename(path, target);
+  } catch (err) {
+    if (hasCode(err, "ENOENT")) return false;
+    throw fsError(err, "remove", path);
+  }
+  await rm(target, { recursive: true, force: true });
+  return true;
+}
+
+/** The sha256 recorded in a tree's marker, or undefined when the tree or marker is missing. */
+export async function readMarker(tree: string): Promise<string | undefined> {
+  try {
+    return (await readFile(join(tree, MARKER_FILE), "utf8")).trim();
+  } catch (err) {
+    if (hasCode(err, "ENOENT") || hasCode(err, "ENOTDIR")) return undefined;
+    throw fsError(err, "read", join(tree, MARKER_FILE));
+  }
+}
+
+/**
+ * Publishes a fully extracted staging tree: writes its marker last, then swaps it in place of
+ * `tree` (the old tree, if any, goes to the trash). Until this returns, `tree` is either the old
+ * tree or absent — never a partial one with a good marker.
+ */
+export async function installTree(
+  dir: string,
+  staging: string,
+  tree: string,
+  sha256: string,
+): Promise<void> {
+  const marker = join(staging, MARKER_FILE);
+  try {
+    await writeFile(marker, sha256);
+  } catch (err) {
+    throw fsError(err, "write", marker);
+  }
+  await removeAtomically(dir, tree);
+  try {
+    await rename(staging, tree);
+  } catch (err) {
+    throw fsError(err, "move the extracted tree to", tree);
+  }
+}
