@@ -12,19 +12,19 @@ const TRANSFER_BUDGET = { ratio: 1.2, of: "archive" };
 export const LINES = {
   coldVsB: {
     id: "cold_pull_vs_B",
-    label: "cold pull, big image",
+    label: "cold pull vs B",
     unit: "s",
     budget: { ratio: 0.8, of: "B" },
   },
   coldVsC: {
     id: "cold_pull_vs_C",
-    label: "cold pull, big image",
+    label: "cold pull vs C",
     unit: "s",
     budget: { ratio: 1.25, of: "C" },
   },
   coldRss: {
     id: "cold_pull_peak_rss",
-    label: "peak RSS of the cold pull",
+    label: "peak RSS, cold pull",
     unit: "MiB",
     budget: { max: 160, worst: true },
   },
@@ -42,7 +42,7 @@ export const LINES = {
   },
   warmBigVsTiny: {
     id: "warm_pull_big_vs_tiny",
-    label: "warm pull, big image",
+    label: "warm pull, big vs tiny",
     unit: "s",
     budget: { ratio: 1.1, of: "tiny" },
   },

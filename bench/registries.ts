@@ -10,6 +10,7 @@ import { createHash } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join, relative, sep } from "node:path";
 import { stringify } from "smol-toml";
+import type { ImageEntry } from "../src/registry/types.js";
 import type { BenchImages } from "./image.js";
 
 /** Name of the big image in the benchmark registry. */
@@ -33,17 +34,7 @@ export function archiveServerPath(root: string, archive: string): string {
   return "/" + relative(root, archive).split(sep).join("/");
 }
 
-interface Entry {
-  name: string;
-  version: string;
-  description: string;
-  sha256: string;
-  arch: string;
-  url: string;
-  released_at: string;
-}
-
-function fakeEntry(name: string, version: string, day: number, url: string): Entry {
+function fakeEntry(name: string, version: string, day: number, url: string): ImageEntry {
   return {
     name,
     version,
@@ -72,7 +63,7 @@ export async function writeRegistries(
     big: "/registry/big.toml",
     sync: "/registry/sync/default.toml",
   };
-  const real = (name: string, archive: BenchImages["big"]): Entry => ({
+  const real = (name: string, archive: BenchImages["big"]): ImageEntry => ({
     ...fakeEntry(name, "1.0.0", 0, url(archiveServerPath(root, archive.path))),
     sha256: archive.sha256,
   });

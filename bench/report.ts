@@ -112,10 +112,11 @@ export function formatReport(lines: Line[]): string {
   const render = (cells: string[]) =>
     cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
   const out = [render(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(render)];
-  const remarks = lines.flatMap((l) => [
-    ...(l.note ? [`  ${l.label}: ${l.note}`] : []),
-    ...(l.error ? [`  ${l.label}: ERROR ${l.error}`] : []),
-  ]);
+  const remarks = lines.flatMap((l) => (l.note ? [`  ${l.label}: ${l.note}`] : []));
+  const failedBy = new Map<string, string[]>();
+  for (const l of lines)
+    if (l.error) failedBy.set(l.error, [...(failedBy.get(l.error) ?? []), l.label]);
+  for (const [error, labels] of failedBy) remarks.push(`  ${labels.join("; ")}: ERROR ${error}`);
   if (remarks.length > 0) out.push("", "notes:", ...remarks);
   return out.join("\n") + "\n";
 }

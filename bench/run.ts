@@ -46,7 +46,7 @@ const MARKER = ".archive.sha256";
 /** Runs of each big (cold) pull and its baselines. */
 const COLD_RUNS = 5;
 /** Runs of each small command (warm pulls, ls, --help, node -e 0). */
-const SMALL_RUNS = 15;
+const SMALL_RUNS = 20;
 /** Runs of the delayed sync. */
 const SYNC_RUNS = 5;
 
@@ -76,10 +76,15 @@ async function syncedStore(b: Bench, registry = b.registries.bench): Promise<str
   return store;
 }
 
-/** Drops a run directory and flushes dirty pages, so the next run does not pay for this one. */
+/** Flushes dirty pages, so that the next run does not pay for the writeback of earlier ones. */
+async function flush(): Promise<void> {
+  await spawnCommand({ argv: ["sync"] });
+}
+
+/** Drops a run directory, then {@link flush}. */
 async function discard(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
-  await spawnCommand({ argv: ["sync"] });
+  await flush();
 }
 
 /** Fails unless `dir` holds exactly the archive's tree (the tool's marker aside). */
@@ -187,6 +192,7 @@ async function smallCommands(b: Bench): Promise<Line[]> {
   for (const image of [BIG_IMAGE, TINY_IMAGE]) await runTimed(tool(warm, "-N", "pull", image));
   const lsStore = await syncedStore(b, b.registries.big);
   const lsUrl = b.server.url(b.registries.big);
+  await flush();
   await b.server.reset();
 
   const commands = {
@@ -201,17 +207,17 @@ async function smallCommands(b: Bench): Promise<Line[]> {
   ) as Record<keyof typeof commands, number[]>;
   const names = Object.keys(commands) as (keyof typeof commands)[];
   let lsRows = 0;
-  log(`small commands, ${SMALL_RUNS} runs each`);
-  for (let run = 0; run < SMALL_RUNS; run++) {
+  log(`small commands, ${SMALL_RUNS} runs each after a warm-up round`);
+  for (let run = -1; run < SMALL_RUNS; run++) {
     for (let i = 0; i < names.length; i++) {
-      const name = names[(run + i) % names.length]!;
+      const name = names[(run + 1 + i) % names.length]!;
       const out = await runTimed(commands[name]);
       if (name === "warmBig") await checkPulled(out, warm, BIG_IMAGE, b.images.big.sha256);
       if (name === "warmTiny") await checkPulled(out, warm, TINY_IMAGE, b.images.tiny.sha256);
       if (name === "ls") lsRows = out.stdout.trim().split("\n").length - 1;
       if (name === "help" && !out.stdout.includes("pull"))
         throw new Error("--help printed no command list");
-      samples[name].push(out.seconds);
+      if (run >= 0) samples[name].push(out.seconds);
     }
   }
   const stats = await b.server.stats();

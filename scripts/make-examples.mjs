@@ -31,6 +31,7 @@ async function tarGz(files) {
   const done = new Promise((r) => pack.on("end", r));
   for (const f of files) {
     if (f.linkname) pack.entry({ name: f.name, type: "symlink", linkname: f.linkname, mtime: MTIME });
+    else if (f.name.endsWith("/")) pack.entry({ name: f.name, type: "directory", mode: 0o755, mtime: MTIME });
     else pack.entry({ name: f.name, mode: f.mode ?? 0o644, mtime: MTIME }, f.data);
   }
   pack.finalize();
@@ -52,7 +53,7 @@ for (const img of images) {
     { name: "kernel.bin", data: noise(img.kernel, img.seed), mode: 0o755 },
     { name: "rootfs.img", data: Buffer.alloc(1 << 20) },
     { name: "README", data: Buffer.from(`${img.description} ${img.version}\n`) },
-    { name: "boot/", data: Buffer.alloc(0) },
+    { name: "boot/" },
     { name: "boot/vmlinuz", linkname: "../kernel.bin" },
   ]);
   writeFileSync(out + file, archive);

@@ -72,3 +72,11 @@ export function fsError(err: unknown, action: string, path: string): AxError {
   const detail = err instanceof Error ? ((err as SystemError).code ?? err.message) : String(err);
   return new AxError(`failed to ${action} ${path}: ${detail}`, { cause: err });
 }
+
+/** True when `err` (or the error it wraps) is a full disk (ENOSPC). */
+export function isNoSpace(err: unknown): boolean {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if (hasCode(e, "ENOSPC")) return true;
+  }
+  return false;
+}

@@ -5,7 +5,7 @@
  */
 
 import { spawn } from "node:child_process";
-import type { Readable, Transform, Writable } from "node:stream";
+import type { Transform, Writable } from "node:stream";
 import zlib from "node:zlib";
 import { AxError, hasCode } from "../errors.js";
 
@@ -72,9 +72,12 @@ function toolDecoder(format: string, command: string, args: string[], pkg: strin
     child.once("error", (err) => {
       reject(
         hasCode(err, "ENOENT")
-          ? new AxError(`the archive is ${format}-compressed, but \`${command}\` is not installed`, {
-              hint: `install it (Debian/Ubuntu: apt-get install ${pkg}) and try again`,
-            })
+          ? new AxError(
+              `the archive is ${format}-compressed, but \`${command}\` is not installed`,
+              {
+                hint: `install it (Debian/Ubuntu: apt-get install ${pkg}) and try again`,
+              },
+            )
           : new AxError(`cannot run \`${command}\` to decompress the archive: ${err.message}`),
       );
     });

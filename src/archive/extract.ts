@@ -14,7 +14,7 @@ import type { Extract } from "tar-stream";
 import { AbortedError, AxError, fsError, hasCode } from "../errors.js";
 import { MAGIC_LENGTH, detectFormat, openDecoder, type Decoder } from "./detect.js";
 import { HoleWriter, WRITE_BUFFER, writeWithHolesSync } from "./hole-writer.js";
-import { MAX_PATH_BYTES, quoteName, refused, splitMemberPath } from "./member-path.js";
+import { MAX_PATH_BYTES, printable, quoteName, refused, splitMemberPath } from "./member-path.js";
 import {
   SparseMapReader,
   checkSegments,
@@ -89,21 +89,22 @@ function partsOf(member: string, name = member, role = "path"): string[] {
 function parserError(err: unknown, lastMember: string | undefined): AxError {
   if (err instanceof AxError) return err;
   const message = err instanceof Error ? err.message : String(err);
-  const where = lastMember === undefined ? "at its start" : `after member ${quoteName(lastMember)}`;
+  const last = lastMember === undefined ? undefined : quoteName(lastMember);
+  const badHeader = message.startsWith("Invalid tar header");
+  let text: string;
   if (message === "Unexpected end of data") {
-    return new AxError(`the archive is truncated (${where})`, { cause: err });
+    text = `the archive is truncated (${last ? `in or after member ${last}` : "at its start"})`;
+  } else if (badHeader && last === undefined) {
+    text = "not a tar archive: the (decompressed) data does not start with a tar header";
+  } else {
+    const detail = badHeader
+      ? "bad header checksum or format"
+      : message === "Invalid header"
+        ? "invalid member size"
+        : message;
+    text = `corrupt tar archive ${last ? `after member ${last}` : "at its start"}: ${detail}`;
   }
-  if (message.startsWith("Invalid tar header") && lastMember === undefined) {
-    return new AxError("not a tar archive: the (decompressed) data does not start with a tar header", {
-      cause: err,
-    });
-  }
-  const detail = message.startsWith("Invalid tar header")
-    ? "bad header checksum or format"
-    : message === "Invalid header"
-      ? "invalid member size"
-      : message;
-  return new AxError(`corrupt tar archive ${where}: ${detail}`, { cause: err });
+  return new AxError(text, { cause: err });
 }
 
 /** Creates `dest` (and its parents); an existing `dest` must be an empty directory. */
@@ -199,7 +200,6 @@ export class ArchiveExtractor {
   /** Stops now (an error elsewhere); never throws. Resolves once no file is open any more. */
   async abort(): Promise<void> {
     this.#fail(new AbortedError("extraction aborted"));
-    this.#signal?.removeEventListener("abort", this.#onAbort);
     await Promise.allSettled([this.#ready, ...this.#tasks]);
   }
 
@@ -217,6 +217,7 @@ export class ArchiveExtractor {
             cause: err,
           });
     this.#reject(this.#failure);
+    this.#signal?.removeEventListener("abort", this.#onAbort);
     this.#decoder?.destroy();
     this.#parser?.destroy(this.#failure);
   }
@@ -318,7 +319,7 @@ export class ArchiveExtractor {
   #symlinkTarget(header: TarHeader): string {
     const target = header.linkname ?? "";
     if (target === "") throw refused(header.name, "symbolic link without a target");
-    if (target.includes("\0")) throw refused(header.name, "symbolic link target contains a NUL byte");
+    if (target.includes("\0")) throw refused(header.name, "symbolic link target has a NUL byte");
     if (Buffer.byteLength(target) > MAX_PATH_BYTES) {
       throw refused(header.name, `symbolic link target longer than ${MAX_PATH_BYTES} bytes`);
     }
@@ -340,7 +341,7 @@ export class ArchiveExtractor {
         }
       } catch (err) {
         this.#tree.discardFile(file);
-        throw fsError(err, "write", file.path);
+        throw fsError(err, "write", printable(file.path));
       }
       return this.#tree.closeFile(file, data.length);
     }
@@ -393,7 +394,9 @@ export class ArchiveExtractor {
     } catch (err) {
       await writer.settle();
       this.#tree.discardFile(file);
-      throw err instanceof Error && "syscall" in err ? fsError(err, "write", file.path) : err;
+      throw err instanceof Error && "syscall" in err
+        ? fsError(err, "write", printable(file.path))
+        : err;
     }
     this.#tree.closeFile(file, realSize);
   }

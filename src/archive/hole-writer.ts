@@ -18,7 +18,9 @@ const ftruncateAsync = promisify(fs.ftruncate);
 
 /** True when `buf[start, end)` (at most {@link HOLE_BLOCK} bytes) is all zeros. */
 function isZero(buf: Buffer, start: number, end: number): boolean {
-  return buf.subarray(start, end).equals(end - start === HOLE_BLOCK ? ZEROS : ZEROS.subarray(0, end - start));
+  return buf
+    .subarray(start, end)
+    .equals(end - start === HOLE_BLOCK ? ZEROS : ZEROS.subarray(0, end - start));
 }
 
 /** The `[start, end)` runs of `buf[0, length)` made of blocks that are not all zeros. */
@@ -43,7 +45,7 @@ function* dataRuns(buf: Buffer, length: number): Generator<[number, number]> {
 export function writeWithHolesSync(fd: number, data: Buffer, position: number): number {
   let dataEnd = position;
   for (const [start, end] of dataRuns(data, data.length)) {
-    for (let done = start; done < end; ) {
+    for (let done = start; done < end;) {
       done += fs.writeSync(fd, data, done, end - done, position + done);
     }
     dataEnd = position + end;
@@ -74,7 +76,7 @@ export class HoleWriter {
 
   /** Appends `data` at the current offset. */
   async write(data: Buffer): Promise<void> {
-    for (let offset = 0; offset < data.length; ) {
+    for (let offset = 0; offset < data.length;) {
       const buffer = this.#buffers[this.#current];
       const n = data.copy(buffer, this.#fill, offset);
       this.#fill += n;
@@ -115,8 +117,14 @@ export class HoleWriter {
   async #writeRuns(buffer: Buffer, length: number, position: number): Promise<number> {
     let dataEnd = 0;
     for (const [start, end] of dataRuns(buffer, length)) {
-      for (let done = start; done < end; ) {
-        const { bytesWritten } = await writeAsync(this.#fd, buffer, done, end - done, position + done);
+      for (let done = start; done < end;) {
+        const { bytesWritten } = await writeAsync(
+          this.#fd,
+          buffer,
+          done,
+          end - done,
+          position + done,
+        );
         done += bytesWritten;
       }
       dataEnd = position + end;

@@ -14,6 +14,11 @@ export const MAX_COMPONENT_BYTES = 255;
 
 const MAX_NAME_IN_MESSAGE = 160;
 
+/** `text` with control characters escaped (`\n`, `\u0000`), so that a message stays one line. */
+export function printable(text: string): string {
+  return text.replace(/\p{Cc}/gu, (char) => JSON.stringify(char).slice(1, -1));
+}
+
 /** How a member name is shown in messages: quoted, control characters escaped, long ones cut. */
 export function quoteName(name: string): string {
   const shown =
@@ -39,6 +44,8 @@ export function splitMemberPath(name: string): string[] | string {
   if (name.includes("\0")) return "name contains a NUL byte";
   if (name.startsWith("/")) return "absolute path";
   if (/^[A-Za-z]:/.test(name)) return "path starts with a drive letter";
+  // Windows also splits paths at `\` and gives `:` a meaning (drives, alternate data streams).
+  if (process.platform === "win32" && /[\\:]/.test(name)) return "backslash or colon in the name";
   if (Buffer.byteLength(name) > MAX_PATH_BYTES) return `path longer than ${MAX_PATH_BYTES} bytes`;
   const parts: string[] = [];
   for (const part of name.split("/")) {

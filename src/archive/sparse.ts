@@ -49,7 +49,8 @@ export function sparseLayout(
   const major = pax["GNU.sparse.major"];
   const minor = pax["GNU.sparse.minor"];
   if (major !== undefined || minor !== undefined) {
-    if (major !== "1" || minor !== "0") return `GNU sparse format ${major}.${minor} is not supported`;
+    if (major !== "1" || minor !== "0")
+      return `GNU sparse format ${major}.${minor} is not supported`;
     const name = pax["GNU.sparse.name"];
     const realSize = parseNumber(pax["GNU.sparse.realsize"] ?? "");
     if (!name || realSize === undefined) return "GNU sparse 1.0 member without name or size";

@@ -18,7 +18,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { fsError, hasCode } from "../errors.js";
-import { foldName, refused } from "./member-path.js";
+import { foldName, printable, quoteName, refused } from "./member-path.js";
 
 type Kind = "dir" | "file" | "symlink";
 
@@ -70,7 +70,7 @@ export class ConfinedTree {
   directory(member: string, parts: string[], mode: number, mtime: number): void {
     if (parts.length === 0) return; // `./`: the root itself
     const { key, existing } = this.#prepare(member, parts);
-    if (existing === "file") throw refused(member, "a file of the same name exists");
+    if (existing === "file") throw refused(member, "would replace the file of the same name");
     if (existing === undefined) this.#mkdir(member, key);
     this.#directoryMeta.set(key, { mode, mtime });
   }
@@ -103,7 +103,7 @@ export class ConfinedTree {
     } catch (err) {
       failure ??= err;
     }
-    if (failure !== undefined) throw fsError(failure, "finish writing", file.path);
+    if (failure !== undefined) throw fsError(failure, "finish writing", printable(file.path));
     this.stats.bytes += size;
   }
 
@@ -155,7 +155,7 @@ export class ConfinedTree {
         fs.chmodSync(abs, (mode & PERMISSIONS) | 0o700);
         fs.lutimesSync(abs, mtime, mtime);
       } catch (err) {
-        throw fsError(err, "set the mode of directory", abs);
+        throw fsError(err, "set the mode of directory", printable(abs));
       }
     }
   }
@@ -171,7 +171,7 @@ export class ConfinedTree {
           member,
           i < parts.length - 1
             ? `${role} passes through the symbolic link "${link}"`
-            : `${role} would replace or write through the symbolic link "${link}"`,
+            : `${role} is the symbolic link "${link}", which is never replaced or written through`,
         );
       }
     }
@@ -200,14 +200,15 @@ export class ConfinedTree {
 
   /** {@link ConfinedTree.#prepare} for a file or link: refuses to replace a directory, unlinks a file. */
   #prepareLeaf(member: string, parts: string[]): { key: string; abs: string; folded: string } {
-    if (parts.length === 0) throw refused(member, "not a directory, but names the target directory");
+    if (parts.length === 0)
+      throw refused(member, "not a directory, but names the target directory");
     const { key, abs, folded, existing } = this.#prepare(member, parts);
-    if (existing === "dir") throw refused(member, "a directory of the same name exists");
+    if (existing === "dir") throw refused(member, "would replace the directory of the same name");
     if (existing === "file") {
       try {
         fs.unlinkSync(abs);
       } catch (err) {
-        throw fsError(err, "replace", abs);
+        throw fsError(err, "replace", printable(abs));
       }
       this.#kinds.delete(key);
       this.stats.files -= 1;
@@ -231,8 +232,11 @@ export class ConfinedTree {
 
   #createError(err: unknown, member: string, abs: string): Error {
     if (hasCode(err, "EEXIST")) {
-      return refused(member, "another member whose name differs only in case or Unicode form exists");
+      return refused(
+        member,
+        "another member whose name differs only in case or Unicode form exists",
+      );
     }
-    return fsError(err, `extract archive member "${member}" to`, abs);
+    return fsError(err, `extract archive member ${quoteName(member)} to`, printable(abs));
   }
 }

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { Command, Option } from "commander";
+import { Argument, Command, Option } from "commander";
 import { parseThreshold, type ConfigOverrides } from "../config/config.js";
 import { UsageError } from "../errors.js";
 
@@ -93,6 +93,9 @@ export function buildProgram(): Command {
     .description("list the images the registry offers")
     .argument("[pattern]", "regular expression (or substring) matched against image names")
     .option("-v, --verbose", "one row per version")
+    .option("--json", "print the rows as JSON, with each version's local state (see README)")
+    .option("--local", "what the store holds and its size (same as `du`)")
+    .addOption(new Option("--names", "image names only, from the store's registry (for completion)").hideHelp())
     .action(lazy(async () => (await import("./commands/ls.js")).lsCommand as Lazy));
 
   program
@@ -111,6 +114,7 @@ export function buildProgram(): Command {
     .addOption(
       new Option("-j, --jobs <n>", "images downloaded at once").default(3).argParser(positiveInt("--jobs")),
     )
+    .option("--json", "print a JSON array, one object per image in argument order (see README)")
     .action(lazy(async () => (await import("./commands/pull.js")).pullCommand as Lazy));
 
   program
@@ -135,5 +139,95 @@ export function buildProgram(): Command {
     .option("-f, --force", "overwrite an existing .image.toml")
     .action(lazy(async () => (await import("./commands/config.js")).defconfigCommand as Lazy));
 
+  registerEverydayCommands(program);
   return program;
+}
+
+/** `info`, `path`, `verify`, `prune`, `du`, `resize`, `registry` and `completion`. */
+function registerEverydayCommands(program: Command): void {
+  program
+    .command("info")
+    .description("every version the registry has of an image, and which are in the store")
+    .argument("<image>", "NAME (every version) or NAME:VERSION")
+    .option("--json", "print a JSON array of versions, newest first (see README)")
+    .action(lazy(async () => (await import("./commands/info.js")).infoCommand as Lazy));
+
+  program
+    .command("path")
+    .description("print the extracted tree of an image already pulled (no network access)")
+    .argument("<image>", "NAME (the latest release) or NAME:VERSION")
+    .addHelpText("after", "\nExample: KERNEL=$(axvisor-image path qemu_aarch64_linux)/qemu-aarch64")
+    .action(lazy(async () => (await import("./commands/path.js")).pathCommand as Lazy));
+
+  program
+    .command("verify")
+    .description("hash archives against the registry and check trees against their markers")
+    .argument("[image...]", "NAME or NAME:VERSION (default: every image in the store)")
+    .option("--repair", "pull the images that fail again")
+    .action(lazy(async () => (await import("./commands/verify.js")).verifyCommand as Lazy));
+
+  program
+    .command("prune")
+    .description("remove what no registry entry owns, and leftovers of interrupted work")
+    .option("-n, --dry-run", "print what would be removed, remove nothing")
+    .addOption(
+      new Option("--keep <n>", "also remove all but the N newest versions of each image").argParser(
+        positiveInt("--keep"),
+      ),
+    )
+    .action(lazy(async () => (await import("./commands/prune.js")).pruneCommand as Lazy));
+
+  program
+    .command("du")
+    .description("what the store holds and its size (also `ls --local`)")
+    .option("--json", "print a JSON document (see README)")
+    .action(lazy(async () => (await import("./commands/du.js")).duCommand as Lazy));
+
+  program
+    .command("resize")
+    .description("grow an ext2/3/4 file-system image (e2fsck -fy, then resize2fs); never shrinks")
+    .argument("<image-file>", "the ext2/3/4 image, e.g. a guest's rootfs.img")
+    .addOption(
+      new Option("--size-mib <n>", "the new size in MiB")
+        .argParser(positiveInt("--size-mib"))
+        .makeOptionMandatory(),
+    )
+    .option("-o, --output <file>", "write the grown image here; leave the original as it is", nonEmpty("--output"))
+    .action(lazy(async () => (await import("./commands/resize.js")).resizeCommand as Lazy));
+
+  const registry = program
+    .command("registry")
+    .description("edit and check registry files")
+    .exitOverride();
+  registry
+    .command("add")
+    .description("add an image to a registry file (or update it): computes the archive's sha256")
+    .argument("<archive>", "the image archive (.tar.gz, .tar.xz, .tar.zst, .tar)")
+    .requiredOption("--file <file>", "the registry file to edit (created when missing)")
+    .requiredOption("--name <name>", "image name")
+    .requiredOption("--version <version>", "image version")
+    .option("--arch <arch>", "CPU architecture (required for a new image)")
+    .option("--description <text>", "description (required for a new image)")
+    .option("--url <url>", "where the archive will be downloaded from (required for a new image)")
+    .option("--released-at <time>", "RFC 3339 release time (default for a new image: now)")
+    .exitOverride()
+    .action(lazy(async () => (await import("./commands/registry.js")).registryAddCommand as Lazy));
+  registry
+    .command("check")
+    .description("lint a registry and its includes the way sync reads them; list every problem")
+    .argument("<registry>", "registry file or URL")
+    .option("--online", "also send a HEAD request for every image URL")
+    .exitOverride()
+    .action(lazy(async () => (await import("./commands/registry.js")).registryCheckCommand as Lazy));
+
+  program
+    .command("completion")
+    .description("print a shell completion script (commands, options and image names)")
+    .addArgument(new Argument("<shell>", "bash, zsh or fish").choices(["bash", "zsh", "fish"]))
+    .addHelpText(
+      "after",
+      "\nLoad it with:\n  bash: source <(axvisor-image completion bash)\n" +
+        "  zsh:  source <(axvisor-image completion zsh)\n  fish: axvisor-image completion fish | source",
+    )
+    .action(lazy(async () => (await import("./commands/completion.js")).completionCommand as Lazy));
 }

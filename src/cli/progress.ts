@@ -8,11 +8,9 @@ import { isInteractive, stderrLogger } from "./output.js";
 export interface ProgressView {
   /** Log lines go through the view so they print above live bars. */
   logger: Logger;
-  /** Feed a progress event. */
+  /** Feed a progress event; phase `done` ends the image's bar with a summary line. */
   update(progress: PullProgress): void;
-  /** The image is done (or failed): final line, bar removed. */
-  finish(image: string, ok: boolean): void;
-  /** Stop rendering (before the process prints results or exits). */
+  /** Stop rendering (before the process prints results or exits); bars left are removed. */
   stop(): void;
 }
 
@@ -46,6 +44,12 @@ function plainView(quiet: boolean): ProgressView {
   return {
     logger,
     update(p) {
+      if (p.phase === "done") {
+        const done = tracks.get(p.image);
+        if (done) logger.info(summary(p.image, done));
+        tracks.delete(p.image);
+        return;
+      }
       if (p.phase !== "download") return;
       let t = tracks.get(p.image);
       if (!t) {
@@ -60,11 +64,6 @@ function plainView(quiet: boolean): ProgressView {
         t.nextQuarter++;
       }
     },
-    finish(image, ok) {
-      const t = tracks.get(image);
-      if (t && ok) logger.info(summary(image, t));
-      tracks.delete(image);
-    },
     stop() {},
   };
 }
@@ -74,7 +73,7 @@ async function barView(quiet: boolean): Promise<ProgressView> {
   const { default: cliProgress } = await import("cli-progress");
   const multibar: MultiBar = new cliProgress.MultiBar(
     {
-      format: "{image} [{bar}] {percent} {done}/{size} {speed} ETA {eta}",
+      format: "{image} [{bar}] {percent} {done}/{size} {speed} ETA {left}",
       barsize: 24,
       hideCursor: true,
       clearOnComplete: false,
@@ -95,19 +94,32 @@ async function barView(quiet: boolean): Promise<ProgressView> {
       done: formatBytes(t.received),
       size: t.total ? formatBytes(t.total) : "?",
       speed: `${formatBytes(rate)}/s`,
-      eta: t.total ? formatDuration(left) : "?",
+      left: t.total ? formatDuration(left) : "?",
     };
+  };
+  // With bars on screen, lines go through the multibar so they print above the bars.
+  const write = (line: string) => {
+    if (tracks.size > 0) multibar.log(line);
+    else process.stderr.write(line);
   };
   const logger: Logger = {
     info: (m) => {
-      if (!quiet) multibar.log(`${m}\n`);
+      if (!quiet) write(`${m}\n`);
     },
-    warn: (m) => multibar.log(`warning: ${m}\n`),
+    warn: (m) => write(`warning: ${m}\n`),
   };
   return {
     logger,
     update(p) {
       let t = tracks.get(p.image);
+      if (p.phase === "done") {
+        if (t?.bar) multibar.remove(t.bar);
+        if (t?.phase === "download") logger.info(summary(p.image, t));
+        multibar.update();
+        tracks.delete(p.image);
+        return;
+      }
+      if (p.phase === "wait") return; // the logger already said so
       if (!t || t.phase !== p.phase) {
         t?.bar && multibar.remove(t.bar);
         t = { start: Date.now(), total: p.total, received: 0, phase: p.phase, nextQuarter: 1 };
@@ -119,14 +131,8 @@ async function barView(quiet: boolean): Promise<ProgressView> {
       if (t.total) t.bar?.setTotal(t.total);
       t.bar?.update(p.received, payload(p.image, t));
     },
-    finish(image, ok) {
-      const t = tracks.get(image);
-      if (!t) return;
-      if (t.bar) multibar.remove(t.bar);
-      if (ok && t.phase === "download") logger.info(summary(image, t));
-      tracks.delete(image);
-    },
     stop() {
+      multibar.update();
       multibar.stop();
     },
   };

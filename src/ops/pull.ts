@@ -3,7 +3,7 @@ import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { ArchiveExtractor } from "../archive/extract.js";
 import type { Config } from "../config/config.js";
-import { AxError, ChecksumError, UsageError, fsError, hasCode } from "../errors.js";
+import { AxError, ChecksumError, UsageError, fsError, hasCode, isNoSpace } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import { findImage, formatSpec, parseSpec, suggest } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
@@ -11,8 +11,8 @@ import { imagePaths, type ImagePaths } from "../store/layout.js";
 import { withLock, type HeldLock } from "../store/lock.js";
 import { archiveDigest, removeStamp, writeStamp } from "../store/stamps.js";
 import { installTree, readMarker, removeStaleStaging, stagingPath } from "../store/tree.js";
-import { download, partMetaPath, type DownloadSink } from "../transfer/download.js";
-import { candidateUrls } from "../transfer/mirrors.js";
+import type { DownloadSink } from "../transfer/download.js";
+import { downloadCandidates, ociArchiveTitle } from "../transfer/oci.js";
 import { openRegistry, type OperationOptions } from "./sync.js";
 
 /** What a pull is doing, for progress bars. */
@@ -114,16 +114,32 @@ export async function pull(
   const entry = resolveImage(images, parsed);
   const dir = resolve(options.outputDir ?? config.localStorage);
   await ensureOutputDir(dir);
-  const paths = imagePaths(dir, parsed, entry.url);
   const image = formatSpec(parsed);
+  const title = await ociArchiveTitle(dir, parsed, { image, entry, config, ...options });
+  const paths = imagePaths(dir, parsed, entry.url, title);
   const logger = options.logger ?? silentLogger;
-  return withLock(dir, paths.baseName, (lock) => pullLocked(config, image, entry, paths, lock, options), {
-    signal: options.signal,
-    onWait: () => {
-      logger.info(`${image}: another process is pulling it; waiting`);
-      options.onProgress?.({ image, phase: "wait", received: 0 });
+  const extract = options.extract ?? true;
+  // Fast path without the lock: a marker is written last and trees are renamed into place, so a
+  // matching marker means a complete tree.
+  if (extract && !options.verify && (await readMarker(paths.tree)) === entry.sha256) {
+    logger.info(`${image}: up to date at ${paths.tree}`);
+    options.onProgress?.({ image, phase: "done", received: 0 });
+    return { image, entry, path: paths.tree, archive: paths.archive, downloaded: false, extracted: false };
+  }
+  const res = await withLock(
+    dir,
+    paths.baseName,
+    (lock) => pullLocked(config, image, entry, paths, lock, options),
+    {
+      signal: options.signal,
+      onWait: () => {
+        logger.info(`${image}: another process is pulling it; waiting`);
+        options.onProgress?.({ image, phase: "wait", received: 0 });
+      },
     },
-  });
+  );
+  options.onProgress?.({ image, phase: "done", received: 0 });
+  return res;
 }
 
 async function pullLocked(
@@ -223,7 +239,10 @@ async function downloadAndInstall(
   options: PullOptions,
 ): Promise<string> {
   const logger = options.logger ?? silentLogger;
-  const extractModule = extract ? await import("../archive/extract.js") : undefined;
+  const [{ download, partMetaPath }, extractModule] = await Promise.all([
+    import("../transfer/download.js"),
+    extract ? import("../archive/extract.js") : undefined,
+  ]);
   let hash: Hash = createHash("sha256");
   let extractor: ArchiveExtractor | undefined;
   let staging: string | undefined;
@@ -264,7 +283,7 @@ async function downloadAndInstall(
   const deletePart = () =>
     Promise.all([rm(paths.part, { force: true }), rm(partMetaPath(paths.part), { force: true })]);
   try {
-    const urls = candidateUrls(entry.url, config.mirrors);
+    const urls = downloadCandidates({ image, entry, config, ...options });
     logger.info(`${image}: downloading ${entry.url}`);
     const done = await download({
       urls,
@@ -306,7 +325,8 @@ async function downloadAndInstall(
     return done.url;
   } catch (err) {
     await discardStaging();
-    if (contentFailed) await deletePart();
+    // Refused content, or a full disk: a .part kept for resuming would only take up space.
+    if (contentFailed || isNoSpace(err)) await deletePart();
     throw err;
   }
 }

@@ -33,10 +33,13 @@ export interface RegistryLimits {
 export interface LoadRegistryOptions {
   /** Directory for the conditional-request cache (also the source of stale copies of includes). */
   cacheDir?: string;
+  /** Cancels the load (AbortedError); reads under way are stopped. */
   signal?: AbortSignal;
   /** Warnings go to `logger.warn` as they arise (and are returned too); retries to `info`. */
   logger?: Logger;
+  /** Overrides of {@link DEFAULT_LIMITS}. */
   limits?: RegistryLimits;
+  /** Retry and timeout tuning of HTTP requests. */
   http?: RegistryHttpOptions;
 }
 

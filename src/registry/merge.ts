@@ -5,13 +5,17 @@ import type { ImageEntry } from "./types.js";
 
 /** The images of one registry file, and the URL or path they came from. */
 export interface ImageSource {
+  /** URL or path of the registry file, for warnings. */
   source: string;
+  /** Its images, in file order. */
   images: readonly ImageEntry[];
 }
 
 /** The merged images, in first-seen order, and one warning per conflicting duplicate. */
 export interface MergeResult {
+  /** One entry per (name, version): the first seen. */
   images: ImageEntry[];
+  /** One line per conflicting duplicate. */
   warnings: string[];
 }
 

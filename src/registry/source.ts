@@ -29,8 +29,11 @@ export type SourceOrigin = "network" | "not-modified" | "stale" | "file";
 
 /** Tuning of the HTTP requests (see the transfer layer for the defaults). */
 export interface RegistryHttpOptions {
+  /** Retries after the first attempt of each file. */
   retries?: number;
+  /** Backoff base of the retries, in ms. */
   retryBaseMs?: number;
+  /** Give up on a server that sends nothing for this long, in ms. */
   stallTimeoutMs?: number;
 }
 
@@ -38,11 +41,13 @@ export interface RegistryHttpOptions {
 export interface ReadSourceOptions {
   /** Directory of the conditional-request cache; none: no cache. */
   cacheDir?: string;
+  /** Cancels the read (AbortedError). */
   signal?: AbortSignal;
   /** Retries and cache problems are reported here. */
   logger?: Logger;
   /** Size limit in bytes; default {@link MAX_REGISTRY_FILE_BYTES}. */
   maxBytes?: number;
+  /** Retry and timeout tuning of HTTP requests. */
   http?: RegistryHttpOptions;
   /** When reading fails and the cache holds an earlier copy, answer with it (origin `stale`). */
   staleOnError?: boolean;
@@ -52,6 +57,7 @@ export interface ReadSourceOptions {
 export interface SourceResult<T> {
   /** What the caller's `accept` made of the text. */
   value: T;
+  /** Where the text came from. */
   origin: SourceOrigin;
   /** For origin `stale`: why the fresh copy could not be used. */
   staleBecause?: AxError;
@@ -210,9 +216,10 @@ async function readCachedCopy(file: string, url: string): Promise<CachedCopy | u
     return undefined;
   }
   const newline = content.indexOf("\n");
+  if (newline < 0) return undefined;
   try {
     const meta = JSON.parse(content.slice(0, newline)) as Record<string, unknown>;
-    if (newline < 0 || meta.url !== url) return undefined;
+    if (meta.url !== url) return undefined;
     return {
       etag: typeof meta.etag === "string" ? meta.etag : undefined,
       lastModified: typeof meta.lastModified === "string" ? meta.lastModified : undefined,
@@ -233,7 +240,9 @@ async function writeCachedCopy(
 ): Promise<void> {
   try {
     await mkdir(join(file, ".."), { recursive: true });
-    await writeFileAtomic(file, `${JSON.stringify({ url, ...validators })}\n${body}`);
+    await writeFileAtomic(file, `${JSON.stringify({ url, ...validators })}\n${body}`, {
+      fsync: false,
+    });
   } catch (err) {
     logger.warn(`cannot cache ${url}: ${fsError(err, "write", file).message}`);
   }

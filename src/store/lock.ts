@@ -1,6 +1,5 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import lockfile from "proper-lockfile";
 import { AxError, hasCode, throwIfAborted } from "../errors.js";
 import { bookkeeping } from "./layout.js";
 
@@ -39,10 +38,12 @@ export async function withLock<T>(
   let compromised: Error | undefined;
   let waited = false;
   let release: () => Promise<void>;
+  const { default: lockfile } = await import("proper-lockfile");
   for (;;) {
     throwIfAborted(options.signal);
     try {
-      release = await lockfile.lock(dir, {
+      // proper-lockfile tracks held locks by their `file` argument: it must be unique per lock.
+      release = await lockfile.lock(lockPath, {
         lockfilePath: lockPath,
         realpath: false,
         stale,

@@ -22,6 +22,29 @@ export interface DownloadSink {
   write(chunk: Buffer): Promise<void>;
 }
 
+/** Where a candidate's bytes are and how to ask for them (see {@link DownloadCandidate}). */
+export interface HttpSource {
+  /** The http(s) URL to request; the `.part`'s resume metadata is tied to it. */
+  url: string;
+  /** Headers sent with every request to `url` (an `Authorization` header never follows a redirect
+   *  to another origin). */
+  headers?: Record<string, string>;
+  /**
+   * Called when `url` answers 401 (an expired token, say) with its `WWW-Authenticate` value:
+   * resolves with the headers to try again with. A second 401 in a row fails the candidate.
+   */
+  reauthorize?: (challenge: string | undefined) => Promise<Record<string, string>>;
+}
+
+/** A candidate that is more than a URL: it finds its {@link HttpSource} when its turn comes. */
+export interface DownloadCandidate {
+  /** Names the candidate in messages and in {@link DownloadResult.url} (an `oci://` URL, say). */
+  name: string;
+  /** Finds the bytes. A {@link TransferError} moves on to the next candidate; any other error
+   *  ends the download. */
+  resolve(signal?: AbortSignal): Promise<HttpSource>;
+}
+
 /** How far a download got. */
 export interface DownloadProgress {
   /** Bytes of the file had so far (including those resumed from an earlier run). */
@@ -32,8 +55,8 @@ export interface DownloadProgress {
 
 /** Options of {@link download}. */
 export interface DownloadOptions {
-  /** Candidate URLs in order: mirrors first, the original last. */
-  urls: string[];
+  /** Candidates in order, mirrors first, the original last: URLs, or {@link DownloadCandidate}s. */
+  urls: (string | DownloadCandidate)[];
   /** The `.part` file; its resume metadata lives in {@link partMetaPath}(partPath). */
   partPath: string;
   /** Receives every byte of the file, in order. */
@@ -54,7 +77,7 @@ export interface DownloadOptions {
 
 /** What {@link download} did. */
 export interface DownloadResult {
-  /** The candidate URL that served the file. */
+  /** The candidate that served the file: its URL, or its {@link DownloadCandidate.name}. */
   url: string;
   /** Size of the complete `.part`. */
   size: number;
@@ -303,6 +326,7 @@ class PartFile {
 /** Shared settings of one {@link download} call. */
 interface Context {
   part: PartFile;
+  /** Name of the last candidate. */
   original: string;
   options: DownloadOptions;
   logger: Logger;
@@ -324,23 +348,42 @@ async function copyLocalFile(url: string, { part, options }: Context): Promise<v
 }
 
 /**
- * Completes the `.part` from one http(s) URL: resumes when the `.part` came from this URL, follows
- * cuts and stalls by resuming in the same run, and throws a {@link TransferError} when this URL
- * cannot serve the file (a failure status, or retries without progress exhausted).
+ * Completes the `.part` from one http(s) source (named `name` in messages): resumes when the
+ * `.part` came from its URL, follows cuts and stalls by resuming in the same run, and throws a
+ * {@link TransferError} when it cannot serve the file (a failure status, or retries without
+ * progress exhausted).
  */
-async function fetchFromUrl(url: string, { part, original, options, logger }: Context) {
+async function fetchFromSource(
+  source: HttpSource,
+  name: string,
+  { part, original, options, logger }: Context,
+) {
+  const { url } = source;
   const { signal, retries, retryBaseMs } = options;
   const budget = new RetryBudget({ retries, retryBaseMs, logger, signal });
   let announced = false;
+  let auth = source.headers ?? {};
+  let reauthorized = false;
   /** The furthest the `.part` got: only going past it counts as progress (a server that cuts
    *  every answer at the same byte without allowing a resume must not loop forever). */
   let furthest = part.offset;
   for (;;) {
     throwIfAborted(signal);
-    const headers = part.resumeHeaders(url);
-    const from = headers["range"] === undefined ? 0 : part.offset;
-    const request = { headers, signal, stallTimeoutMs: options.stallTimeoutMs };
+    const resume = part.resumeHeaders(url);
+    const from = resume["range"] === undefined ? 0 : part.offset;
+    const request = {
+      headers: { ...auth, ...resume },
+      signal,
+      stallTimeoutMs: options.stallTimeoutMs,
+    };
     const response = await requestWithBudget(url, request, budget);
+    if (response.status === 401 && source.reauthorize !== undefined && !reauthorized) {
+      response.body.destroy();
+      auth = await source.reauthorize(response.headers["www-authenticate"]);
+      reauthorized = true;
+      continue;
+    }
+    reauthorized = false;
     const range = parseContentRange(response.headers["content-range"]);
     if (response.status === 416 && from > 0) {
       response.body.destroy();
@@ -368,7 +411,7 @@ async function fetchFromUrl(url: string, { part, original, options, logger }: Co
       if (await budget.retry(`${url}: answered ${got} when asked from byte ${from}`)) continue;
       throw new TransferError(url, "answers with unusable byte ranges", { retryable: false });
     }
-    if (!announced && url !== original) logger.info(`downloading from ${url}`);
+    if (!announced && name !== original) logger.info(`downloading from ${name}`);
     announced = true;
 
     const failure =
@@ -388,6 +431,10 @@ async function fetchFromUrl(url: string, { part, original, options, logger }: Co
   }
 }
 
+function candidateName(candidate: string | DownloadCandidate): string {
+  return typeof candidate === "string" ? candidate : candidate.name;
+}
+
 /**
  * Downloads the file the candidate `urls` name (mirrors first, the original last) into
  * `partPath`, feeding every byte to `sink`. An existing `.part` with its metadata is resumed with
@@ -397,27 +444,32 @@ async function fetchFromUrl(url: string, { part, original, options, logger }: Co
  * complete and synced to disk (renaming it, and removing {@link partMetaPath}, is the caller's job).
  */
 export async function download(options: DownloadOptions): Promise<DownloadResult> {
-  const original = options.urls.at(-1);
+  const names = options.urls.map(candidateName);
+  const original = names.at(-1);
   if (original === undefined) throw new AxError("download: no URL given");
   const logger = options.logger ?? silentLogger;
   const part = await PartFile.open(options.partPath, options.sink, options.onProgress);
   try {
     let last: TransferError | undefined;
-    for (const url of options.urls) {
+    for (const candidate of options.urls) {
+      const name = candidateName(candidate);
+      const context = { part, original, options, logger };
       try {
-        if (url.startsWith("file:")) await copyLocalFile(url, { part, original, options, logger });
-        else await fetchFromUrl(url, { part, original, options, logger });
+        if (typeof candidate !== "string") {
+          await fetchFromSource(await candidate.resolve(options.signal), name, context);
+        } else if (candidate.startsWith("file:")) await copyLocalFile(candidate, context);
+        else await fetchFromSource({ url: candidate }, name, context);
       } catch (err) {
         if (!(err instanceof TransferError)) throw err;
         last = err;
-        if (url !== original) logger.info(`${err.message}; trying the next URL`);
+        if (name !== original) logger.info(`${err.message}; trying the next URL`);
         continue;
       }
       await part.sync();
       part.reportProgress();
-      return { url, size: part.offset, transferred: part.transferred };
+      return { url: name, size: part.offset, transferred: part.transferred };
     }
-    const tried = options.urls.length > 1 ? `tried ${options.urls.join(", ")}` : undefined;
+    const tried = names.length > 1 ? `tried ${names.join(", ")}` : undefined;
     throw new AxError(`cannot download ${original}: ${last?.reason}`, { cause: last, hint: tried });
   } finally {
     await part.close();

@@ -117,7 +117,11 @@ for (const { name: encoding, encode } of ENCODINGS) {
         encode(
           tar(
             member({ name: "a/b/c/", type: "5" }),
-            member({ name: "a/b/c/h", type: "1", linkname: "a/b/c/../../../../outside/victim.txt" }),
+            member({
+              name: "a/b/c/h",
+              type: "1",
+              linkname: "a/b/c/../../../../outside/victim.txt",
+            }),
           ),
         ),
         "a/b/c/h",

@@ -32,7 +32,9 @@ describe("pull (library)", () => {
       { name: "boot/sh", type: "symlink", linkname: "/usr/bin/busybox" },
     ]);
     const progress: number[] = [];
-    const res = await pull(w.config(), "linux", { onProgress: (p) => progress.push(p.received) });
+    const res = await pull(w.config(), "linux", {
+      onProgress: (p) => p.phase === "download" && progress.push(p.received),
+    });
     assert.equal(res.path, join(w.store, "linux"));
     assert.equal(res.downloaded, true);
     assert.deepEqual(await readFile(join(res.path, "qemu-aarch64")), KERNEL);
@@ -162,5 +164,7 @@ describe("pull (library)", () => {
     assert.equal(res[0]?.status, "fulfilled");
     assert.equal(res[1]?.status, "rejected");
     assert.equal(res[2]?.status === "fulfilled" && res[2].value.path, join(w.store, "linux"));
+    const locks = await readdir(join(w.store, ".axvisor-image", "locks"));
+    assert.deepEqual(locks, [], "every lock taken concurrently in one process is released");
   });
 });

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { parseRegistry, serializeImages } from "../../src/registry/format.js";
 import { RegistryError } from "../../src/registry/errors.js";
+import { parseRfc3339 } from "../../src/registry/rules.js";
 import type { ImageEntry } from "../../src/registry/types.js";
 import { failureMessage, fixture, FIXTURE_FILES } from "./support.js";
 
@@ -246,5 +247,33 @@ describe("serializeImages", () => {
     );
     const commented = `# written by hand\n${serializeImages([b])}`;
     assert.deepEqual(parseRegistry(commented, "r", { trusted: true }).images, [b]);
+  });
+});
+
+describe("parseRfc3339", () => {
+  it("gives the instant of valid date-times, honouring offsets, fractions and leap days", () => {
+    assert.equal(parseRfc3339("2026-04-10T02:35:51Z"), Date.UTC(2026, 3, 10, 2, 35, 51));
+    assert.equal(
+      parseRfc3339("2026-04-10t04:35:51.25+02:00"),
+      Date.UTC(2026, 3, 10, 2, 35, 51, 250),
+    );
+    assert.equal(parseRfc3339("2026-04-10 00:05:51-02:30"), Date.UTC(2026, 3, 10, 2, 35, 51));
+    assert.equal(parseRfc3339("2024-02-29T00:00:00Z"), Date.UTC(2024, 1, 29));
+    assert.equal(parseRfc3339("0050-01-01T00:00:00Z"), new Date("0050-01-01T00:00:00Z").getTime());
+  });
+
+  it("refuses dates alone, missing offsets and out-of-range fields", () => {
+    for (const bad of [
+      "2026-04-10",
+      "2026-04-10T02:35:51",
+      "2023-02-29T00:00:00Z",
+      "2026-13-01T00:00:00Z",
+      "2026-04-31T00:00:00Z",
+      "2026-04-10T24:00:00Z",
+      "2026-04-10T02:35:51+24:00",
+      "26-04-10T02:35:51Z",
+    ]) {
+      assert.equal(parseRfc3339(bad), undefined, bad);
+    }
   });
 });

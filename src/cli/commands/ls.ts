@@ -4,15 +4,30 @@ import { openRegistry } from "../../ops/sync.js";
 import { commandContext } from "../context.js";
 import { formatTable } from "../format.js";
 
-/** `ls [-v] [PATTERN]`. */
+/** `ls [-v] [--json] [--local] [PATTERN]`. */
 export async function lsCommand(
   pattern: string | undefined,
-  options: { verbose?: boolean },
+  options: { verbose?: boolean; json?: boolean; local?: boolean; names?: boolean },
   command: Command,
 ): Promise<void> {
+  if (options.local) {
+    await (await import("./du.js")).duCommand({ json: options.json }, command);
+    return;
+  }
+  if (options.names) {
+    await (await import("./completion.js")).printImageNames(pattern, command);
+    return;
+  }
   const ctx = await commandContext(command);
   const images = await openRegistry(ctx.config, ctx);
   const rows = listImages(images, { pattern, verbose: options.verbose });
+  if (options.json) {
+    const { imageJson, printJson } = await import("../json.js");
+    const { localState, scanStore } = await import("../../ops/inventory.js");
+    const inventory = await scanStore(ctx.config.localStorage, images, { sizes: true });
+    printJson(rows.map((r) => imageJson(r.entry, localState(inventory, r.entry))));
+    return;
+  }
   if (rows.length === 0) {
     ctx.logger.info(pattern ? `no image matches "${pattern}"` : "the registry lists no images");
     return;

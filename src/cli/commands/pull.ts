@@ -6,10 +6,17 @@ import { commandContext } from "../context.js";
 import { result } from "../output.js";
 import { createProgressView } from "../progress.js";
 
-/** `pull NAME[:VERSION]... [-o DIR] [--no-extract] [--verify]`. */
+/** `pull NAME[:VERSION]... [-o DIR] [--no-extract] [--verify] [--json]`. */
 export async function pullCommand(
   images: string[],
-  options: { output?: string; extract: boolean; verify?: boolean; stallTimeout: number; jobs: number },
+  options: {
+    output?: string;
+    extract: boolean;
+    verify?: boolean;
+    stallTimeout: number;
+    jobs: number;
+    json?: boolean;
+  },
   command: Command,
 ): Promise<void> {
   const specs = images.map(parseSpec);
@@ -31,13 +38,16 @@ export async function pullCommand(
     view.stop();
   }
   const failures: AxError[] = [];
-  results.forEach((r, i) => {
-    const image = images[i]!;
-    view.finish(image, r.status === "fulfilled");
-    if (r.status === "fulfilled") result(r.value.path);
-    else if (r.reason instanceof AxError) failures.push(r.reason);
+  for (const r of results) {
+    if (r.status === "fulfilled") {
+      if (!options.json) result(r.value.path);
+    } else if (r.reason instanceof AxError) failures.push(r.reason);
     else throw r.reason;
-  });
+  }
+  if (options.json) {
+    const { printJson, pullJson } = await import("../json.js");
+    printJson(await Promise.all(results.map((r, i) => pullJson(images[i]!, r, options.extract))));
+  }
   if (failures.length === 1) throw failures[0];
   if (failures.length > 1) {
     for (const f of failures.slice(0, -1)) process.stderr.write(`error: ${f.message}\n`);

@@ -1,0 +1,44 @@
+import type { Command } from "commander";
+import { imageInfo, type VersionInfo } from "../../ops/info.js";
+import { parseSpec } from "../../registry/resolve.js";
+import { commandContext } from "../context.js";
+import { formatBytes } from "../format.js";
+import { result } from "../output.js";
+
+/** `info NAME[:VERSION] [--json]`. */
+export async function infoCommand(
+  image: string,
+  options: { json?: boolean },
+  command: Command,
+): Promise<void> {
+  const spec = parseSpec(image);
+  const ctx = await commandContext(command);
+  const versions = await imageInfo(ctx.config, spec, ctx);
+  if (options.json) {
+    const { imageJson, printJson } = await import("../json.js");
+    printJson(versions.map((v) => imageJson(v.entry, v.local)));
+    return;
+  }
+  result([spec.name, ...versions.flatMap(describe)].join("\n"));
+}
+
+/** The lines of one version: its registry fields, then where it is in the store. */
+function describe({ entry, latest, local }: VersionInfo): string[] {
+  const row = (label: string, value: string) => `  ${label.padEnd(12)} ${value}`;
+  const lines = [
+    "",
+    `version ${entry.version}${latest ? " (latest)" : ""}`,
+    row("released", entry.released_at ?? "-"),
+    row("arch", entry.arch),
+    row("description", entry.description),
+    row("url", entry.url),
+    row("sha256", entry.sha256),
+  ];
+  if (local.archive === undefined && local.tree === undefined) {
+    lines.push(row("local", "not in the store"));
+  } else {
+    lines.push(row("archive", local.archive ?? "-"), row("tree", local.tree ?? "-"));
+    lines.push(row("disk usage", formatBytes(local.bytes)));
+  }
+  return lines;
+}

@@ -1,0 +1,153 @@
+/**
+ * The JSON documents the CLI prints with `--json`: stable shapes that scripts may rely on. Fields
+ * are only ever added, never renamed or removed; absent values are `null`, never missing. Paths are
+ * absolute; sizes are disk usage in bytes (allocated blocks, as `du` counts them).
+ */
+import { existsSync } from "node:fs";
+import type { AxError } from "../errors.js";
+import type { StoredImage, StoreUsage } from "../ops/du.js";
+import { diskUsage, type LocalState } from "../ops/inventory.js";
+import type { PullResult } from "../ops/pull.js";
+import type { ImageEntry } from "../registry/types.js";
+
+/** One registry entry and where it is in the store: an element of `ls --json` and `info --json`. */
+export interface ImageJson {
+  /** Image name. */
+  name: string;
+  /** Version. */
+  version: string;
+  /** CPU architecture, e.g. `aarch64`. */
+  arch: string;
+  /** Human description. */
+  description: string;
+  /** sha256 of the archive, 64 lower-case hex digits. */
+  sha256: string;
+  /** Where the archive is downloaded from. */
+  url: string;
+  /** RFC 3339 release time as the registry writes it, or null. */
+  released_at: string | null;
+  /** The archive of this version in the store, or null when it is not there. */
+  archive: string | null;
+  /** The extracted tree of this version in the store, or null when it is not there. */
+  tree: string | null;
+  /** Disk usage of `archive` and `tree` together (0 when neither is there). */
+  bytes: number;
+}
+
+/** A pulled image: an element of `pull --json`. */
+export interface PullJson extends ImageJson {
+  /** The argument, as given (`NAME` or `NAME:VERSION`). */
+  image: string;
+  /** Always true here: the image was pulled. */
+  ok: true;
+  /** What `pull` prints: the tree, or the archive with `--no-extract`. */
+  path: string;
+}
+
+/** An image `pull` could not pull: an element of `pull --json`. */
+export interface PullErrorJson {
+  /** The argument, as given. */
+  image: string;
+  /** Always false here. */
+  ok: false;
+  /** The one-line error message. */
+  error: string;
+  /** The hint that goes with it, or null. */
+  hint: string | null;
+}
+
+/** One base name in the store: an element of `images` in `du --json`. */
+export interface StoredImageJson {
+  /** How it was pulled: `NAME`, `NAME:VERSION`, or the bare file name when no image owns it. */
+  image: string;
+  /** The registry version it holds, or null when unknown. */
+  version: string | null;
+  /** True when no registry entry owns it (`prune` would remove it). */
+  orphan: boolean;
+  /** The archive file, or null. */
+  archive: string | null;
+  /** The extracted tree, or null. */
+  tree: string | null;
+  /** Disk usage of the archive(s). */
+  archive_bytes: number;
+  /** Disk usage of the tree. */
+  tree_bytes: number;
+}
+
+/** The document `du --json` (and `ls --local --json`) prints. */
+export interface StoreJson {
+  /** The store directory. */
+  store: string;
+  /** What the store holds, by base name. */
+  images: StoredImageJson[];
+  /** Interrupted downloads, staging trees and trash, which `prune` removes. */
+  leftovers: { kind: "part" | "staging" | "trash"; path: string; bytes: number }[];
+  /** Disk usage of the whole store, bookkeeping included. */
+  total_bytes: number;
+}
+
+/** `entry` with its local state as {@link ImageJson}. */
+export function imageJson(entry: ImageEntry, local: LocalState): ImageJson {
+  return {
+    name: entry.name,
+    version: entry.version,
+    arch: entry.arch,
+    description: entry.description,
+    sha256: entry.sha256,
+    url: entry.url,
+    released_at: entry.released_at ?? null,
+    archive: local.archive ?? null,
+    tree: local.tree ?? null,
+    bytes: local.bytes,
+  };
+}
+
+function storedImageJson(image: StoredImage): StoredImageJson {
+  return {
+    image: image.image,
+    version: image.version ?? null,
+    orphan: image.orphan,
+    archive: image.archive ?? null,
+    tree: image.tree ?? null,
+    archive_bytes: image.archiveBytes,
+    tree_bytes: image.treeBytes,
+  };
+}
+
+/** `usage` as {@link StoreJson}. */
+export function storeJson(usage: StoreUsage): StoreJson {
+  return {
+    store: usage.store,
+    images: usage.images.map(storedImageJson),
+    leftovers: usage.leftovers.map(({ kind, path, bytes }) => ({ kind, path, bytes })),
+    total_bytes: usage.totalBytes,
+  };
+}
+
+/**
+ * The element of `pull --json` for the argument `image` and its outcome; `extracted` says
+ * whether pull extracted (false with `--no-extract`).
+ */
+export async function pullJson(
+  image: string,
+  outcome: PromiseSettledResult<PullResult>,
+  extracted: boolean,
+): Promise<PullJson | PullErrorJson> {
+  if (outcome.status === "rejected") {
+    const err = outcome.reason as AxError;
+    return { image, ok: false, error: err.message, hint: err.hint ?? null };
+  }
+  const pulled = outcome.value;
+  const tree = extracted ? pulled.path : undefined;
+  const local: LocalState = {
+    bytes: (await diskUsage(pulled.archive)) + (tree ? await diskUsage(tree) : 0),
+  };
+  if (existsSync(pulled.archive)) local.archive = pulled.archive;
+  if (tree) local.tree = tree;
+  return { ...imageJson(pulled.entry, local), image, ok: true, path: pulled.path };
+}
+
+/** Prints `document` to stdout as one JSON document. */
+export function printJson(document: unknown): void {
+  process.stdout.write(`${JSON.stringify(document, null, 2)}\n`);
+}

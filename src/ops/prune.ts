@@ -1,0 +1,160 @@
+/**
+ * `prune`: remove from the store what no registry entry owns, the leftovers of interrupted work,
+ * and optionally all but the newest versions of each image.
+ */
+import { rm } from "node:fs/promises";
+import type { Config } from "../config/config.js";
+import { AbortedError, fsError } from "../errors.js";
+import { silentLogger } from "../log.js";
+import type { ImageEntry } from "../registry/types.js";
+import { withLock } from "../store/lock.js";
+import { removeStamp } from "../store/stamps.js";
+import { removeAtomically } from "../store/tree.js";
+import { groupBy, scanStore, type Leftover, type StoredCopy } from "./inventory.js";
+import { compareNewestFirst } from "./ls.js";
+import { openRegistry, type OperationOptions } from "./sync.js";
+
+/** Why {@link prune} removes an item. */
+export type PruneReason =
+  /** An archive or tree no registry entry owns. */
+  | "orphan"
+  /** A version beyond the `keep` newest of its image. */
+  | "old-version"
+  /** An interrupted download (`.part`) or its resume metadata. */
+  | "part"
+  /** A half-extracted tree left by a killed process. */
+  | "staging"
+  /** A tree whose deletion was interrupted. */
+  | "trash";
+
+/** One item {@link prune} removed, would remove, or skipped. */
+export interface PruneItem {
+  /** Absolute path. */
+  path: string;
+  /** Disk usage in bytes. */
+  bytes: number;
+  reason: PruneReason;
+}
+
+/** What {@link prune} did. */
+export interface PruneResult {
+  /** Removed (or, with `dryRun`, to be removed), sorted by path. */
+  removed: PruneItem[];
+  /** Left alone because another process holds the image's lock (a pull in progress). */
+  skipped: PruneItem[];
+  /** Sum of the removed items' disk usage. */
+  freed: number;
+}
+
+/** Options of {@link prune}. */
+export interface PruneOptions extends OperationOptions {
+  /** Report what would be removed without removing anything. */
+  dryRun?: boolean;
+  /** Also remove all but this many newest versions of each image (by `released_at`). */
+  keep?: number;
+  /** The registry that decides ownership (default: the store's, auto-synced). */
+  images?: ImageEntry[];
+}
+
+/** A planned removal and the lock that guards it. */
+interface Planned extends PruneItem {
+  /** Base name whose lock must be free; undefined: no lock needed (trash). */
+  lock?: string;
+  /** `tree`: a store tree (renamed away first); `archive`: its stamp goes too; `leftover`. */
+  kind: "archive" | "tree" | "leftover";
+}
+
+/**
+ * Removes orphan archives and trees, `.part` files, staging trees and trash, and with `keep` the
+ * copies of all but the `keep` newest versions of each image present. Items an image lock guards
+ * are removed only when that lock is free (a running pull keeps its `.part` and staging tree).
+ */
+export async function prune(config: Config, options: PruneOptions = {}): Promise<PruneResult> {
+  const store = config.localStorage;
+  const images = options.images ?? (await openRegistry(config, options));
+  const inventory = await scanStore(store, images, { sizes: true });
+  const plan: Planned[] = [
+    ...inventory.copies.filter((c) => c.orphan).map((c) => planCopy(c, "orphan")),
+    ...(options.keep === undefined ? [] : oldVersions(inventory.copies, options.keep)),
+    ...inventory.leftovers.map(planLeftover),
+  ].sort((a, b) => (a.path < b.path ? -1 : 1));
+  const result: PruneResult = { removed: [], skipped: [], freed: 0 };
+  const done = (item: Planned) => {
+    result.removed.push({ path: item.path, bytes: item.bytes, reason: item.reason });
+    result.freed += item.bytes;
+  };
+  if (options.dryRun) {
+    plan.forEach(done);
+    return result;
+  }
+  for (const [lock, items] of groupBy(plan, (p) => p.lock)) {
+    const removeAll = async () => {
+      for (const item of items) {
+        await removeItem(store, item);
+        done(item);
+      }
+    };
+    const free = lock === undefined ? (await removeAll(), true) : await ifUnlocked(store, lock, removeAll, options);
+    if (!free) {
+      (options.logger ?? silentLogger).warn(`${lock}: in use by another process; left alone`);
+      result.skipped.push(...items.map(({ path, bytes, reason }) => ({ path, bytes, reason })));
+    }
+  }
+  result.removed.sort((a, b) => (a.path < b.path ? -1 : 1));
+  return result;
+}
+
+function planCopy(copy: StoredCopy, reason: PruneReason): Planned {
+  return { path: copy.path, bytes: copy.bytes, reason, lock: copy.baseName, kind: copy.kind };
+}
+
+function planLeftover(leftover: Leftover): Planned {
+  const { path, bytes, kind, baseName } = leftover;
+  return { path, bytes, reason: kind, lock: baseName, kind: "leftover" };
+}
+
+/** The copies of every version past the `keep` newest present of each image. */
+function oldVersions(copies: StoredCopy[], keep: number): Planned[] {
+  const owned = copies.filter((c) => c.entry !== undefined && !c.orphan);
+  const planned: Planned[] = [];
+  for (const group of groupBy(owned, (c) => c.entry!.name).values()) {
+    const versions = [...new Set(group.map((c) => c.entry!))].sort(compareNewestFirst);
+    const old = new Set(versions.slice(keep));
+    for (const copy of group) if (old.has(copy.entry!)) planned.push(planCopy(copy, "old-version"));
+  }
+  return planned;
+}
+
+async function removeItem(store: string, item: Planned): Promise<void> {
+  if (item.kind === "tree") {
+    await removeAtomically(store, item.path);
+    return;
+  }
+  try {
+    await rm(item.path, { recursive: true, force: true });
+  } catch (err) {
+    throw fsError(err, "remove", item.path);
+  }
+  if (item.kind === "archive") await removeStamp(item.path);
+}
+
+/**
+ * Runs `fn` under the lock `name` when no other process holds it; returns false (without running
+ * it) when one does.
+ */
+async function ifUnlocked(
+  store: string,
+  name: string,
+  fn: () => Promise<void>,
+  options: OperationOptions,
+): Promise<boolean> {
+  const busy = new AbortController();
+  const signal = options.signal ? AbortSignal.any([options.signal, busy.signal]) : busy.signal;
+  try {
+    await withLock(store, name, fn, { signal, onWait: () => busy.abort() });
+    return true;
+  } catch (err) {
+    if (err instanceof AbortedError && busy.signal.aborted && !options.signal?.aborted) return false;
+    throw err;
+  }
+}

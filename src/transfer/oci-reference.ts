@@ -1,0 +1,98 @@
+/**
+ * `oci://HOST[:PORT]/REPOSITORY[:TAG][@sha256:DIGEST]` references, and the base URL of the
+ * registry they name (https, or plain http for loopback hosts and `insecure_registries`).
+ */
+import { AxError } from "../errors.js";
+
+/** A parsed `oci://` reference. */
+export interface OciReference {
+  /** `host[:port]` as written (lower case). */
+  host: string;
+  /** Repository path, e.g. `arceos-hypervisor/axvisor-guest/qemu_aarch64_linux`. */
+  repository: string;
+  /** The tag; `latest` when neither a tag nor a digest is given. */
+  tag: string | undefined;
+  /** `sha256:<64 hex>` when the reference is pinned; it wins over the tag. */
+  digest: string | undefined;
+}
+
+const SCHEME = /^oci:\/\//i;
+const HOST =
+  /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(?::\d{1,5})?$/;
+const REPOSITORY =
+  /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
+const TAG = /^\w[\w.-]{0,127}$/;
+const DIGEST = /^sha256:[a-f0-9]{64}$/;
+
+/** True when `url` uses the `oci://` scheme. */
+export function isOciUrl(url: string): boolean {
+  return SCHEME.test(url);
+}
+
+/**
+ * Parses an `oci://` URL. Throws an {@link AxError} naming the URL and the part at fault when it
+ * is not one (a missing host or repository, an upper-case repository, a malformed tag or digest).
+ */
+export function parseOciReference(url: string): OciReference {
+  const bad = (why: string) => new AxError(`invalid OCI reference ${url}: ${why}`);
+  if (!isOciUrl(url)) throw bad("expected oci://HOST/REPOSITORY:TAG or ...@sha256:DIGEST");
+  const rest = url.replace(SCHEME, "");
+  const slash = rest.indexOf("/");
+  if (slash <= 0) throw bad("no repository after the host");
+  const host = rest.slice(0, slash).toLowerCase();
+  if (!HOST.test(host)) throw bad(`"${host}" is not a host[:port]`);
+  const [name = "", digest, ...extra] = rest.slice(slash + 1).split("@");
+  if (extra.length > 0) throw bad("more than one @");
+  if (digest !== undefined && !DIGEST.test(digest)) {
+    throw bad(`"${digest}" is not sha256: followed by 64 lower-case hex digits`);
+  }
+  const colon = name.lastIndexOf(":");
+  const repository = colon < 0 ? name : name.slice(0, colon);
+  const tag = colon < 0 ? undefined : name.slice(colon + 1);
+  if (!REPOSITORY.test(repository)) {
+    throw bad(`"${repository}" is not a repository (lower-case path components)`);
+  }
+  if (tag !== undefined && !TAG.test(tag)) throw bad(`"${tag}" is not a valid tag`);
+  return {
+    host,
+    repository,
+    tag: tag ?? (digest === undefined ? "latest" : undefined),
+    digest,
+  };
+}
+
+/** What the manifest is asked for by: the digest when pinned, else the tag. */
+export function manifestReference(ref: OciReference): string {
+  return ref.digest ?? ref.tag ?? "latest";
+}
+
+/** `oci://host/repository[:tag][@digest]`. */
+export function formatOciReference(ref: OciReference): string {
+  const tag = ref.tag === undefined ? "" : `:${ref.tag}`;
+  const digest = ref.digest === undefined ? "" : `@${ref.digest}`;
+  return `oci://${ref.host}/${ref.repository}${tag}${digest}`;
+}
+
+/** `host[:port]` without the port. */
+function hostName(host: string): string {
+  return host.startsWith("[") ? host.slice(0, host.indexOf("]") + 1) : (host.split(":")[0] ?? "");
+}
+
+/** True for `localhost`, `127.x.x.x` and `[::1]`, with or without a port. */
+export function isLoopbackHost(host: string): boolean {
+  const name = hostName(host);
+  return name === "localhost" || name === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(name);
+}
+
+/**
+ * The base URL (`https://host[:port]`) of the registry at `host`: plain http for loopback hosts
+ * and for hosts listed in `insecureRegistries` (an entry without a port covers every port).
+ */
+export function registryBaseUrl(host: string, insecureRegistries: readonly string[]): string {
+  const bare = hostName(host);
+  const insecure = insecureRegistries.some((entry) => {
+    const listed = entry.toLowerCase();
+    return listed === host || listed === bare;
+  });
+  return `${insecure || isLoopbackHost(host) ? "http" : "https"}://${host}`;
+}

@@ -1,0 +1,205 @@
+/**
+ * Pushing a guest-image archive to an OCI registry: the archive as a blob (in one PUT, or in
+ * PATCH chunks when it is larger than a chunk), an empty config blob, and an OCI image manifest
+ * whose single layer carries the archive's file name as its `org.opencontainers.image.title`.
+ * Blobs the repository already has are not sent again.
+ */
+import { createHash } from "node:crypto";
+import { open, type FileHandle } from "node:fs/promises";
+import { basename } from "node:path";
+import { fsError } from "../errors.js";
+import type { HttpResponse } from "./http.js";
+import { OciClient, registryFailure, type OciClientOptions } from "./oci-client.js";
+import { OCI_MANIFEST, TITLE_ANNOTATION, type Descriptor } from "./oci-manifest.js";
+import { formatOciReference, type OciReference } from "./oci-reference.js";
+
+/** `artifactType` of the manifests `publish` writes. */
+export const GUEST_IMAGE_ARTIFACT = "application/vnd.axvisor.guest-image.v1";
+/** The empty JSON config blob (`{}`) of artifacts without a config. */
+const EMPTY_CONFIG = {
+  mediaType: "application/vnd.oci.empty.v1+json",
+  bytes: Buffer.from("{}"),
+};
+/** Default {@link PushOptions.chunkSize}: 16 MiB. */
+export const DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024;
+
+/** Options of {@link pushArchive}. */
+export interface PushOptions extends OciClientOptions {
+  /** Archives larger than this go up in PATCH chunks of this size (default 16 MiB). */
+  chunkSize?: number;
+}
+
+/** What {@link pushArchive} did. */
+export interface PushResult {
+  /** `sha256:<hex>` of the manifest now tagged. */
+  manifestDigest: string;
+  /** The archive's layer descriptor. */
+  layer: Descriptor;
+  /** False when the registry had the archive's blob already. */
+  uploaded: boolean;
+}
+
+/** The OCI layer media type for an archive file name. */
+export function layerMediaType(fileName: string): string {
+  const name = fileName.toLowerCase();
+  const base = "application/vnd.oci.image.layer.v1.tar";
+  if (name.endsWith(".tar.gz") || name.endsWith(".tgz")) return `${base}+gzip`;
+  if (name.endsWith(".tar.zst")) return `${base}+zstd`;
+  if (name.endsWith(".tar.xz") || name.endsWith(".txz")) return `${base}+xz`;
+  return base;
+}
+
+/** Where the next part of an upload goes: the `Location` of `response`, made absolute. */
+function uploadLocation(response: HttpResponse): string {
+  const location = response.headers["location"];
+  if (location === undefined) return response.url;
+  return new URL(location, response.url).href;
+}
+
+function withDigest(location: string, digest: string): string {
+  const url = new URL(location);
+  url.searchParams.set("digest", digest);
+  return url.href;
+}
+
+/** Reads `length` bytes at `position` of `file` (`path` names it in errors). */
+async function readChunk(file: FileHandle, path: string, position: number, length: number) {
+  const chunk = Buffer.alloc(length);
+  try {
+    for (let done = 0; done < length;) {
+      const { bytesRead } = await file.read(chunk, done, length - done, position + done);
+      if (bytesRead === 0) throw new Error("file shrank while being uploaded");
+      done += bytesRead;
+    }
+  } catch (err) {
+    throw fsError(err, "read", path);
+  }
+  return chunk;
+}
+
+/** `response` when its status is `status` (its body discarded); else the registry's failure. */
+async function expectStatus(
+  response: HttpResponse,
+  status: number,
+  what: string,
+): Promise<HttpResponse> {
+  if (response.status !== status) throw await registryFailure(response, what);
+  response.body.destroy();
+  return response;
+}
+
+/** True when the repository has the blob `digest` already. */
+async function hasBlob(client: OciClient, digest: string): Promise<boolean> {
+  const response = await client.request(client.url(`blobs/${digest}`), { method: "HEAD" });
+  if (response.status === 404) {
+    response.body.destroy();
+    return false;
+  }
+  await expectStatus(response, 200, `blob ${digest}`);
+  return true;
+}
+
+/**
+ * Uploads a blob of `size` bytes, `read(position, length)` giving its bytes: one PUT when it fits
+ * in a chunk, else PATCH chunks (each to the location the previous answer gave) and a closing PUT.
+ */
+async function uploadBlob(
+  client: OciClient,
+  digest: string,
+  size: number,
+  read: (position: number, length: number) => Promise<Buffer>,
+  chunkSize: number,
+): Promise<void> {
+  const what = `upload of ${digest} to ${formatOciReference(client.ref)}`;
+  const started = await client.request(client.url("blobs/uploads/"), { method: "POST" });
+  let location = uploadLocation(await expectStatus(started, 202, what));
+  const octets = { "content-type": "application/octet-stream" };
+  if (size <= chunkSize) {
+    const body = await read(0, size);
+    const done = await client.request(withDigest(location, digest), {
+      method: "PUT",
+      headers: octets,
+      body,
+      retry: false,
+    });
+    await expectStatus(done, 201, what);
+    return;
+  }
+  for (let position = 0; position < size; position += chunkSize) {
+    const body = await read(position, Math.min(chunkSize, size - position));
+    const range = `${position}-${position + body.length - 1}`;
+    const sent = await client.request(location, {
+      method: "PATCH",
+      headers: { ...octets, "content-range": range },
+      body,
+      retry: false,
+    });
+    location = uploadLocation(await expectStatus(sent, 202, `${what} (bytes ${range})`));
+  }
+  const closed = await client.request(withDigest(location, digest), { method: "PUT", body: "" });
+  await expectStatus(closed, 201, what);
+}
+
+/**
+ * Pushes the archive at `path` (whose sha256 is `sha256`, size `size`) to `ref`'s repository and
+ * tags the manifest `ref.tag`. Registry failures are errors naming the reference and the step.
+ */
+export async function pushArchive(
+  ref: OciReference,
+  path: string,
+  file: { sha256: string; size: number },
+  options: PushOptions = {},
+): Promise<PushResult> {
+  const client = new OciClient(ref, "pull,push", options);
+  const title = basename(path);
+  const layer: Descriptor = {
+    mediaType: layerMediaType(title),
+    digest: `sha256:${file.sha256}`,
+    size: file.size,
+    annotations: { [TITLE_ANNOTATION]: title },
+  };
+  const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  let uploaded = false;
+  if (!(await hasBlob(client, layer.digest))) {
+    let handle: FileHandle;
+    try {
+      handle = await open(path, "r");
+    } catch (err) {
+      throw fsError(err, "open", path);
+    }
+    try {
+      const read = (position: number, length: number) => readChunk(handle, path, position, length);
+      await uploadBlob(client, layer.digest, file.size, read, chunkSize);
+      uploaded = true;
+    } finally {
+      await handle.close();
+    }
+  }
+  const config: Descriptor = {
+    mediaType: EMPTY_CONFIG.mediaType,
+    digest: `sha256:${createHash("sha256").update(EMPTY_CONFIG.bytes).digest("hex")}`,
+    size: EMPTY_CONFIG.bytes.length,
+  };
+  if (!(await hasBlob(client, config.digest))) {
+    const read = async () => EMPTY_CONFIG.bytes;
+    await uploadBlob(client, config.digest, config.size, read, chunkSize);
+  }
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      artifactType: GUEST_IMAGE_ARTIFACT,
+      config,
+      layers: [layer],
+    }),
+  );
+  const tag = ref.tag ?? "latest";
+  const response = await client.request(client.url(`manifests/${tag}`), {
+    method: "PUT",
+    headers: { "content-type": OCI_MANIFEST },
+    body: manifest,
+  });
+  await expectStatus(response, 201, `manifest of ${formatOciReference(ref)}`);
+  const manifestDigest = `sha256:${createHash("sha256").update(manifest).digest("hex")}`;
+  return { manifestDigest, layer, uploaded };
+}

@@ -1,0 +1,114 @@
+import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, readFile, readdir, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { CLI, cliEnv, sha256 } from "../helpers/images.js";
+import { startWorld, type World } from "../helpers/world.js";
+
+const KERNEL = randomBytes(2 << 20);
+const ROOTFS = Buffer.alloc(1 << 20, 0x5a);
+
+/**
+ * Nothing in the store looks good and is not: an archive under its final name has the registry's
+ * digest, and a tree with a marker holds every file.
+ */
+async function assertNothingLooksGoodButIsNot(store: string, name: string, digest: string) {
+  const archive = join(store, `${name}.tar.gz`);
+  if (existsSync(archive)) assert.equal(sha256(await readFile(archive)), digest, "archive");
+  const marker = join(store, name, ".archive.sha256");
+  if (existsSync(marker)) {
+    assert.equal(await readFile(marker, "utf8"), digest);
+    assert.deepEqual(await readFile(join(store, name, "kernel")), KERNEL);
+    assert.deepEqual(await readFile(join(store, name, "rootfs.img")), ROOTFS);
+  }
+}
+
+describe("crashes and full disks", () => {
+  let w: World;
+  let digest = "";
+  let size = 0;
+  before(async () => {
+    w = await startWorld();
+    const img = await w.publish("guest", "1.0", [
+      { name: "kernel", data: KERNEL },
+      { name: "rootfs.img", data: ROOTFS },
+    ]);
+    digest = img.entry.sha256;
+    size = img.archive.length;
+    assert.equal((await w.cli(["sync"])).code, 0);
+  });
+  after(() => w.close());
+
+  for (const fraction of [0, 0.1, 0.5, 0.99, 1]) {
+    it(`SIGKILL with ${fraction * 100}% of the archive received: next pull repairs`, async () => {
+      execFileSync("rm", ["-rf", join(w.store, "guest"), join(w.store, "guest.tar.gz")]);
+      const afterBytes = Math.floor(size * fraction);
+      w.server.setFault("/files/guest-1.0.tar.gz", { kind: "stall", afterBytes });
+      const child = spawn(process.execPath, [CLI, "-S", w.store, "-R", w.registryUrl, "pull", "guest"], {
+        env: cliEnv(),
+        stdio: "ignore",
+      });
+      const part = join(w.store, "guest.tar.gz.part");
+      for (let i = 0; i < 100; i++) {
+        const got = await stat(part).then((s) => s.size, () => -1);
+        if (got >= afterBytes - 16_384 && got >= 0) break;
+        await sleep(30);
+      }
+      await sleep(100);
+      child.kill("SIGKILL");
+      await new Promise((r) => child.on("close", r));
+      await assertNothingLooksGoodButIsNot(w.store, "guest", digest);
+
+      const run = await w.cli(["pull", "guest"]);
+      assert.equal(run.code, 0, run.stderr);
+      await assertNothingLooksGoodButIsNot(w.store, "guest", digest);
+      assert.ok(existsSync(join(w.store, "guest", ".archive.sha256")));
+      const staging = await readdir(join(w.store, ".axvisor-image", "staging"));
+      assert.deepEqual(staging, [], "staging debris of the killed pull removed");
+    });
+  }
+
+  it("SIGKILL at random moments of repeated pulls never leaves a good-looking bad file", async () => {
+    for (const delay of [20, 60, 120, 200]) {
+      execFileSync("rm", ["-rf", join(w.store, "guest"), join(w.store, "guest.tar.gz")]);
+      const child = spawn(process.execPath, [CLI, "-S", w.store, "-R", w.registryUrl, "pull", "guest"], {
+        env: cliEnv(),
+        stdio: "ignore",
+      });
+      await sleep(delay);
+      child.kill("SIGKILL");
+      await new Promise((r) => child.on("close", r));
+      await assertNothingLooksGoodButIsNot(w.store, "guest", digest);
+    }
+    assert.equal((await w.cli(["pull", "guest"])).code, 0);
+  });
+
+  it(
+    "a full disk names the file, removes what it wrote and keeps the registry",
+    { skip: process.getuid?.() !== 0 ? "mounting a small tmpfs needs root" : false },
+    async () => {
+      const mnt = join(w.root, "small");
+      await mkdir(mnt);
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=1536k", "tmpfs", mnt]);
+      try {
+        const store = join(mnt, "store");
+        const sync = await w.cli(["-S", store, "sync"]);
+        assert.equal(sync.code, 0, sync.stderr);
+        const registry = await readFile(join(store, "images.toml"), "utf8");
+        const run = await w.cli(["-S", store, "pull", "guest"]);
+        assert.equal(run.code, 1);
+        assert.match(run.stderr, new RegExp(`^error: no space left on device while writing ${mnt}/`, "m"));
+        assert.equal(await readFile(join(store, "images.toml"), "utf8"), registry);
+        const left = await readdir(store);
+        assert.deepEqual(left.sort(), [".axvisor-image", ".last_sync", "images.toml"]);
+        assert.deepEqual(await readdir(join(store, ".axvisor-image", "staging")), []);
+      } finally {
+        execFileSync("umount", [mnt]);
+      }
+    },
+  );
+});
