@@ -41,7 +41,9 @@ export interface RunOutcome {
 /** A command that failed (non-zero status or a signal). */
 export class CommandFailed extends Error {
   constructor(argv: string[], status: string, stderr: string) {
-    const tail = stderr.trim().split("\n").slice(-3).join(" | ");
+    const lines = stderr.trim().split("\n");
+    // A Node crash prints its message above the stack: show that line rather than the stack's end.
+    const tail = lines.find((l) => /^(\w*Error|error)\b/.test(l)) ?? lines.slice(-3).join(" | ");
     super(`\`${argv.join(" ")}\` ${status}${tail ? `: ${tail}` : ""}`);
     this.name = "CommandFailed";
   }

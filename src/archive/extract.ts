@@ -310,7 +310,7 @@ export class ArchiveExtractor {
       default:
         throw refused(
           name,
-          "unsupported member type (e.g. an old-GNU sparse file: re-create the archive with --format=posix)",
+          "unsupported member type (if old-GNU sparse: re-create the archive with --format=posix)",
         );
     }
     await skip(stream);

@@ -69,6 +69,7 @@ export class HoleWriter {
   #pending: Promise<number> = Promise.resolve(0);
   #dataEnd = 0;
 
+  /** Writes into `fd` (a new, empty file) from the two lent `buffers`. */
   constructor(fd: number, buffers: [Buffer, Buffer]) {
     this.#fd = fd;
     this.#buffers = buffers;

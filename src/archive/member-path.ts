@@ -29,7 +29,7 @@ export function quoteName(name: string): string {
 /** The error for a member the extractor will not write: names the member and says why. */
 export function refused(member: string, reason: string): AxError {
   return new AxError(`refused archive member ${quoteName(member)}: ${reason}`, {
-    hint: "the archive may be corrupt or malicious; nothing was written outside the target directory",
+    hint: "the archive is corrupt or malicious; nothing was written outside the target directory",
   });
 }
 
@@ -61,17 +61,20 @@ export function splitMemberPath(name: string): string[] | string {
 }
 
 const IGNORABLE = /\p{Default_Ignorable_Code_Point}/gu;
+const PRINTABLE_ASCII = /^[ -~]*$/;
 
 /**
  * The form under which case-insensitive or normalization-insensitive file systems (APFS, HFS+,
  * ext4 casefold, NTFS) may treat two names as one: compatibility decomposition (NFKD: `ﬁ` = `fi`,
  * Kelvin sign = `K`), without default-ignorable code points (HFS+ skips zero-width joiners), then
- * full case folding by upper- then lower-casing (`ß` = `SS` = `ss`).
+ * full case folding by lower-, upper- and lower-casing again (`ẞ` -> `ß` -> `SS` -> `ss`).
  */
 export function foldName(component: string): string {
+  if (PRINTABLE_ASCII.test(component)) return component.toLowerCase(); // the usual case, exactly
   return component
     .normalize("NFKD")
     .replace(IGNORABLE, "")
+    .toLowerCase()
     .toUpperCase()
     .toLowerCase()
     .normalize("NFKD");

@@ -6,7 +6,9 @@
 
 /** One stretch of real data in a sparse file. */
 export interface SparseSegment {
+  /** Where the stretch starts in the real file. */
   offset: number;
+  /** How many bytes of the member's data it holds. */
   length: number;
 }
 

@@ -40,10 +40,13 @@ const CREATE_FLAGS =
 
 /** A regular file being written: its descriptor and what to set when it is complete. */
 export interface OpenFile {
+  /** The open descriptor (write-only). */
   fd: number;
   /** Absolute path, for messages. */
   path: string;
+  /** Permission bits to end up with (setuid, setgid and sticky already dropped). */
   mode: number;
+  /** Modification time to set, in seconds. */
   mtime: number;
 }
 
@@ -134,7 +137,8 @@ export class ConfinedTree {
     const targetKey = targetParts.join("/");
     this.#checkNoLink(member, targetParts, "hard link target");
     if (this.#kinds.get(targetKey) !== "file") {
-      throw refused(member, `hard link target "${target}" is not an earlier file of this archive`);
+      const shown = quoteName(target);
+      throw refused(member, `hard link target ${shown} is not an earlier file of this archive`);
     }
     if (targetKey === parts.join("/")) return; // a link to itself: nothing to do
     const { key, abs } = this.#prepareLeaf(member, parts);
@@ -147,7 +151,7 @@ export class ConfinedTree {
     this.stats.files += 1;
   }
 
-  /** Applies the modes (always with owner rwx, so the tree stays removable) and mtimes of directories. */
+  /** Sets the modes (with owner rwx, so the tree stays removable) and mtimes of directories. */
   finish(): void {
     for (const [key, { mode, mtime }] of this.#directoryMeta) {
       const abs = path.join(this.#root, key);
@@ -170,8 +174,8 @@ export class ConfinedTree {
         throw refused(
           member,
           i < parts.length - 1
-            ? `${role} passes through the symbolic link "${link}"`
-            : `${role} is the symbolic link "${link}", which is never replaced or written through`,
+            ? `${role} passes through the symbolic link ${quoteName(link)}`
+            : `${role} is the symbolic link ${quoteName(link)}, never replaced or written through`,
         );
       }
     }
@@ -192,13 +196,13 @@ export class ConfinedTree {
       key = i === 0 ? (parts[0] ?? "") : `${key}/${parts[i] ?? ""}`;
       const kind = this.#kinds.get(key);
       if (kind === undefined) this.#mkdir(member, key);
-      else if (kind !== "dir") throw refused(member, `"${key}" is not a directory`);
+      else if (kind !== "dir") throw refused(member, `${quoteName(key)} is not a directory`);
     }
     key = parts.join("/");
     return { key, abs: path.join(this.#root, key), folded, existing: this.#kinds.get(key) };
   }
 
-  /** {@link ConfinedTree.#prepare} for a file or link: refuses to replace a directory, unlinks a file. */
+  /** #prepare for a file or link: refuses to replace a directory, unlinks an earlier file. */
   #prepareLeaf(member: string, parts: string[]): { key: string; abs: string; folded: string } {
     if (parts.length === 0)
       throw refused(member, "not a directory, but names the target directory");
@@ -222,7 +226,7 @@ export class ConfinedTree {
       fs.mkdirSync(abs, 0o755);
       this.stats.directories += 1;
     } catch (err) {
-      // Another spelling of a directory we made, on a case- or normalization-insensitive file system.
+      // Another spelling of a directory we made, on a case- or normalization-insensitive system.
       if (!hasCode(err, "EEXIST") || !fs.lstatSync(abs).isDirectory()) {
         throw this.#createError(err, member, abs);
       }

@@ -144,7 +144,7 @@ export async function pullJson(
   };
   if (existsSync(pulled.archive)) local.archive = pulled.archive;
   if (tree) local.tree = tree;
-  return { ...imageJson(pulled.entry, local), image, ok: true, path: pulled.path };
+  return { image, ok: true, path: pulled.path, ...imageJson(pulled.entry, local) };
 }
 
 /** Prints `document` to stdout as one JSON document. */

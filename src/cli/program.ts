@@ -143,6 +143,32 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** The command word in `args` (the first operand), skipping the program's options and values. */
+function firstOperand(program: Command, args: string[]): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "--") return args[i + 1];
+    if (!arg.startsWith("-")) return arg;
+    if (program.options.find((o) => o.short === arg || o.long === arg)?.required) i++;
+  }
+  return undefined;
+}
+
+/** Commands with their own `--version` option. */
+const OWN_VERSION_OPTION = ["registry", "publish"];
+
+/**
+ * `registry add` and `publish` have their own `--version`: after them, options belong to the
+ * subcommand, not to the program (whose `--version` would print the tool's version and exit).
+ */
+function positionalAfterRegistry(program: Command): void {
+  const parseOptions = program.parseOptions.bind(program);
+  program.parseOptions = (args: string[]) => {
+    program.enablePositionalOptions(OWN_VERSION_OPTION.includes(firstOperand(program, args) ?? ""));
+    return parseOptions(args);
+  };
+}
+
 /** `info`, `path`, `verify`, `prune`, `du`, `resize`, `registry` and `completion`. */
 function registerEverydayCommands(program: Command): void {
   program
@@ -195,6 +221,7 @@ function registerEverydayCommands(program: Command): void {
     .option("-o, --output <file>", "write the grown image here; leave the original as it is", nonEmpty("--output"))
     .action(lazy(async () => (await import("./commands/resize.js")).resizeCommand as Lazy));
 
+  positionalAfterRegistry(program);
   const registry = program
     .command("registry")
     .description("edit and check registry files")
@@ -219,6 +246,20 @@ function registerEverydayCommands(program: Command): void {
     .option("--online", "also send a HEAD request for every image URL")
     .exitOverride()
     .action(lazy(async () => (await import("./commands/registry.js")).registryCheckCommand as Lazy));
+
+  program
+    .command("publish")
+    .description("push an archive to an OCI registry (or take its URL) and add it to a registry file")
+    .argument("<archive>", "the image archive (.tar.gz, .tar.xz, .tar.zst, .tar)")
+    .requiredOption("--name <name>", "image name")
+    .requiredOption("--version <version>", "image version")
+    .requiredOption("--arch <arch>", "CPU architecture, e.g. aarch64")
+    .requiredOption("--description <text>", "description")
+    .option("--released-at <time>", "RFC 3339 release time (default for a new image: now)")
+    .option("--to <oci-url>", "push to oci://HOST[:PORT]/REPOSITORY:TAG")
+    .option("--url <url>", "the archive is served here already: upload nothing")
+    .requiredOption("--registry-file <file>", "the registry file to add the image to")
+    .action(lazy(async () => (await import("./commands/publish.js")).publishCommand as Lazy));
 
   program
     .command("completion")

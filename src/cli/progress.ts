@@ -59,9 +59,10 @@ function plainView(quiet: boolean): ProgressView {
       }
       t.received = p.received;
       t.total = p.total;
-      while (t.total && t.nextQuarter < 4 && p.received >= (t.total * t.nextQuarter) / 4) {
-        logger.info(`${p.image}: ${t.nextQuarter * 25}% (${formatBytes(p.received)})`);
-        t.nextQuarter++;
+      if (t.total && t.nextQuarter < 4 && p.received >= (t.total * t.nextQuarter) / 4) {
+        const percent = Math.floor((p.received / t.total) * 100);
+        logger.info(`${p.image}: ${percent}% (${formatBytes(p.received)} of ${formatBytes(t.total)})`);
+        t.nextQuarter = Math.floor((p.received / t.total) * 4) + 1;
       }
     },
     stop() {},

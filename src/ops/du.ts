@@ -44,7 +44,9 @@ export interface StoreUsage {
 export async function storeUsage(config: Config): Promise<StoreUsage> {
   const store = config.localStorage;
   const state = await readRegistryState(store);
-  const inventory = await scanStore(store, state.kind === "ok" ? state.images : [], { sizes: true });
+  const inventory = await scanStore(store, state.kind === "ok" ? state.images : [], {
+    sizes: true,
+  });
   const images = [...groupBy(inventory.copies, (c) => c.baseName)]
     .map(([base, copies]) => storedImage(base, copies))
     .sort((a, b) => (a.image < b.image ? -1 : 1));

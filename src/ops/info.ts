@@ -46,7 +46,9 @@ export async function imageInfo(
   resolveImage(images, spec);
   const latest = findImage(images, { name: spec.name });
   const versions = images
-    .filter((e) => e.name === spec.name && (spec.version === undefined || e.version === spec.version))
+    .filter(
+      (e) => e.name === spec.name && (spec.version === undefined || e.version === spec.version),
+    )
     .sort(compareNewestFirst);
   const inventory = await scanStore(config.localStorage, versions, { sizes: true });
   return versions.map((entry) => ({

@@ -7,7 +7,12 @@ import { lstat, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { fsError, hasCode } from "../errors.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
-import { ARCHIVE_EXTENSIONS, BOOKKEEPING_DIR, bookkeeping, imageBaseName } from "../store/layout.js";
+import {
+  ARCHIVE_EXTENSIONS,
+  BOOKKEEPING_DIR,
+  bookkeeping,
+  imageBaseName,
+} from "../store/layout.js";
 import { archiveDigest } from "../store/stamps.js";
 import { readMarker } from "../store/tree.js";
 
@@ -133,7 +138,8 @@ class Owners {
   /** The spec a base name was pulled as, and the entry it names when it carries a version. */
   specOf(baseName: string): { spec: ImageSpec; entry?: ImageEntry } | undefined {
     const versioned = this.byVersion.get(baseName);
-    if (versioned) return { spec: { name: versioned.name, version: versioned.version }, entry: versioned };
+    if (versioned)
+      return { spec: { name: versioned.name, version: versioned.version }, entry: versioned };
     return this.byName.has(baseName) ? { spec: { name: baseName } } : undefined;
   }
 
@@ -256,7 +262,7 @@ export function groupBy<T, K>(items: readonly T[], key: (item: T) => K): Map<K, 
 }
 
 /** True when `copy` holds `entry`. */
-export function holds(copy: StoredCopy, entry: ImageEntry): boolean {
+function holds(copy: StoredCopy, entry: ImageEntry): boolean {
   return copy.entry?.name === entry.name && copy.entry.version === entry.version;
 }
 
@@ -268,7 +274,9 @@ export function localState(inventory: Inventory, entry: ImageEntry): LocalState 
   const pick = (kind: StoredCopy["kind"]) =>
     inventory.copies
       .filter((c) => c.kind === kind && holds(c, entry))
-      .sort((a, b) => Number(b.spec?.version !== undefined) - Number(a.spec?.version !== undefined))[0];
+      .sort(
+        (a, b) => Number(b.spec?.version !== undefined) - Number(a.spec?.version !== undefined),
+      )[0];
   const archive = pick("archive");
   const tree = pick("tree");
   const state: LocalState = { bytes: (archive?.bytes ?? 0) + (tree?.bytes ?? 0) };

@@ -94,7 +94,10 @@ export async function prune(config: Config, options: PruneOptions = {}): Promise
         done(item);
       }
     };
-    const free = lock === undefined ? (await removeAll(), true) : await ifUnlocked(store, lock, removeAll, options);
+    const free =
+      lock === undefined
+        ? (await removeAll(), true)
+        : await ifUnlocked(store, lock, removeAll, options);
     if (!free) {
       (options.logger ?? silentLogger).warn(`${lock}: in use by another process; left alone`);
       result.skipped.push(...items.map(({ path, bytes, reason }) => ({ path, bytes, reason })));
@@ -154,7 +157,8 @@ async function ifUnlocked(
     await withLock(store, name, fn, { signal, onWait: () => busy.abort() });
     return true;
   } catch (err) {
-    if (err instanceof AbortedError && busy.signal.aborted && !options.signal?.aborted) return false;
+    if (err instanceof AbortedError && busy.signal.aborted && !options.signal?.aborted)
+      return false;
     throw err;
   }
 }

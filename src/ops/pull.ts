@@ -115,7 +115,7 @@ export async function pull(
   const dir = resolve(options.outputDir ?? config.localStorage);
   await ensureOutputDir(dir);
   const image = formatSpec(parsed);
-  const title = await ociArchiveTitle(dir, parsed, { image, entry, config, ...options });
+  const title = await ociArchiveTitle(dir, parsed, { ...options, image, entry, config });
   const paths = imagePaths(dir, parsed, entry.url, title);
   const logger = options.logger ?? silentLogger;
   const extract = options.extract ?? true;
@@ -283,7 +283,7 @@ async function downloadAndInstall(
   const deletePart = () =>
     Promise.all([rm(paths.part, { force: true }), rm(partMetaPath(paths.part), { force: true })]);
   try {
-    const urls = downloadCandidates({ image, entry, config, ...options });
+    const urls = downloadCandidates({ ...options, image, entry, config });
     logger.info(`${image}: downloading ${entry.url}`);
     const done = await download({
       urls,

@@ -13,10 +13,10 @@ import { AxError, UsageError, fsError, hasCode, throwIfAborted } from "../errors
 import { silentLogger, type Logger } from "../log.js";
 
 /** Bytes in a MiB. */
-export const MIB = 1024 * 1024;
+const MIB = 1024 * 1024;
 
 /** The e2fsprogs programs {@link resizeImage} runs. */
-export const RESIZE_TOOLS = ["e2fsck", "resize2fs"] as const;
+const RESIZE_TOOLS = ["e2fsck", "resize2fs"] as const;
 
 /** Options of {@link resizeImage}. */
 export interface ResizeOptions {
@@ -133,13 +133,18 @@ function formatMiB(bytes: number): string {
   return (bytes / MIB).toFixed(bytes % MIB === 0 ? 0 : 2);
 }
 
-async function locateTools(dirs: readonly string[]): Promise<Record<(typeof RESIZE_TOOLS)[number], string>> {
+async function locateTools(
+  dirs: readonly string[],
+): Promise<Record<(typeof RESIZE_TOOLS)[number], string>> {
   const found = await Promise.all(RESIZE_TOOLS.map((t) => findTool(t, dirs)));
   const missing = RESIZE_TOOLS.filter((_, i) => found[i] === undefined);
   if (missing.length > 0) {
-    throw new AxError(`resize needs ${missing.join(" and ")} from e2fsprogs, which is not installed`, {
-      hint: "install e2fsprogs (e.g. `sudo apt-get install e2fsprogs`)",
-    });
+    throw new AxError(
+      `resize needs ${missing.join(" and ")} from e2fsprogs, which is not installed`,
+      {
+        hint: "install e2fsprogs (e.g. `sudo apt-get install e2fsprogs`)",
+      },
+    );
   }
   return { e2fsck: found[0]!, resize2fs: found[1]! };
 }
@@ -156,7 +161,11 @@ async function outputPath(output: string, source: string): Promise<string> {
 }
 
 /** Copies `from` to `to` leaving zero blocks as holes (rootfs images are mostly empty). */
-async function sparseCopy(from: string, to: string, signal: AbortSignal | undefined): Promise<void> {
+async function sparseCopy(
+  from: string,
+  to: string,
+  signal: AbortSignal | undefined,
+): Promise<void> {
   const out = await open(to, "wx");
   const writer = new HoleWriter(out.fd, [Buffer.alloc(WRITE_BUFFER), Buffer.alloc(WRITE_BUFFER)]);
   let size = 0;
@@ -210,7 +219,11 @@ async function runTool(
 ): Promise<void> {
   const name = basename(tool);
   try {
-    await execFileAsync(tool, args, { signal, env: { ...process.env, LC_ALL: "C" }, maxBuffer: 16 * MIB });
+    await execFileAsync(tool, args, {
+      signal,
+      env: { ...process.env, LC_ALL: "C" },
+      maxBuffer: 16 * MIB,
+    });
   } catch (err) {
     const e = err as { code?: unknown; stdout?: string; stderr?: string };
     throwIfAborted(signal);

@@ -62,7 +62,8 @@ export async function verifyImages(
   const wanted = specs.map((s) => (typeof s === "string" ? parseSpec(s) : s));
   const inventory = await scanStore(store, images);
   const owned = inventory.copies.filter((c) => c.spec !== undefined);
-  const selected = wanted.length === 0 ? owned : owned.filter((c) => wanted.some((w) => matches(c, w)));
+  const selected =
+    wanted.length === 0 ? owned : owned.filter((c) => wanted.some((w) => matches(c, w)));
   const missing = wanted.filter((w) => !owned.some((c) => matches(c, w))).map(formatSpec);
   if (missing.length > 0) {
     throw new AxError(`not in the store ${store}: ${missing.join(", ")}`, {
@@ -77,11 +78,14 @@ export async function verifyImages(
       async () => {
         for (const copy of copies) {
           const image = formatSpec(copy.spec!);
-          logger.info(`verifying ${copy.path}`);
+          if (copy.kind === "archive") logger.info(`hashing ${copy.path}`);
           checks.push({ image, copy, ...(await checkCopy(copy, images, options.signal)) });
         }
       },
-      { signal: options.signal, onWait: () => logger.info(`${baseName}: waiting for another process`) },
+      {
+        signal: options.signal,
+        onWait: () => logger.info(`${baseName}: waiting for another process`),
+      },
     );
   }
   checks.sort((a, b) => (a.copy.path < b.copy.path ? -1 : 1));
@@ -123,7 +127,9 @@ async function checkCopy(
     return { problem: `tree ${copy.path} has no marker (an interrupted or foreign extraction)` };
   }
   if (good(marker)) return {};
-  return { problem: `tree ${copy.path} was extracted from an archive with sha256 ${marker}${expected}` };
+  return {
+    problem: `tree ${copy.path} was extracted from an archive with sha256 ${marker}${expected}`,
+  };
 }
 
 /** Pulls each failed image again: archives hashed in full, trees re-extracted where they were. */

@@ -51,7 +51,10 @@ interface FileLint {
  *
  * @throws AbortedError when `signal` aborts.
  */
-export async function checkRegistry(location: string, options: CheckOptions = {}): Promise<CheckReport> {
+export async function checkRegistry(
+  location: string,
+  options: CheckOptions = {},
+): Promise<CheckReport> {
   const logger = options.logger ?? silentLogger;
   const report: CheckReport = { files: [], images: 0, problems: [], warnings: [] };
   const warn = (message: string) => {
@@ -102,7 +105,8 @@ export async function checkRegistry(location: string, options: CheckOptions = {}
   const merged = mergeImages(sources);
   report.problems.push(...merged.warnings);
   report.images = merged.images.length;
-  if (options.online) report.problems.push(...(await unreachableImages(merged.images, warn, options)));
+  if (options.online)
+    report.problems.push(...(await unreachableImages(merged.images, warn, options)));
   return report;
 }
 
@@ -116,7 +120,10 @@ function messageOf(err: unknown): string {
   return asProblem(err).message;
 }
 
-async function readText(location: string, signal: AbortSignal | undefined): Promise<string | AxError> {
+async function readText(
+  location: string,
+  signal: AbortSignal | undefined,
+): Promise<string | AxError> {
   try {
     return (await readRegistrySource(location, (text) => text, { signal })).value;
   } catch (err) {
@@ -167,7 +174,8 @@ function repeatedEntries(images: ImageEntry[], source: string): string[] {
   for (const image of images) {
     const key = `${image.name}\0${image.version}`;
     const content = JSON.stringify(image);
-    if (seen.get(key) === content) problems.push(`${source}: image ${formatSpec(image)} is listed twice`);
+    if (seen.get(key) === content)
+      problems.push(`${source}: image ${formatSpec(image)} is listed twice`);
     else if (!seen.has(key)) seen.set(key, content);
   }
   return problems;
@@ -201,7 +209,11 @@ async function urlProblem(
   const scheme = new URL(url).protocol;
   if (scheme === "file:") {
     const path = fileURLToPath(url);
-    return (await stat(path).then((s) => s.isFile()).catch(() => false)) ? undefined : `${url}: no such file`;
+    return (await stat(path)
+      .then((s) => s.isFile())
+      .catch(() => false))
+      ? undefined
+      : `${url}: no such file`;
   }
   if (scheme !== "http:" && scheme !== "https:") {
     warn(`${url}: not checked (only http, https and file URLs are)`);
@@ -214,7 +226,11 @@ async function urlProblem(
     response.body.destroy();
     if (response.status === 405 || response.status === 501) {
       // some servers refuse HEAD: ask for the first byte instead
-      response = await requestWithRetry(url, { headers: { range: "bytes=0-0" }, signal, retries: 2 });
+      response = await requestWithRetry(url, {
+        headers: { range: "bytes=0-0" },
+        signal,
+        retries: 2,
+      });
       response.body.destroy();
     }
     return response.status < 300 ? undefined : `${url}: ${statusReason(response.status)}`;

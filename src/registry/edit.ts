@@ -49,7 +49,8 @@ export function registryBlocks(text: string): TextBlock[] {
     if (s.table === undefined) return;
     const end = starts[k + 1]?.line ?? lines.length;
     let contentEnd = end;
-    while (contentEnd > s.line + 1 && BLANK_OR_COMMENT.test(lines[contentEnd - 1] ?? "")) contentEnd--;
+    while (contentEnd > s.line + 1 && BLANK_OR_COMMENT.test(lines[contentEnd - 1] ?? ""))
+      contentEnd--;
     blocks.push({ table: s.table, start: s.line, end, contentEnd });
   });
   return blocks;
@@ -82,7 +83,9 @@ export interface UpsertResult {
  */
 export function upsertImageText(text: string, entry: ImageEntry, source: string): UpsertResult {
   const current = parseRegistry(text, source);
-  const index = current.images.findIndex((e) => e.name === entry.name && e.version === entry.version);
+  const index = current.images.findIndex(
+    (e) => e.name === entry.name && e.version === entry.version,
+  );
   const expected: RegistryFile = {
     includes: current.includes,
     images:
@@ -145,7 +148,10 @@ function renderedValues(entry: ImageEntry): Map<string, string> {
 
 /** `[prefix, value, suffix]` of a `key = value  # comment` line, or undefined for other lines. */
 function keyLine(line: string, key: string): [string, string, string] | undefined {
-  const m = /^([ \t]*(?:([A-Za-z0-9_-]+)|"([^"\\]*)"|'([^']*)')[ \t]*=[ \t]*)(.*?)([ \t]*(?:#[^"']*)?\r?)$/.exec(line);
+  const m =
+    /^([ \t]*(?:([A-Za-z0-9_-]+)|"([^"\\]*)"|'([^']*)')[ \t]*=[ \t]*)(.*?)([ \t]*(?:#[^"']*)?\r?)$/.exec(
+      line,
+    );
   if (!m || (m[2] ?? m[3] ?? m[4]) !== key) return undefined;
   return [m[1]!, m[5]!, m[6]!];
 }
@@ -159,7 +165,8 @@ function parsesAs(text: string, expected: RegistryFile, source: string): boolean
   try {
     const parsed = parseRegistry(text, source);
     return (
-      parsed.includes.map((i) => i.url).join("\n") === expected.includes.map((i) => i.url).join("\n") &&
+      parsed.includes.map((i) => i.url).join("\n") ===
+        expected.includes.map((i) => i.url).join("\n") &&
       parsed.images.length === expected.images.length &&
       parsed.images.every((image, i) => sameImage(image, expected.images[i]!))
     );
@@ -197,10 +204,15 @@ export async function upsertImage(
     (e) => e.name === update.name && e.version === update.version,
   );
   const merged = { ...existing, ...withoutUndefined(update) };
-  if (existing === undefined) merged.released_at ??= new Date().toISOString().replace(/\.\d+Z$/, "Z");
-  const missing = (["description", "sha256", "arch", "url"] as const).filter((k) => merged[k] === undefined);
+  if (existing === undefined)
+    merged.released_at ??= new Date().toISOString().replace(/\.\d+Z$/, "Z");
+  const missing = (["description", "sha256", "arch", "url"] as const).filter(
+    (k) => merged[k] === undefined,
+  );
   if (missing.length > 0) {
-    throw new UsageError(`image ${formatSpec(update)} is new in ${file}: ${missing.join(", ")} required`);
+    throw new UsageError(
+      `image ${formatSpec(update)} is new in ${file}: ${missing.join(", ")} required`,
+    );
   }
   const entry = validEntry(merged as ImageEntry, file);
   const result = upsertImageText(text, entry, file);

@@ -1,4 +1,5 @@
-import { mkdir } from "node:fs/promises";
+import { mkdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { AxError, hasCode, throwIfAborted } from "../errors.js";
 import { bookkeeping } from "./layout.js";
@@ -18,12 +19,48 @@ export interface LockOptions {
   staleMs?: number;
 }
 
+/** Who holds a lock: written beside the lock directory once it is acquired. */
+interface Owner {
+  pid: number;
+  host: string;
+  /** Inode of the lock directory this owner created, so an old owner file never vouches for a newer lock. */
+  ino: number;
+}
+
 const POLL_MS = 200;
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return !hasCode(err, "ESRCH");
+  }
+}
+
+/**
+ * When the lock's owner was a process of this machine that no longer exists, ages the lock
+ * directory so that the next attempt treats it as stale at once, instead of after `staleMs`.
+ */
+async function expireIfOwnerDied(lockPath: string): Promise<boolean> {
+  try {
+    const owner = JSON.parse(await readFile(`${lockPath}.owner`, "utf8")) as Owner;
+    const st = await stat(lockPath);
+    if (owner.host === hostname() && owner.ino === st.ino && !isAlive(owner.pid)) {
+      await utimes(lockPath, 0, 0);
+      return true;
+    }
+  } catch {
+    // no owner file yet, or the lock just went away: the ordinary stale rule applies
+  }
+  return false;
+}
 
 /**
  * Runs `fn` while holding the cross-process lock `name` of the store directory `dir`
- * (`<dir>/.axvisor-image/locks/<name>.lock`). A second process waits for it; a lock whose owner
- * was killed goes stale within `staleMs` (default 10 s) and is recovered.
+ * (`<dir>/.axvisor-image/locks/<name>.lock`, via proper-lockfile). A second process waits for it.
+ * A lock whose owner was killed is recovered: at once when the owner was on this machine, else
+ * when it has not been refreshed for `staleMs` (default 10 s).
  */
 export async function withLock<T>(
   dir: string,
@@ -34,6 +71,7 @@ export async function withLock<T>(
   const locks = bookkeeping(dir).locks;
   await mkdir(locks, { recursive: true });
   const lockPath = join(locks, `${name}.lock`);
+  const ownerPath = `${lockPath}.owner`;
   const stale = options.staleMs ?? 10_000;
   let compromised: Error | undefined;
   let waited = false;
@@ -57,6 +95,7 @@ export async function withLock<T>(
       if (!hasCode(err, "ELOCKED")) {
         throw new AxError(`cannot lock ${lockPath}: ${(err as Error).message}`, { cause: err });
       }
+      if (await expireIfOwnerDied(lockPath)) continue;
       if (!waited) {
         waited = true;
         options.onWait?.();
@@ -64,6 +103,8 @@ export async function withLock<T>(
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
   }
+  const owner: Owner = { pid: process.pid, host: hostname(), ino: (await stat(lockPath)).ino };
+  await writeFile(ownerPath, JSON.stringify(owner)).catch(() => {});
   const held: HeldLock = {
     assertHeld() {
       if (compromised) {
@@ -74,6 +115,7 @@ export async function withLock<T>(
   try {
     return await fn(held);
   } finally {
+    await rm(ownerPath, { force: true });
     await release().catch(() => {});
   }
 }

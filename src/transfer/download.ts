@@ -470,7 +470,10 @@ export async function download(options: DownloadOptions): Promise<DownloadResult
       return { url: name, size: part.offset, transferred: part.transferred };
     }
     const tried = names.length > 1 ? `tried ${names.join(", ")}` : undefined;
-    throw new AxError(`cannot download ${original}: ${last?.reason}`, { cause: last, hint: tried });
+    throw new AxError(`cannot download ${original}: ${last?.reason}`, {
+      cause: last,
+      hint: tried ?? last?.hint,
+    });
   } finally {
     await part.close();
   }

@@ -5,9 +5,11 @@
  * http, and an `Authorization` header never sent to another origin.
  */
 import { STATUS_CODES } from "node:http";
+import { createRequire } from "node:module";
 import type { Readable } from "node:stream";
 import type { Dispatcher } from "undici";
 import { AbortedError, AxError, type SystemError } from "../errors.js";
+import { installFinGuard } from "./undici-fin-guard.js";
 
 /** Options of {@link httpRequest}. */
 export interface HttpRequestOptions {
@@ -178,6 +180,16 @@ function proxyEnvironment(): string {
 
 let sharedAgent: { env: string; agent: Dispatcher } | undefined;
 
+/** undici, with the guard against its paused-parser crash installed (see undici-fin-guard.ts). */
+async function loadUndici(): Promise<typeof import("undici")> {
+  const undici = await import("undici");
+  const symbols = createRequire(import.meta.url)("undici/lib/core/symbols.js") as {
+    kParser: symbol;
+  };
+  installFinGuard(symbols.kParser);
+  return undici;
+}
+
 /** The shared `EnvHttpProxyAgent` (NO_PROXY is re-read by undici itself on every request). */
 function agentForEnvironment(undici: typeof import("undici")): Dispatcher {
   const env = proxyEnvironment();
@@ -237,7 +249,7 @@ export async function httpRequest(
   url: string,
   options: HttpRequestOptions = {},
 ): Promise<HttpResponse> {
-  const undici = await import("undici");
+  const undici = await loadUndici();
   const stall = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
   const maxRedirects = options.maxRedirects ?? DEFAULT_MAX_REDIRECTS;
   let hop: Hop = {

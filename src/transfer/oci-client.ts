@@ -15,7 +15,7 @@ import {
   type HttpRequestOptions,
   type HttpResponse,
 } from "./http.js";
-import { dockerCredentials, type Credentials } from "./oci-credentials.js";
+import { dockerConfigPath, dockerCredentials, type Credentials } from "./oci-credentials.js";
 import { registryBaseUrl, type OciReference } from "./oci-reference.js";
 import { isRetryableStatus, requestWithRetry, type RetryOptions } from "./retry.js";
 
@@ -114,10 +114,7 @@ export async function registryFailure(response: HttpResponse, what: string): Pro
   }
   const reason = `${what}: ${statusReason(response.status)}${detail.trimEnd()}`;
   const host = new URL(response.url).host;
-  const hint =
-    response.status === 401 || response.status === 403
-      ? `log in with \`docker login ${host}\` (credentials are read from ~/.docker/config.json)`
-      : undefined;
+  const hint = response.status === 401 || response.status === 403 ? loginHint(host) : undefined;
   return new TransferError(response.url, reason, {
     retryable: isRetryableStatus(response.status),
     status: response.status,
@@ -175,10 +172,7 @@ export class OciClient {
     } else if (parsed?.scheme === "basic" && credentials !== undefined) {
       authorization = `Basic ${basic(credentials)}`;
     } else {
-      const host = this.ref.host;
-      throw new AxError(`${host} requires a login to ${this.#access} ${this.ref.repository}`, {
-        hint: `log in with \`docker login ${host}\` (credentials are read from ~/.docker/config.json)`,
-      });
+      throw this.#authFailure(`requires a login to ${this.#access} ${this.ref.repository}`);
     }
     authCache.set(this.#cacheKey, {
       authorization,
@@ -208,7 +202,20 @@ export class OciClient {
     const first = await send(this.authHeaders());
     if (first.status !== 401) return first;
     first.body.destroy();
-    return send(await this.authorize(first.headers["www-authenticate"]));
+    const second = await send(await this.authorize(first.headers["www-authenticate"]));
+    if (second.status !== 401) return second;
+    second.body.destroy();
+    const credentials = await this.#loadCredentials();
+    const who =
+      credentials === undefined ? "anonymous access" : `the login from ${credentials.source}`;
+    const what = `${this.#access} ${this.ref.repository}`;
+    throw this.#authFailure(`refused ${who} to ${what} (HTTP 401 Unauthorized)`);
+  }
+
+  /** A failure to authenticate with the registry (a mirror's moves on to the next candidate). */
+  #authFailure(reason: string): TransferError {
+    const hint = loginHint(this.ref.host, this.#options.env);
+    return new TransferError(this.ref.host, reason, { retryable: false, status: 401, hint });
   }
 
   #retryOptions(): RetryOptions {
@@ -229,7 +236,7 @@ export class OciClient {
     const url = URL.canParse(realm) ? new URL(realm) : undefined;
     const plain = url?.protocol === "http:" && new URL(this.base).protocol === "https:";
     if (url === undefined || (url.protocol !== "https:" && url.protocol !== "http:") || plain) {
-      throw new AxError(`${this.ref.host}: refusing the token service "${realm}" (not https)`);
+      throw this.#authFailure(`refusing the token service "${realm}" (not https)`);
     }
     if (params.service !== undefined) url.searchParams.set("service", params.service);
     url.searchParams.set("scope", `repository:${this.ref.repository}:${this.#access}`);
@@ -261,6 +268,11 @@ export class OciClient {
     const seconds = typeof body.expires_in === "number" ? body.expires_in : DEFAULT_TOKEN_SECONDS;
     return { token, seconds };
   }
+}
+
+/** What to do about a registry that wants a (better) login. */
+function loginHint(host: string, env?: Record<string, string | undefined>): string {
+  return `log in with \`docker login ${host}\` (logins are read from ${dockerConfigPath(env)})`;
 }
 
 function basic({ username, password }: Credentials): string {

@@ -1,8 +1,8 @@
 /**
  * Pushing a guest-image archive to an OCI registry: the archive as a blob (in one PUT, or in
- * PATCH chunks when it is larger than a chunk), an empty config blob, and an OCI image manifest
- * whose single layer carries the archive's file name as its `org.opencontainers.image.title`.
- * Blobs the repository already has are not sent again.
+ * chunks when it is larger than one: ghcr.io takes at most 4 MiB per request), an empty config
+ * blob, and an OCI image manifest whose single layer carries the archive's file name as its
+ * `org.opencontainers.image.title`. Blobs the repository already has are not sent again.
  */
 import { createHash } from "node:crypto";
 import { open, type FileHandle } from "node:fs/promises";
@@ -20,12 +20,12 @@ const EMPTY_CONFIG = {
   mediaType: "application/vnd.oci.empty.v1+json",
   bytes: Buffer.from("{}"),
 };
-/** Default {@link PushOptions.chunkSize}: 16 MiB. */
-export const DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024;
+/** Default {@link PushOptions.chunkSize}: 4 MiB, the most ghcr.io takes in one PATCH. */
+export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
 
 /** Options of {@link pushArchive}. */
 export interface PushOptions extends OciClientOptions {
-  /** Archives larger than this go up in PATCH chunks of this size (default 16 MiB). */
+  /** Archives larger than this go up in chunks of this size (default 4 MiB). */
   chunkSize?: number;
 }
 
@@ -100,8 +100,10 @@ async function hasBlob(client: OciClient, digest: string): Promise<boolean> {
 }
 
 /**
- * Uploads a blob of `size` bytes, `read(position, length)` giving its bytes: one PUT when it fits
- * in a chunk, else PATCH chunks (each to the location the previous answer gave) and a closing PUT.
+ * Uploads a blob of `size` bytes, `read(position, length)` giving its bytes: every chunk but the
+ * last as a PATCH (each to the location the previous answer gave), the last one with the closing
+ * PUT; a blob that fits in one chunk is a single PUT. Chunks are at least the registry's
+ * `OCI-Chunk-Min-Length`.
  */
 async function uploadBlob(
   client: OciClient,
@@ -111,32 +113,31 @@ async function uploadBlob(
   chunkSize: number,
 ): Promise<void> {
   const what = `upload of ${digest} to ${formatOciReference(client.ref)}`;
-  const started = await client.request(client.url("blobs/uploads/"), { method: "POST" });
-  let location = uploadLocation(await expectStatus(started, 202, what));
+  const started = await expectStatus(
+    await client.request(client.url("blobs/uploads/"), { method: "POST" }),
+    202,
+    what,
+  );
+  let location = uploadLocation(started);
+  const chunk = Math.max(chunkSize, Number(started.headers["oci-chunk-min-length"]) || 0);
   const octets = { "content-type": "application/octet-stream" };
-  if (size <= chunkSize) {
-    const body = await read(0, size);
-    const done = await client.request(withDigest(location, digest), {
-      method: "PUT",
-      headers: octets,
-      body,
-      retry: false,
-    });
-    await expectStatus(done, 201, what);
-    return;
-  }
-  for (let position = 0; position < size; position += chunkSize) {
-    const body = await read(position, Math.min(chunkSize, size - position));
-    const range = `${position}-${position + body.length - 1}`;
+  let position = 0;
+  for (; size - position > chunk; position += chunk) {
+    const range = `${position}-${position + chunk - 1}`;
     const sent = await client.request(location, {
       method: "PATCH",
       headers: { ...octets, "content-range": range },
-      body,
+      body: await read(position, chunk),
       retry: false,
     });
     location = uploadLocation(await expectStatus(sent, 202, `${what} (bytes ${range})`));
   }
-  const closed = await client.request(withDigest(location, digest), { method: "PUT", body: "" });
+  const closed = await client.request(withDigest(location, digest), {
+    method: "PUT",
+    headers: octets,
+    body: await read(position, size - position),
+    retry: false,
+  });
   await expectStatus(closed, 201, what);
 }
 

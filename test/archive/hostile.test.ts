@@ -76,6 +76,7 @@ for (const { name: encoding, encode } of ENCODINGS) {
         ["\ufb01le", "file"], // ligature vs letters (NFKD)
         ["\u212aelvin", "kelvin"], // Kelvin sign
         ["stra\u00dfe", "STRASSE"], // ß vs SS
+        ["\u1e9e", "ss"], // capital sharp s vs ss
         ["g\u200cit", "git"], // zero-width non-joiner, ignored by HFS+
       ];
       for (const [linkName, otherName] of pairs) {

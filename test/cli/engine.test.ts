@@ -43,6 +43,7 @@ describe("pull engine through the CLI", () => {
 
     const run = await w.cli(["pull", "big"]);
     assert.equal(run.code, 0, run.stderr);
+    assert.doesNotMatch(run.stderr, /waiting/, "the killed pull's lock is recovered at once");
     assert.deepEqual(await readFile(join(w.store, "big", "kernel")), BIG);
     const requests = w.server.requestsFor("/files/big-1.0.tar.gz");
     const last = requests.at(-1)!;

@@ -51,12 +51,17 @@ function optionModels(command: Command): OptionModel[] {
   return options;
 }
 
+/** Arguments completed with image names; those named like a file complete to file names. */
+const IMAGE_ARGS = new Set(["image", "pattern"]);
+const FILE_ARG = /file|archive|registry|dir/;
+
 function argsModel(command: Command): CommandModel["args"] {
   if (command.commands.length > 0) return command.commands.map((c) => c.name());
   const arg = command.registeredArguments[0];
   if (arg === undefined) return "none";
-  if (arg.name() === "image") return "images";
-  return arg.argChoices ?? "files";
+  if (arg.argChoices) return arg.argChoices;
+  if (IMAGE_ARGS.has(arg.name())) return "images";
+  return FILE_ARG.test(arg.name()) ? "files" : "none";
 }
 
 /** Every visible command of `program`, subcommands included, in the order of `--help`. */
@@ -117,7 +122,9 @@ function keyCases(model: ScriptModel, indent: string): string {
       return `${c.keys.map(quoted).join("|")}) opts=${joined(c.options.flatMap(flagsOf))}; ${args} ;;`;
     }),
   ];
-  return [`case "$key" in`, ...lines.map((l) => `  ${l}`), "esac"].map((l) => indent + l).join("\n");
+  return [`case "$key" in`, ...lines.map((l) => `  ${l}`), "esac"]
+    .map((l) => indent + l)
+    .join("\n");
 }
 
 /** `word` extends `key` when it is one of the key's subcommands (for bash and zsh). */
@@ -209,7 +216,10 @@ function fishScript(model: ScriptModel): string {
   const option = (condition: string, o: OptionModel) => {
     const short = o.short === undefined ? "" : `-s ${o.short.slice(1)} `;
     const long = o.long === undefined ? "" : `-l ${o.long.slice(2)} `;
-    return complete(condition, `${short}${long}${o.value ? "-r -F " : ""}-d ${quoted(o.description)}`);
+    return complete(
+      condition,
+      `${short}${long}${o.value ? "-r -F " : ""}-d ${quoted(o.description)}`,
+    );
   };
   const lines: string[] = [];
   for (const o of model.global) lines.push(option("__axvisor_image_is ''", o));
@@ -224,7 +234,9 @@ function fishScript(model: ScriptModel): string {
     else if (Array.isArray(c.args)) {
       for (const sub of c.args) {
         const description = model.commands.find((m) => m.key === `${c.key} ${sub}`)?.description;
-        lines.push(complete(is, `-a ${quoted(sub)}${description ? ` -d ${quoted(description)}` : ""}`));
+        lines.push(
+          complete(is, `-a ${quoted(sub)}${description ? ` -d ${quoted(description)}` : ""}`),
+        );
       }
     }
   }
@@ -249,7 +261,9 @@ function __axvisor_image_key --description 'the command (and subcommand) on the 
                     set key $token
 ${parents
   .map(
-    (c) => `                else if test "$key" = ${quoted(c.key)}; and contains -- $token ${c.subcommands.join(" ")}
+    (
+      c,
+    ) => `                else if test "$key" = ${quoted(c.key)}; and contains -- $token ${c.subcommands.join(" ")}
                     set key "$key $token"`,
   )
   .join("\n")}
@@ -297,7 +311,10 @@ export async function completionCommand(
  * `ls --names [PATTERN]` (hidden, for the completion scripts): the image names of the store's
  * registry, one per line, without syncing or any network access; nothing when there is none.
  */
-export async function printImageNames(pattern: string | undefined, command: Command): Promise<void> {
+export async function printImageNames(
+  pattern: string | undefined,
+  command: Command,
+): Promise<void> {
   const ctx = await commandContext(command);
   const state = await readRegistryState(ctx.config.localStorage);
   if (state.kind !== "ok") return;

@@ -4,6 +4,11 @@ import { commandContext } from "../context.js";
 import { formatBytes, formatTable } from "../format.js";
 import { result } from "../output.js";
 
+/** `1 item`, `2 items`: a count with its noun, plural when needed. */
+export function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}
+
 /** `du [--json]` (also `ls --local`): what the store holds and its size. */
 export async function duCommand(options: { json?: boolean }, command: Command): Promise<void> {
   const ctx = await commandContext(command);
@@ -13,7 +18,8 @@ export async function duCommand(options: { json?: boolean }, command: Command): 
     printJson(storeJson(usage));
     return;
   }
-  const size = (bytes: number, present: unknown) => (present === undefined ? "-" : formatBytes(bytes));
+  const size = (bytes: number, present: unknown) =>
+    present === undefined ? "-" : formatBytes(bytes);
   if (usage.images.length > 0) {
     const rows = usage.images.map((i) => [
       i.orphan ? `${i.image} (orphan)` : i.image,
@@ -29,7 +35,7 @@ export async function duCommand(options: { json?: boolean }, command: Command): 
   if (usage.leftovers.length > 0) {
     const bytes = usage.leftovers.reduce((sum, l) => sum + l.bytes, 0);
     result(
-      `leftovers of interrupted work: ${formatBytes(bytes)} in ${usage.leftovers.length} item(s) ` +
+      `leftovers of interrupted work: ${formatBytes(bytes)} in ${count(usage.leftovers.length, "item")} ` +
         "(`axvisor-image prune` removes them)",
     );
   }

@@ -3,6 +3,7 @@ import { prune, type PruneReason } from "../../ops/prune.js";
 import { commandContext } from "../context.js";
 import { formatBytes } from "../format.js";
 import { result } from "../output.js";
+import { count } from "./du.js";
 
 const REASONS: Record<PruneReason, string> = {
   orphan: "no registry entry",
@@ -22,8 +23,10 @@ export async function pruneCommand(
   const pruned = await prune(ctx.config, { ...ctx, dryRun, keep: options.keep });
   const verb = dryRun ? "would remove" : "removed";
   for (const item of pruned.removed) {
-    result(`${verb}  ${formatBytes(item.bytes).padStart(10)}  ${item.path}  (${REASONS[item.reason]})`);
+    result(
+      `${verb}  ${formatBytes(item.bytes).padStart(10)}  ${item.path}  (${REASONS[item.reason]})`,
+    );
   }
-  const count = pruned.removed.length;
-  result(`${dryRun ? "would free" : "freed"} ${formatBytes(pruned.freed)} (${count} item${count === 1 ? "" : "s"})`);
+  const items = count(pruned.removed.length, "item");
+  result(`${dryRun ? "would free" : "freed"} ${formatBytes(pruned.freed)} (${items})`);
 }

@@ -5,6 +5,7 @@ import { upsertImage } from "../../registry/edit.js";
 import { hashFile } from "../../store/stamps.js";
 import { commandContext } from "../context.js";
 import { result } from "../output.js";
+import { count } from "./du.js";
 
 /** Options of `registry add`. */
 interface AddOptions {
@@ -18,13 +19,18 @@ interface AddOptions {
 }
 
 /** `registry add ARCHIVE --file FILE --name N --version V [--arch] [--description] [--url] [--released-at]`. */
-export async function registryAddCommand(archive: string, options: AddOptions, command: Command): Promise<void> {
+export async function registryAddCommand(
+  archive: string,
+  options: AddOptions,
+  command: Command,
+): Promise<void> {
   const ctx = await commandContext(command);
   let sha256: string;
   try {
     sha256 = await hashFile(archive);
   } catch (err) {
-    if (err instanceof AxError && hasCode(err.cause, "ENOENT")) throw new UsageError(`no such file: ${archive}`);
+    if (err instanceof AxError && hasCode(err.cause, "ENOENT"))
+      throw new UsageError(`no such file: ${archive}`);
     throw err;
   }
   const { entry, action } = await upsertImage(options.file, {
@@ -36,7 +42,9 @@ export async function registryAddCommand(archive: string, options: AddOptions, c
     released_at: options.releasedAt,
     sha256,
   });
-  ctx.logger.info(`${action} image ${entry.name}:${entry.version} in ${options.file} (sha256 ${entry.sha256})`);
+  ctx.logger.info(
+    `${action} image ${entry.name}:${entry.version} in ${options.file} (sha256 ${entry.sha256})`,
+  );
 }
 
 /** `registry check FILE|URL [--online]`: every problem on stdout, exit 1 when there is one. */
@@ -46,12 +54,17 @@ export async function registryCheckCommand(
   command: Command,
 ): Promise<void> {
   const ctx = await commandContext(command);
-  const report = await checkRegistry(location, { online: options.online, signal: ctx.signal, logger: ctx.logger });
+  const report = await checkRegistry(location, {
+    online: options.online,
+    signal: ctx.signal,
+    logger: ctx.logger,
+  });
   for (const problem of report.problems) result(problem);
-  const summary = `${report.images} images in ${report.files.length} file(s)`;
+  const summary = `${count(report.images, "image")} in ${count(report.files.length, "file")}`;
   if (report.problems.length > 0) {
-    const n = report.problems.length;
-    throw new AxError(`registry ${location}: ${n} problem${n === 1 ? "" : "s"} (${summary})`);
+    throw new AxError(
+      `registry ${location}: ${count(report.problems.length, "problem")} (${summary})`,
+    );
   }
   result(`registry ${location}: no problems (${summary})`);
 }

@@ -20,7 +20,9 @@ export async function resizeCommand(
   if (resized.toBytes === resized.fromBytes) {
     ctx.logger.info(`${file} is already ${formatBytes(resized.toBytes)}: nothing to grow`);
   } else {
-    ctx.logger.info(`grew ${resized.path} from ${formatBytes(resized.fromBytes)} to ${formatBytes(resized.toBytes)}`);
+    ctx.logger.info(
+      `grew ${resized.path} from ${formatBytes(resized.fromBytes)} to ${formatBytes(resized.toBytes)}`,
+    );
   }
   result(resized.path);
 }

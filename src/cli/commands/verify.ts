@@ -32,7 +32,8 @@ export async function verifyCommand(
     if (outcome.status === "fulfilled") {
       ctx.logger.info(`repaired ${image}: ${outcome.value.path}`);
     } else {
-      const reason = outcome.reason instanceof AxError ? outcome.reason.message : String(outcome.reason);
+      const reason =
+        outcome.reason instanceof AxError ? outcome.reason.message : String(outcome.reason);
       process.stderr.write(`error: ${reason}\n`);
       unrepaired.push(image);
     }

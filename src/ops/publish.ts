@@ -1,0 +1,145 @@
+/**
+ * `publish`: put an image archive where users can pull it and record it in a registry file. With
+ * an `oci://` destination the archive is pushed to that OCI registry; with a URL it is assumed to
+ * be served there already. Either way the archive's sha256 is computed and the registry file gets
+ * the entry added or updated (other entries, includes and comments kept), ready to commit.
+ */
+import { stat } from "node:fs/promises";
+import type { Config } from "../config/config.js";
+import { AxError, UsageError, fsError, hasCode } from "../errors.js";
+import { silentLogger, type Logger } from "../log.js";
+import { upsertImage, type UpsertResult } from "../registry/edit.js";
+import { formatSpec } from "../registry/resolve.js";
+import { nameProblem, parseRfc3339 } from "../registry/rules.js";
+import type { ImageEntry } from "../registry/types.js";
+import { hashFile } from "../store/stamps.js";
+import { formatOciReference, parseOciReference } from "../transfer/oci-reference.js";
+import type { PushResult } from "../transfer/oci-upload.js";
+
+/** Options of {@link publish}. */
+export interface PublishOptions {
+  /** The archive file to publish. */
+  archive: string;
+  /** Image name, version, architecture and description of the entry. */
+  name: string;
+  version: string;
+  arch: string;
+  description: string;
+  /** RFC 3339 release time; a new entry gets the current time when absent. */
+  releasedAt?: string;
+  /** Push the archive to this `oci://HOST/REPOSITORY:TAG` (exclusive with `url`). */
+  to?: string;
+  /** The archive is already served here; nothing is uploaded (exclusive with `to`). */
+  url?: string;
+  /** The registry file to add the entry to (created when missing). */
+  registryFile: string;
+  /** Insecure registries (plain HTTP) from the configuration. */
+  config?: Pick<Config, "insecureRegistries">;
+  /** Archives larger than this are uploaded in chunks of this size (default 4 MiB). */
+  chunkSize?: number;
+  /** Cancels the upload. */
+  signal?: AbortSignal;
+  /** Told what is being done. */
+  logger?: Logger;
+  /** Environment for `DOCKER_CONFIG` (default `process.env`). */
+  env?: Record<string, string | undefined>;
+}
+
+/** What {@link publish} did. */
+export interface PublishResult {
+  /** The entry as written to the registry file. */
+  entry: ImageEntry;
+  /** What happened to the registry file. */
+  action: UpsertResult["action"];
+  /** With `to`: the push (manifest digest, layer, whether the blob was sent). */
+  push?: PushResult;
+}
+
+/** Checks the options a user can get wrong before anything is hashed or sent. */
+function checkOptions(options: PublishOptions): void {
+  if ((options.to === undefined) === (options.url === undefined)) {
+    throw new UsageError(
+      "publish needs exactly one of --to oci://HOST/REPOSITORY:TAG and --url URL",
+    );
+  }
+  const problem =
+    nameProblem(options.name, "name") ??
+    nameProblem(options.version, "version") ??
+    (options.arch.trim() === "" ? "arch is empty" : undefined) ??
+    (options.description.trim() === "" ? "description is empty" : undefined) ??
+    (options.releasedAt !== undefined && parseRfc3339(options.releasedAt) === undefined
+      ? `released_at "${options.releasedAt}" is not an RFC 3339 date-time`
+      : undefined);
+  if (problem !== undefined) {
+    throw new UsageError(`cannot publish image ${formatSpec(options)}: ${problem}`);
+  }
+}
+
+/** The `--to` reference, parsed; it must name a tag (the manifest's digest is known only later). */
+function destination(to: string) {
+  let ref;
+  try {
+    ref = parseOciReference(to);
+  } catch (err) {
+    throw new UsageError((err as AxError).message, { cause: err });
+  }
+  if (ref.digest !== undefined) {
+    throw new UsageError(`--to ${to}: publish to a tag, not a digest`, {
+      hint: "the manifest's digest is only known once it is pushed",
+    });
+  }
+  return ref;
+}
+
+/** Size and sha256 of the archive; a missing file is a usage error naming it. */
+async function describeArchive(path: string): Promise<{ size: number; sha256: string }> {
+  try {
+    const info = await stat(path);
+    if (!info.isFile()) throw new UsageError(`archive ${path} is not a file`);
+    return { size: info.size, sha256: await hashFile(path) };
+  } catch (err) {
+    if (hasCode(err, "ENOENT")) throw new UsageError(`archive ${path} does not exist`);
+    throw fsError(err, "read", path);
+  }
+}
+
+/**
+ * Publishes an archive: hashes it, pushes it to `to` (blob, config and manifest) or takes `url`
+ * as where it is served, then adds or updates its entry in `registryFile`.
+ *
+ * @throws UsageError for bad options or a missing archive; AxError naming the registry, file or
+ *   URL at fault for everything else.
+ */
+export async function publish(options: PublishOptions): Promise<PublishResult> {
+  checkOptions(options);
+  const logger = options.logger ?? silentLogger;
+  const ref = options.to === undefined ? undefined : destination(options.to);
+  const file = await describeArchive(options.archive);
+  let push: PushResult | undefined;
+  if (ref !== undefined) {
+    const where = formatOciReference(ref);
+    logger.info(`pushing ${options.archive} (${file.size} bytes) to ${where}`);
+    const { pushArchive } = await import("../transfer/oci-upload.js");
+    push = await pushArchive(ref, options.archive, file, {
+      insecureRegistries: options.config?.insecureRegistries,
+      chunkSize: options.chunkSize,
+      signal: options.signal,
+      logger,
+      env: options.env,
+    });
+    logger.info(
+      `${where}: ${push.uploaded ? "uploaded" : "already had"} the archive; manifest ${push.manifestDigest}`,
+    );
+  }
+  const { entry, action } = await upsertImage(options.registryFile, {
+    name: options.name,
+    version: options.version,
+    arch: options.arch,
+    description: options.description,
+    released_at: options.releasedAt,
+    sha256: file.sha256,
+    url: ref === undefined ? options.url : formatOciReference(ref),
+  });
+  logger.info(`${action} image ${formatSpec(entry)} in ${options.registryFile}`);
+  return { entry, action, push };
+}

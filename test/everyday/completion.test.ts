@@ -1,0 +1,144 @@
+/**
+ * `completion bash|zsh|fish`: the scripts parse in their shells, and completing image names runs
+ * the CLI (`ls --names`) instead of carrying a list. bash and fish completions are exercised for
+ * real, with an `axvisor-image` on PATH that runs this checkout's CLI.
+ */
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { chmod, mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
+import { defaultToolDirs, findTool } from "../../src/ops/resize.js";
+import { CLI, cliEnv } from "../helpers/images.js";
+import { startWorld, type World } from "../helpers/world.js";
+
+const run = promisify(execFile);
+const shells = Object.fromEntries(
+  await Promise.all(
+    ["bash", "zsh", "fish"].map(async (s) => [s, await findTool(s, defaultToolDirs())] as const),
+  ),
+) as Record<"bash" | "zsh" | "fish", string | undefined>;
+const missing = (shell: keyof typeof shells) =>
+  shells[shell] === undefined ? `${shell} is not installed` : false;
+
+describe("completion", () => {
+  let w: World;
+  let bin: string;
+  const scripts: Record<string, string> = {};
+  const env = () => cliEnv({ PATH: `${bin}:${process.env.PATH ?? ""}` });
+
+  before(async () => {
+    w = await startWorld();
+    await w.publish("qemu_aarch64_linux", "0.0.26", [{ name: "kernel", data: "k" }]);
+    await w.publish("qemu_riscv64_linux", "0.0.26", [{ name: "kernel", data: "k" }]);
+    await w.publish("phytiumpi-freertos", "0.0.26", [{ name: "kernel", data: "k" }]);
+    assert.equal((await w.cli(["-q", "sync"])).code, 0);
+    bin = join(w.root, "bin");
+    await mkdir(bin);
+    const shim = join(bin, "axvisor-image");
+    await writeFile(shim, `#!/bin/sh\nexec "${process.execPath}" "${CLI}" "$@"\n`);
+    await chmod(shim, 0o755);
+    for (const shell of ["bash", "zsh", "fish"]) {
+      const out = await w.cli(["completion", shell]);
+      assert.equal(out.code, 0, out.stderr);
+      scripts[shell] = join(w.root, `completion.${shell}`);
+      await writeFile(scripts[shell], out.stdout);
+    }
+  });
+  after(() => w.close());
+
+  it("carries no image names: it asks the CLI for them", async () => {
+    for (const shell of ["bash", "zsh", "fish"]) {
+      const { readFile } = await import("node:fs/promises");
+      const text = await readFile(scripts[shell]!, "utf8");
+      assert.doesNotMatch(text, /qemu_aarch64_linux/);
+      assert.match(text, /ls --names/);
+      assert.match(text, /prune/, "commands come from the program");
+    }
+    const names = await w.cli(["ls", "--names", "qemu"]);
+    assert.equal(names.stdout, "qemu_aarch64_linux\nqemu_riscv64_linux\n");
+    const help = await w.cli(["ls", "--help"]);
+    assert.doesNotMatch(help.stdout, /--names/, "the helper is hidden");
+    const bad = await w.cli(["completion", "tcsh"]);
+    assert.equal(bad.code, 2);
+  });
+
+  for (const shell of ["bash", "zsh", "fish"] as const) {
+    it(`${shell} -n accepts the ${shell} script`, { skip: missing(shell) }, async () => {
+      await run(shells[shell]!, ["-n", scripts[shell]!]);
+    });
+  }
+
+  /** COMPREPLY of the bash function for the words typed so far (the last one being completed). */
+  async function bashComplete(words: string[]): Promise<string[]> {
+    const quoted = words.map((word) => `'${word}'`).join(" ");
+    const script = `source '${scripts.bash}'; COMP_WORDS=(${quoted}); COMP_CWORD=${words.length - 1}; _axvisor_image; printf '%s\\n' "\${COMPREPLY[@]}"`;
+    const { stdout } = await run(shells.bash!, ["-c", script], { env: env() });
+    return stdout.split("\n").filter((l) => l !== "");
+  }
+
+  it(
+    "bash completes commands, options, subcommands and image names",
+    { skip: missing("bash") },
+    async () => {
+      assert.deepEqual(await bashComplete(["axvisor-image", "pr"]), ["prune"]);
+      assert.deepEqual(await bashComplete(["axvisor-image", "registry", ""]), ["add", "check"]);
+      assert.deepEqual(await bashComplete(["axvisor-image", "completion", ""]), [
+        "bash",
+        "zsh",
+        "fish",
+      ]);
+      assert.deepEqual(await bashComplete(["axvisor-image", "prune", "--"]), [
+        "--dry-run",
+        "--keep",
+        "--help",
+      ]);
+      assert.deepEqual(await bashComplete(["axvisor-image", "-S", w.store, "pull", "q"]), [
+        "qemu_aarch64_linux",
+        "qemu_riscv64_linux",
+      ]);
+      assert.deepEqual(await bashComplete(["axvisor-image", "-S", w.store, "info", "ph"]), [
+        "phytiumpi-freertos",
+      ]);
+    },
+  );
+
+  it(
+    "zsh offers image names and subcommands (compadd stubbed to print)",
+    { skip: missing("zsh") },
+    async () => {
+      const complete = async (words: string[]) => {
+        const quoted = words.map((word) => `'${word}'`).join(" ");
+        const script =
+          'compdef() {}; compadd() { shift; print -l -- "$@" }; _files() { print FILES }; ' +
+          `source '${scripts.zsh}'; words=(${quoted}); CURRENT=${words.length}; _axvisor_image`;
+        const { stdout } = await run(shells.zsh!, ["-f", "-c", script], { env: env() });
+        return stdout.split("\n").filter((l) => l !== "");
+      };
+      assert.deepEqual(await complete(["axvisor-image", "-S", w.store, "path", ""]), [
+        "phytiumpi-freertos",
+        "qemu_aarch64_linux",
+        "qemu_riscv64_linux",
+      ]);
+      assert.deepEqual(await complete(["axvisor-image", "registry", ""]), ["add", "check"]);
+      assert.deepEqual(await complete(["axvisor-image", "resize", ""]), ["FILES"]);
+    },
+  );
+
+  it("fish completes commands and image names", { skip: missing("fish") }, async () => {
+    const complete = async (line: string) => {
+      const script = `source '${scripts.fish}'; complete -C '${line}'`;
+      const { stdout } = await run(shells.fish!, ["--no-config", "-c", script], { env: env() });
+      return stdout
+        .split("\n")
+        .filter((l) => l !== "")
+        .map((l) => l.split("\t")[0]);
+    };
+    assert.deepEqual(await complete("axvisor-image pr"), ["prune"]);
+    assert.deepEqual(await complete(`axvisor-image -S ${w.store} rm qemu_r`), [
+      "qemu_riscv64_linux",
+    ]);
+    assert.deepEqual((await complete("axvisor-image registry ")).sort(), ["add", "check"]);
+  });
+});

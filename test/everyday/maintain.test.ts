@@ -1,0 +1,134 @@
+/** `verify [--repair]` and `prune [--dry-run] [--keep N]`: through the real CLI, on a real store. */
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { appendFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { withLock } from "../../src/store/lock.js";
+import { sha256 } from "../helpers/images.js";
+import { startWorld, type World, type Published } from "../helpers/world.js";
+
+describe("verify and prune", () => {
+  let w: World;
+  let newest: Published;
+  const at = (...parts: string[]) => join(w.store, ...parts);
+  before(async () => {
+    w = await startWorld();
+    await w.publish("alpha", "1.0", [{ name: "kernel", data: "alpha one" }], {
+      released_at: "2025-01-01T00:00:00Z",
+    });
+    newest = await w.publish("alpha", "2.0", [{ name: "kernel", data: "alpha two" }], {
+      released_at: "2026-01-01T00:00:00Z",
+    });
+    await w.publish("beta", "1.0", [{ name: "rootfs", data: "beta" }]);
+    const run = await w.cli(["-q", "pull", "alpha", "alpha:1.0", "beta:1.0"]);
+    assert.equal(run.code, 0, run.stderr);
+  });
+  after(() => w.close());
+
+  it("verify passes on a healthy store, one ok line per archive and tree", async () => {
+    const run = await w.cli(["verify"]);
+    assert.equal(run.code, 0, run.stderr);
+    const lines = run.stdout.trim().split("\n");
+    assert.equal(lines.length, 6);
+    assert.ok(lines.every((l) => l.startsWith("ok      ")));
+    assert.ok(lines.includes(`ok      ${at("alpha.tar.gz")}`));
+  });
+
+  it("verify fails naming each broken image; NAME:VERSION narrows it; unknown names fail", async () => {
+    await appendFile(at("alpha.tar.gz"), "garbage");
+    await rm(at("beta-1.0", ".archive.sha256"));
+    const run = await w.cli(["verify"]);
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /^error: verification failed: alpha, beta:1\.0$/m);
+    assert.match(run.stderr, /^hint: run `axvisor-image verify --repair`/m);
+    assert.match(run.stdout, new RegExp(`^FAILED  archive ${at("alpha.tar.gz")} has sha256 `, "m"));
+    assert.match(run.stdout, new RegExp(`^FAILED  tree ${at("beta-1.0")} has no marker`, "m"));
+    assert.match(run.stdout, new RegExp(`^ok      ${at("alpha")}$`, "m"));
+
+    const narrowed = await w.cli(["verify", "alpha:1.0"]);
+    assert.equal(narrowed.code, 0, narrowed.stderr);
+    assert.equal(narrowed.stdout.trim().split("\n").length, 2);
+
+    const unknown = await w.cli(["verify", "gamma"]);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /^error: not in the store .*: gamma$/m);
+  });
+
+  it("verify --repair pulls the failed images again", async () => {
+    const run = await w.cli(["verify", "--repair"]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stderr, /repaired alpha: /);
+    assert.match(run.stderr, /repaired beta:1\.0: /);
+    assert.equal(sha256(await readFile(at("alpha.tar.gz"))), newest.entry.sha256);
+    assert.ok(existsSync(at("beta-1.0", ".archive.sha256")));
+    const again = await w.cli(["verify"]);
+    assert.equal(again.code, 0, again.stdout);
+  });
+
+  it("prune --dry-run lists orphans and leftovers without removing; prune removes them", async () => {
+    const { staging, trash } = {
+      staging: at(".axvisor-image", "staging", "alpha.4242.0123abcd"),
+      trash: at(".axvisor-image", "trash", "beta-1.0.4242.89abcdef"),
+    };
+    await writeFile(at("ghost-9.tar.gz"), "orphan archive");
+    await mkdir(at("ghost-9"));
+    await writeFile(at("ghost-9", ".archive.sha256"), "1".repeat(64));
+    await mkdir(at("beta")); // pulled as NAME, but holds a version the registry does not list
+    await writeFile(at("beta", ".archive.sha256"), "f".repeat(64));
+    await mkdir(at("notes")); // not ours: no marker, no registry name
+    await writeFile(at("alpha-1.0.tar.gz.part"), "partial");
+    await writeFile(at("alpha-1.0.tar.gz.part.json"), "{}");
+    await mkdir(staging, { recursive: true });
+    await writeFile(join(staging, "half"), "x");
+    await mkdir(trash, { recursive: true });
+    const doomed = [
+      at("alpha-1.0.tar.gz.part"),
+      at("alpha-1.0.tar.gz.part.json"),
+      at("beta"),
+      at("ghost-9"),
+      at("ghost-9.tar.gz"),
+      staging,
+      trash,
+    ].sort();
+
+    const dry = await w.cli(["prune", "--dry-run"]);
+    assert.equal(dry.code, 0, dry.stderr);
+    const listed = dry.stdout.trim().split("\n");
+    assert.deepEqual(
+      listed.slice(0, -1).map((l) => /^would remove +\S+ \S+ {2}(\S+) {2}\(/.exec(l)?.[1]),
+      doomed,
+    );
+    assert.match(listed.at(-1)!, /^would free [\d.]+ (KiB|B) \(7 items\)$/);
+    assert.ok(
+      doomed.every((p) => existsSync(p)),
+      "a dry run removes nothing",
+    );
+
+    const real = await w.cli(["prune"]);
+    assert.equal(real.code, 0, real.stderr);
+    assert.match(real.stdout, /^freed [\d.]+ (KiB|B) \(7 items\)$/m);
+    assert.deepEqual(
+      doomed.filter((p) => existsSync(p)),
+      [],
+    );
+    for (const kept of ["notes", "alpha", "alpha.tar.gz", "alpha-1.0", "beta-1.0"]) {
+      assert.ok(existsSync(at(kept)), kept);
+    }
+  });
+
+  it("prune --keep 1 removes older versions; a pull in progress keeps its .part", async () => {
+    await writeFile(at("beta-1.0.tar.gz.part"), "in flight");
+    const run = await withLock(w.store, "beta-1.0", () => w.cli(["prune", "--keep", "1"]));
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(
+      run.stdout,
+      new RegExp(`^removed .* ${at("alpha-1.0")} {2}\\(older version\\)$`, "m"),
+    );
+    assert.match(run.stderr, /^warning: beta-1\.0: in use by another process; left alone$/m);
+    assert.equal(existsSync(at("alpha-1.0")), false);
+    assert.equal(existsSync(at("alpha-1.0.tar.gz")), false);
+    assert.ok(existsSync(at("beta-1.0.tar.gz.part")));
+    assert.ok(existsSync(at("alpha")) && existsSync(at("beta-1.0")));
+  });
+});

@@ -1,0 +1,210 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import type { Config } from "../../src/config/config.js";
+import { publish } from "../../src/ops/publish.js";
+import { pull } from "../../src/ops/pull.js";
+import { parseRegistry } from "../../src/registry/format.js";
+import { cliEnv, makeTar, makeTarGz, runCli, sha256, tempDir } from "../helpers/images.js";
+import { missingRegistry, startDockerRegistry, type DockerRegistry } from "./docker-registry.js";
+
+const KERNEL = randomBytes(200_000);
+
+function countRequests(log: string, method: string): number {
+  return log.split("\n").filter((line) => line.includes(`"${method} /v2/`)).length;
+}
+
+describe(
+  "publish to and pull from a real registry (docker-registry, open)",
+  { skip: missingRegistry() },
+  () => {
+    let registry: DockerRegistry;
+    let root: { path: string; cleanup: () => Promise<void> };
+    const saved = { ...process.env };
+
+    before(async () => {
+      registry = await startDockerRegistry();
+      root = await tempDir("axi-oci-open-");
+      process.env.DOCKER_CONFIG = join(root.path, "no-docker-config");
+    });
+    after(async () => {
+      process.env = saved;
+      await registry?.close();
+      await root?.cleanup();
+    });
+
+    function config(store: string, overrides: Partial<Config> = {}): Config {
+      return {
+        localStorage: join(root.path, store),
+        registry: join(root.path, "registry.toml"),
+        fallbackRegistry: join(root.path, "registry.toml"),
+        autoSync: true,
+        autoSyncThreshold: 0,
+        mirrors: [],
+        insecureRegistries: [],
+        ...overrides,
+      };
+    }
+
+    it("pushes in chunks, then pulls back by tag and by digest into fresh stores", async () => {
+      const archivePath = join(root.path, "linux.tar.gz");
+      const archive = await makeTarGz([{ name: "qemu-aarch64", data: KERNEL }]);
+      await writeFile(archivePath, archive);
+      const registryFile = join(root.path, "registry.toml");
+      const options = {
+        archive: archivePath,
+        name: "linux",
+        version: "1.0",
+        arch: "aarch64",
+        description: "Linux guest",
+        releasedAt: "2026-04-10T02:35:51Z",
+        to: `oci://${registry.host}/guests/linux:1.0`,
+        registryFile,
+        chunkSize: 64 * 1024,
+      };
+      const published = await publish(options);
+      assert.equal(published.push?.uploaded, true);
+      assert.equal(published.action, "added");
+      assert.ok(countRequests(registry.log(), "PATCH") >= 3, "the archive went up in chunks");
+      const [entry] = parseRegistry(await readFile(registryFile, "utf8"), registryFile).images;
+      assert.deepEqual(entry, {
+        name: "linux",
+        version: "1.0",
+        description: "Linux guest",
+        sha256: sha256(archive),
+        arch: "aarch64",
+        url: `oci://${registry.host}/guests/linux:1.0`,
+        released_at: "2026-04-10T02:35:51Z",
+      });
+
+      const byTag = await pull(config("by-tag"), "linux:1.0");
+      assert.deepEqual(await readFile(join(byTag.path, "qemu-aarch64")), KERNEL);
+      assert.equal(byTag.archive, join(root.path, "by-tag", "linux-1.0.tar.gz"));
+
+      const pinned = {
+        ...entry!,
+        url: `oci://${registry.host}/guests/linux@${published.push?.manifestDigest}`,
+      };
+      const byDigest = await pull(config("by-digest"), "linux:1.0", { images: [pinned] });
+      assert.deepEqual(await readFile(join(byDigest.path, "qemu-aarch64")), KERNEL);
+      assert.match(
+        registry.log(),
+        new RegExp(`"GET /v2/guests/linux/manifests/${published.push?.manifestDigest}`),
+      );
+
+      const again = await publish(options);
+      assert.equal(again.push?.uploaded, false, "a blob the registry has is not sent again");
+      assert.equal(again.action, "unchanged");
+    });
+
+    it("publishes with the CLI, and the CLI pulls it back from a fresh store", async () => {
+      const dir = join(root.path, "cli");
+      await mkdir(dir);
+      const archivePath = join(dir, "nimbos.tar");
+      await writeFile(archivePath, await makeTar([{ name: "nimbos.bin", data: "nimbos kernel" }]));
+      const registryFile = join(dir, "registry.toml");
+      const kept = '# guests\n[[includes]]\nurl = "older.toml"\n';
+      await writeFile(registryFile, kept);
+      const to = `oci://${registry.host}/guests/nimbos:0.2`;
+      const published = await runCli(
+        ["publish", archivePath, "--name", "nimbos", "--version", "0.2", "--arch", "x86_64"].concat(
+          ["--description", "NimbOS", "--to", to, "--registry-file", registryFile],
+        ),
+        { cwd: dir, env: cliEnv({ DOCKER_CONFIG: join(dir, "none") }) },
+      );
+      assert.equal(published.code, 0, published.stderr);
+      assert.equal(published.stdout, `${to}\n`);
+      const text = await readFile(registryFile, "utf8");
+      assert.ok(text.startsWith(kept), "the include and the comment are kept");
+      await writeFile(join(dir, "older.toml"), ""); // the include must resolve for sync
+
+      const store = join(dir, "fresh-store");
+      const pulled = await runCli(["-S", store, "-R", registryFile, "pull", "nimbos:0.2"], {
+        cwd: dir,
+        env: cliEnv({ DOCKER_CONFIG: join(dir, "none") }),
+      });
+      assert.equal(pulled.code, 0, pulled.stderr);
+      assert.equal(pulled.stdout, `${join(store, "nimbos-0.2")}\n`);
+      assert.equal(
+        await readFile(join(store, "nimbos-0.2", "nimbos.bin"), "utf8"),
+        "nimbos kernel",
+      );
+      assert.equal(
+        await readFile(join(store, "nimbos-0.2.tar"), "utf8").then((t) => t.length > 0),
+        true,
+      );
+    });
+  },
+);
+
+describe("a registry with htpasswd logins", { skip: missingRegistry({ htpasswd: true }) }, () => {
+  const login = { username: "ci", password: "s3cret" };
+  let registry: DockerRegistry;
+  let root: { path: string; cleanup: () => Promise<void> };
+
+  before(async () => {
+    registry = await startDockerRegistry({ login });
+    root = await tempDir("axi-oci-login-");
+  });
+  after(async () => {
+    await registry?.close();
+    await root?.cleanup();
+  });
+
+  /** A DOCKER_CONFIG directory whose config.json logs in as `username`:`password`. */
+  async function dockerConfig(name: string, password: string): Promise<string> {
+    const dir = join(root.path, name);
+    await mkdir(dir);
+    const auth = Buffer.from(`${login.username}:${password}`).toString("base64");
+    await writeFile(
+      join(dir, "config.json"),
+      JSON.stringify({ auths: { [registry.host]: { auth } } }),
+    );
+    return dir;
+  }
+
+  function publishArgs(archivePath: string, registryFile: string): string[] {
+    return ["publish", archivePath, "--name", "rk3588", "--version", "1.0", "--arch", "aarch64"]
+      .concat(["--description", "RK3588 Linux", "--registry-file", registryFile])
+      .concat(["--to", `oci://${registry.host}/boards/rk3588:1.0`]);
+  }
+
+  it("asks for a login, refuses a wrong one, and works with the docker login", async () => {
+    const archivePath = join(root.path, "rk3588.tar.gz");
+    await writeFile(archivePath, await makeTarGz([{ name: "Image", data: "rk3588 kernel" }]));
+    const registryFile = join(root.path, "registry.toml");
+    const anonymous = await runCli(publishArgs(archivePath, registryFile), {
+      env: cliEnv({ DOCKER_CONFIG: join(root.path, "none") }),
+    });
+    assert.equal(anonymous.code, 1);
+    assert.match(anonymous.stderr, new RegExp(`error: ${registry.host} requires a login`));
+    assert.match(
+      anonymous.stderr,
+      new RegExp(
+        `hint: log in with \`docker login ${registry.host}\` \\(logins are read from ${join(root.path, "none", "config.json")}\\)`,
+      ),
+    );
+
+    const wrong = await runCli(publishArgs(archivePath, registryFile), {
+      env: cliEnv({ DOCKER_CONFIG: await dockerConfig("wrong", "nope") }),
+    });
+    assert.equal(wrong.code, 1);
+    assert.match(
+      wrong.stderr,
+      new RegExp(`refused the login from .*config.json to pull,push boards/rk3588`),
+    );
+
+    const good = cliEnv({ DOCKER_CONFIG: await dockerConfig("good", login.password) });
+    const published = await runCli(publishArgs(archivePath, registryFile), { env: good });
+    assert.equal(published.code, 0, published.stderr);
+
+    const store = join(root.path, "store");
+    const pulled = await runCli(["-S", store, "-R", registryFile, "pull", "rk3588:1.0"], {
+      env: good,
+    });
+    assert.equal(pulled.code, 0, pulled.stderr);
+    assert.equal(await readFile(join(store, "rk3588-1.0", "Image"), "utf8"), "rk3588 kernel");
+  });
+});
