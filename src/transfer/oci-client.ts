@@ -6,7 +6,6 @@
  * The `Authorization` header only ever goes to the registry's own origin (and credentials to the
  * token realm): never to the hosts blob requests are redirected to.
  */
-import { AxError } from "../errors.js";
 import {
   httpRequest,
   statusReason,
@@ -101,7 +100,10 @@ export async function readText(
  * The error for a registry answer that is not what was hoped for: the status, with the
  * registry's own error code and message when its body says (`{"errors":[{code,message}]}`).
  */
-export async function registryFailure(response: HttpResponse, what: string): Promise<AxError> {
+export async function registryFailure(
+  response: HttpResponse,
+  what: string,
+): Promise<TransferError> {
   let detail = "";
   try {
     const body = JSON.parse(await readText(response, 64 * 1024)) as {
@@ -157,7 +159,7 @@ export class OciClient {
 
   /**
    * Answers a 401's challenge: fetches a new token (or takes the Basic credentials) and resolves
-   * with the headers to try again with. Throws an {@link AxError} naming the registry when the
+   * with the headers to try again with. Throws a {@link TransferError} naming the registry when the
    * challenge cannot be met (no credentials for Basic, a token service that refuses).
    */
   async authorize(challenge: string | undefined): Promise<Record<string, string>> {

@@ -178,13 +178,13 @@ describe("a registry with htpasswd logins", { skip: missingRegistry({ htpasswd: 
     const anonymous = await runCli(publishArgs(archivePath, registryFile), {
       env: cliEnv({ DOCKER_CONFIG: join(root.path, "none") }),
     });
+    const hint = `hint: log in with \`docker login ${registry.host}\` (logins are read from ${join(root.path, "none", "config.json")})\n`;
     assert.equal(anonymous.code, 1);
-    assert.match(anonymous.stderr, new RegExp(`error: ${registry.host} requires a login`));
-    assert.match(
-      anonymous.stderr,
-      new RegExp(
-        `hint: log in with \`docker login ${registry.host}\` \\(logins are read from ${join(root.path, "none", "config.json")}\\)`,
+    assert.ok(
+      anonymous.stderr.endsWith(
+        `error: ${registry.host}: requires a login to pull,push boards/rk3588\n${hint}`,
       ),
+      anonymous.stderr,
     );
 
     const wrong = await runCli(publishArgs(archivePath, registryFile), {
@@ -201,9 +201,19 @@ describe("a registry with htpasswd logins", { skip: missingRegistry({ htpasswd: 
     assert.equal(published.code, 0, published.stderr);
 
     const store = join(root.path, "store");
-    const pulled = await runCli(["-S", store, "-R", registryFile, "pull", "rk3588:1.0"], {
-      env: good,
+    const pullArgs = ["-S", store, "-R", registryFile, "pull", "rk3588:1.0"];
+    const refused = await runCli(pullArgs, {
+      env: cliEnv({ DOCKER_CONFIG: join(root.path, "none") }),
     });
+    assert.equal(refused.code, 1);
+    const url = `oci://${registry.host}/boards/rk3588:1.0`;
+    assert.ok(
+      refused.stderr.endsWith(
+        `error: cannot download ${url}: requires a login to pull boards/rk3588\n${hint}`,
+      ),
+      refused.stderr,
+    );
+    const pulled = await runCli(pullArgs, { env: good });
     assert.equal(pulled.code, 0, pulled.stderr);
     assert.equal(await readFile(join(store, "rk3588-1.0", "Image"), "utf8"), "rk3588 kernel");
   });
