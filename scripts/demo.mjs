@@ -51,7 +51,9 @@ function run(args, capture = false) {
     let out = "";
     child.stdout?.on("data", (d) => (out += d));
     child.on("exit", (code) =>
-      code === 0 ? resolve(out) : reject(new Error(`axvisor-image ${args.join(" ")} exited ${code}`)),
+      code === 0
+        ? resolve(out)
+        : reject(new Error(`axvisor-image ${args.join(" ")} exited ${code}`)),
     );
   });
 }

@@ -18,7 +18,11 @@ function noise(size, seed) {
   const buf = Buffer.alloc(size);
   let x = seed >>> 0 || 1;
   for (let i = 0; i < size; i += 4) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
     buf.writeUInt32LE(x, i);
   }
   return buf;
@@ -30,8 +34,10 @@ async function tarGz(files) {
   pack.on("data", (c) => chunks.push(c));
   const done = new Promise((r) => pack.on("end", r));
   for (const f of files) {
-    if (f.linkname) pack.entry({ name: f.name, type: "symlink", linkname: f.linkname, mtime: MTIME });
-    else if (f.name.endsWith("/")) pack.entry({ name: f.name, type: "directory", mode: 0o755, mtime: MTIME });
+    if (f.linkname)
+      pack.entry({ name: f.name, type: "symlink", linkname: f.linkname, mtime: MTIME });
+    else if (f.name.endsWith("/"))
+      pack.entry({ name: f.name, type: "directory", mode: 0o755, mtime: MTIME });
     else pack.entry({ name: f.name, mode: f.mode ?? 0o644, mtime: MTIME }, f.data);
   }
   pack.finalize();
@@ -40,9 +46,33 @@ async function tarGz(files) {
 }
 
 const images = [
-  { name: "demo_arceos", version: "0.1.0", arch: "aarch64", description: "ArceOS demo guest for QEMU", released_at: "2026-01-10T08:00:00Z", seed: 1, kernel: 512 << 10 },
-  { name: "demo_linux", version: "0.1.0", arch: "aarch64", description: "Linux demo guest for QEMU", released_at: "2026-01-10T08:05:00Z", seed: 2, kernel: 1 << 20 },
-  { name: "demo_linux", version: "0.2.0", arch: "aarch64", description: "Linux demo guest for QEMU", released_at: "2026-02-14T09:30:00Z", seed: 3, kernel: 3 << 19 },
+  {
+    name: "demo_arceos",
+    version: "0.1.0",
+    arch: "aarch64",
+    description: "ArceOS demo guest for QEMU",
+    released_at: "2026-01-10T08:00:00Z",
+    seed: 1,
+    kernel: 512 << 10,
+  },
+  {
+    name: "demo_linux",
+    version: "0.1.0",
+    arch: "aarch64",
+    description: "Linux demo guest for QEMU",
+    released_at: "2026-01-10T08:05:00Z",
+    seed: 2,
+    kernel: 1 << 20,
+  },
+  {
+    name: "demo_linux",
+    version: "0.2.0",
+    arch: "aarch64",
+    description: "Linux demo guest for QEMU",
+    released_at: "2026-02-14T09:30:00Z",
+    seed: 3,
+    kernel: 3 << 19,
+  },
 ];
 
 mkdirSync(out, { recursive: true });

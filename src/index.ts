@@ -17,7 +17,12 @@ import type { ImageEntry, ImageSpec } from "./registry/types.js";
 export { AxError, UsageError, ChecksumError, AbortedError } from "./errors.js";
 export type { Logger } from "./log.js";
 export { resolveConfig, findConfigFile } from "./config/config.js";
-export type { Config, ConfigSource, ResolvedConfig, ResolveConfigOptions } from "./config/config.js";
+export type {
+  Config,
+  ConfigSource,
+  ResolvedConfig,
+  ResolveConfigOptions,
+} from "./config/config.js";
 export { renderDefaultConfig } from "./config/render.js";
 export { parseRegistry, serializeImages } from "./registry/format.js";
 export { loadRegistry } from "./registry/load.js";
@@ -31,6 +36,23 @@ export { listImages } from "./ops/ls.js";
 export type { ListOptions, ListRow } from "./ops/ls.js";
 export { removeImages } from "./ops/rm.js";
 export type { RemoveResult } from "./ops/rm.js";
+export { imageInfo, imagePath } from "./ops/info.js";
+export type { VersionInfo, InfoOptions, PathResult } from "./ops/info.js";
+export { verifyImages } from "./ops/verify.js";
+export type { CopyCheck, VerifyResult, VerifyOptions } from "./ops/verify.js";
+export { prune } from "./ops/prune.js";
+export type { PruneItem, PruneOptions, PruneReason, PruneResult } from "./ops/prune.js";
+export { storeUsage } from "./ops/du.js";
+export type { StoredImage, StoreUsage } from "./ops/du.js";
+export { resizeImage } from "./ops/resize.js";
+export type { ResizeOptions, ResizeResult } from "./ops/resize.js";
+export { publish } from "./ops/publish.js";
+export type { PublishOptions, PublishResult } from "./ops/publish.js";
+export { upsertImage, upsertImageText } from "./registry/edit.js";
+export type { ImageUpdate, UpsertResult } from "./registry/edit.js";
+export { checkRegistry } from "./registry/check.js";
+export type { CheckOptions, CheckReport } from "./registry/check.js";
+export { parseOciReference } from "./transfer/oci-reference.js";
 export { imagePaths } from "./store/layout.js";
 export type { ImagePaths } from "./store/layout.js";
 export { ArchiveExtractor, extractFile } from "./archive/extract.js";

@@ -31,3 +31,8 @@ export function formatTable(header: string[], rows: string[][]): string {
       .trimEnd();
   return [line(header), ...rows.map(line)].join("\n") + "\n";
 }
+
+/** `1 item`, `2 items`: a count with its noun, plural when needed. */
+export function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}

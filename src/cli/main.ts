@@ -1,4 +1,4 @@
-import { CommanderError } from "commander";
+import { CommanderError, type Command } from "commander";
 import { AxError } from "../errors.js";
 import { buildProgram } from "./program.js";
 
@@ -20,8 +20,11 @@ function printError(err: unknown): number {
 /** Runs the CLI with `argv` (as `process.argv`) and returns the exit status. */
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
-  program.exitOverride();
-  program.commands.forEach((c) => c.exitOverride());
+  const overrideExits = (command: Command): void => {
+    command.exitOverride();
+    command.commands.forEach(overrideExits);
+  };
+  overrideExits(program);
   try {
     await program.parseAsync(argv);
     return 0;

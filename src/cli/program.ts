@@ -71,15 +71,29 @@ function lazy(load: () => Promise<Lazy>): Lazy {
 export function buildProgram(): Command {
   const program = new Command("axvisor-image");
   program
-    .description("Guest-image manager for the AxVisor hypervisor: list, pull and manage guest images")
+    .description(
+      "Guest-image manager for the AxVisor hypervisor: list, pull and manage guest images",
+    )
     .version(packageVersion(), "-V, --version", "print the version")
     .helpOption("-h, --help", "show help")
-    .option("-S, --local-storage <dir>", "store directory (default: <tmpdir>/.axvisor-images)", nonEmpty("--local-storage"))
+    .option(
+      "-S, --local-storage <dir>",
+      "store directory (default: <tmpdir>/.axvisor-images)",
+      nonEmpty("--local-storage"),
+    )
     .option("-R, --registry <url>", "registry URL or path to sync from", nonEmpty("--registry"))
     .option("-N, --no-auto-sync", "never sync the registry automatically")
     .option("--auto-sync-threshold <secs>", "re-sync a registry older than this (0 = never)")
-    .option("-c, --config <file>", "configuration file (default: nearest .image.toml)", nonEmpty("--config"))
-    .option("--mirror <prefix=replacement>", "rewrite URLs starting with prefix (repeatable)", collect)
+    .option(
+      "-c, --config <file>",
+      "configuration file (default: nearest .image.toml)",
+      nonEmpty("--config"),
+    )
+    .option(
+      "--mirror <prefix=replacement>",
+      "rewrite URLs starting with prefix (repeatable)",
+      collect,
+    )
     .option("-q, --quiet", "print only results and errors")
     .showSuggestionAfterError(true)
     .addHelpText(
@@ -95,7 +109,12 @@ export function buildProgram(): Command {
     .option("-v, --verbose", "one row per version")
     .option("--json", "print the rows as JSON, with each version's local state (see README)")
     .option("--local", "what the store holds and its size (same as `du`)")
-    .addOption(new Option("--names", "image names only, from the store's registry (for completion)").hideHelp())
+    .addOption(
+      new Option(
+        "--names",
+        "image names only, from the store's registry (for completion)",
+      ).hideHelp(),
+    )
     .action(lazy(async () => (await import("./commands/ls.js")).lsCommand as Lazy));
 
   program
@@ -103,7 +122,11 @@ export function buildProgram(): Command {
     .alias("download")
     .description("download, verify and extract images into the store; prints each image's path")
     .argument("<image...>", "NAME (latest release) or NAME:VERSION")
-    .option("-o, --output <dir>", "put archives and trees in this directory instead of the store", nonEmpty("--output"))
+    .option(
+      "-o, --output <dir>",
+      "put archives and trees in this directory instead of the store",
+      nonEmpty("--output"),
+    )
     .option("--no-extract", "keep only the verified archive; print its path")
     .option("--verify", "hash present archives even when unchanged since they were last verified")
     .addOption(
@@ -112,7 +135,9 @@ export function buildProgram(): Command {
         .argParser(positiveInt("--stall-timeout")),
     )
     .addOption(
-      new Option("-j, --jobs <n>", "images downloaded at once").default(3).argParser(positiveInt("--jobs")),
+      new Option("-j, --jobs <n>", "images downloaded at once")
+        .default(3)
+        .argParser(positiveInt("--jobs")),
     )
     .option("--json", "print a JSON array, one object per image in argument order (see README)")
     .action(lazy(async () => (await import("./commands/pull.js")).pullCommand as Lazy));
@@ -218,14 +243,15 @@ function registerEverydayCommands(program: Command): void {
         .argParser(positiveInt("--size-mib"))
         .makeOptionMandatory(),
     )
-    .option("-o, --output <file>", "write the grown image here; leave the original as it is", nonEmpty("--output"))
+    .option(
+      "-o, --output <file>",
+      "write the grown image here; leave the original as it is",
+      nonEmpty("--output"),
+    )
     .action(lazy(async () => (await import("./commands/resize.js")).resizeCommand as Lazy));
 
   positionalAfterRegistry(program);
-  const registry = program
-    .command("registry")
-    .description("edit and check registry files")
-    .exitOverride();
+  const registry = program.command("registry").description("edit and check registry files");
   registry
     .command("add")
     .description("add an image to a registry file (or update it): computes the archive's sha256")
@@ -237,19 +263,21 @@ function registerEverydayCommands(program: Command): void {
     .option("--description <text>", "description (required for a new image)")
     .option("--url <url>", "where the archive will be downloaded from (required for a new image)")
     .option("--released-at <time>", "RFC 3339 release time (default for a new image: now)")
-    .exitOverride()
     .action(lazy(async () => (await import("./commands/registry.js")).registryAddCommand as Lazy));
   registry
     .command("check")
     .description("lint a registry and its includes the way sync reads them; list every problem")
     .argument("<registry>", "registry file or URL")
     .option("--online", "also send a HEAD request for every image URL")
-    .exitOverride()
-    .action(lazy(async () => (await import("./commands/registry.js")).registryCheckCommand as Lazy));
+    .action(
+      lazy(async () => (await import("./commands/registry.js")).registryCheckCommand as Lazy),
+    );
 
   program
     .command("publish")
-    .description("push an archive to an OCI registry (or take its URL) and add it to a registry file")
+    .description(
+      "push an archive to an OCI registry (or take its URL) and add it to a registry file",
+    )
     .argument("<archive>", "the image archive (.tar.gz, .tar.xz, .tar.zst, .tar)")
     .requiredOption("--name <name>", "image name")
     .requiredOption("--version <version>", "image version")

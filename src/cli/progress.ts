@@ -61,7 +61,9 @@ function plainView(quiet: boolean): ProgressView {
       t.total = p.total;
       if (t.total && t.nextQuarter < 4 && p.received >= (t.total * t.nextQuarter) / 4) {
         const percent = Math.floor((p.received / t.total) * 100);
-        logger.info(`${p.image}: ${percent}% (${formatBytes(p.received)} of ${formatBytes(t.total)})`);
+        logger.info(
+          `${p.image}: ${percent}% (${formatBytes(p.received)} of ${formatBytes(t.total)})`,
+        );
         t.nextQuarter = Math.floor((p.received / t.total) * 4) + 1;
       }
     },
@@ -122,7 +124,7 @@ async function barView(quiet: boolean): Promise<ProgressView> {
       }
       if (p.phase === "wait") return; // the logger already said so
       if (!t || t.phase !== p.phase) {
-        t?.bar && multibar.remove(t.bar);
+        if (t?.bar) multibar.remove(t.bar);
         t = { start: Date.now(), total: p.total, received: 0, phase: p.phase, nextQuarter: 1 };
         tracks.set(p.image, t);
         t.bar = multibar.create(p.total ?? 0, 0, payload(p.image, t));

@@ -7,12 +7,7 @@ import { lstat, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { fsError, hasCode } from "../errors.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
-import {
-  ARCHIVE_EXTENSIONS,
-  BOOKKEEPING_DIR,
-  bookkeeping,
-  imageBaseName,
-} from "../store/layout.js";
+import { ARCHIVE_EXTENSIONS, bookkeeping, imageBaseName } from "../store/layout.js";
 import { archiveDigest } from "../store/stamps.js";
 import { readMarker } from "../store/tree.js";
 
@@ -186,7 +181,7 @@ export async function scanStore(
     copies.push(await identify("archive", path, base, owners));
   }
   for (const d of dirents) {
-    if (!d.isDirectory() || d.name.startsWith(".") || d.name === BOOKKEEPING_DIR) continue;
+    if (!d.isDirectory() || d.name.startsWith(".")) continue; // .axvisor-image is bookkeeping
     const path = join(store, d.name);
     const marker = await readMarker(path);
     if (marker === undefined && !archiveNames.has(d.name) && !owners.specOf(d.name)) continue;

@@ -94,11 +94,8 @@ export async function prune(config: Config, options: PruneOptions = {}): Promise
         done(item);
       }
     };
-    const free =
-      lock === undefined
-        ? (await removeAll(), true)
-        : await ifUnlocked(store, lock, removeAll, options);
-    if (!free) {
+    if (lock === undefined) await removeAll();
+    else if (!(await ifUnlocked(store, lock, removeAll, options))) {
       (options.logger ?? silentLogger).warn(`${lock}: in use by another process; left alone`);
       result.skipped.push(...items.map(({ path, bytes, reason }) => ({ path, bytes, reason })));
     }

@@ -124,7 +124,14 @@ export async function pull(
   if (extract && !options.verify && (await readMarker(paths.tree)) === entry.sha256) {
     logger.info(`${image}: up to date at ${paths.tree}`);
     options.onProgress?.({ image, phase: "done", received: 0 });
-    return { image, entry, path: paths.tree, archive: paths.archive, downloaded: false, extracted: false };
+    return {
+      image,
+      entry,
+      path: paths.tree,
+      archive: paths.archive,
+      downloaded: false,
+      extracted: false,
+    };
   }
   const res = await withLock(
     dir,
@@ -348,7 +355,10 @@ export async function pullMany(
     while (next < parsed.length) {
       const i = next++;
       try {
-        results[i] = { status: "fulfilled", value: await pull(config, parsed[i]!, { ...options, images }) };
+        results[i] = {
+          status: "fulfilled",
+          value: await pull(config, parsed[i]!, { ...options, images }),
+        };
       } catch (reason) {
         results[i] = { status: "rejected", reason };
       }

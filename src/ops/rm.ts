@@ -24,7 +24,10 @@ async function baseNamesFor(store: string, spec: ImageSpec): Promise<string[]> {
   if (spec.version !== undefined) return [imageBaseName(spec)];
   const state = await readRegistryState(store);
   const versions = state.kind === "ok" ? state.images.filter((i) => i.name === spec.name) : [];
-  return [spec.name, ...versions.map((v) => imageBaseName({ name: spec.name, version: v.version }))];
+  return [
+    spec.name,
+    ...versions.map((v) => imageBaseName({ name: spec.name, version: v.version })),
+  ];
 }
 
 /**

@@ -59,14 +59,15 @@ export async function sync(config: Config, options: OperationOptions = {}): Prom
           loaded = await load(config.fallbackRegistry);
         } catch (fallbackErr) {
           if (!(fallbackErr instanceof AxError)) throw fallbackErr;
-          throw new AxError(
-            `sync failed: ${err.message}; fallback: ${fallbackErr.message}`,
-            { hint: "the registry already in the store was kept" },
-          );
+          throw new AxError(`sync failed: ${err.message}; fallback: ${fallbackErr.message}`, {
+            hint: "the registry already in the store was kept",
+          });
         }
       }
       await writeRegistry(store, loaded.images);
-      logger.info(`registry synced: ${loaded.images.length} images from ${loaded.files.length} file(s)`);
+      logger.info(
+        `registry synced: ${loaded.images.length} images from ${loaded.files.length} file(s)`,
+      );
       return { source, usedFallback, images: loaded.images.length, files: loaded.files };
     },
     { signal: options.signal, onWait: () => logger.info("waiting for another sync to finish") },

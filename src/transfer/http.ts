@@ -1,5 +1,5 @@
 /**
- * One HTTP(S) request over undici (imported lazily: it costs ~110 ms at start-up), through a shared
+ * One HTTP(S) request over undici (loaded lazily, and only the parts used), through a shared
  * proxy-aware agent configured from `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` (either case), with
  * redirects followed here so that their safety rules are ours: bounded, never from https down to
  * http, and an `Authorization` header never sent to another origin.
@@ -180,23 +180,35 @@ function proxyEnvironment(): string {
 
 let sharedAgent: { env: string; agent: Dispatcher } | undefined;
 
-/** undici, with the guard against its paused-parser crash installed (see undici-fin-guard.ts). */
-async function loadUndici(): Promise<typeof import("undici")> {
-  const undici = await import("undici");
-  const symbols = createRequire(import.meta.url)("undici/lib/core/symbols.js") as {
-    kParser: symbol;
-  };
-  installFinGuard(symbols.kParser);
-  return undici;
+let EnvHttpProxyAgent: typeof import("undici").EnvHttpProxyAgent | undefined;
+
+/**
+ * Loads the undici modules this layer needs, not undici's index: the index also loads fetch,
+ * WebSocket, caches and more, and costs 70-160 ms at start-up against ~30 ms for these (undici
+ * has no `exports` map; `package.json` pins the 7.30 line these paths belong to). Like the index,
+ * it mixes the request API into every dispatcher; and it installs the guard against undici's
+ * paused-parser crash (see undici-fin-guard.ts).
+ */
+function loadUndici(): typeof import("undici").EnvHttpProxyAgent {
+  if (!EnvHttpProxyAgent) {
+    const require = createRequire(import.meta.url);
+    const { kParser } = require("undici/lib/core/symbols.js") as { kParser: symbol };
+    installFinGuard(kParser);
+    const dispatcher = require("undici/lib/dispatcher/dispatcher.js") as { prototype: object };
+    Object.assign(dispatcher.prototype, require("undici/lib/api/index.js"));
+    EnvHttpProxyAgent = require("undici/lib/dispatcher/env-http-proxy-agent.js");
+  }
+  return EnvHttpProxyAgent!;
 }
 
 /** The shared `EnvHttpProxyAgent` (NO_PROXY is re-read by undici itself on every request). */
-function agentForEnvironment(undici: typeof import("undici")): Dispatcher {
+function agentForEnvironment(): Dispatcher {
   const env = proxyEnvironment();
   if (sharedAgent?.env !== env) {
     // Requests still running on the previous agent finish first; closing never fails them.
     sharedAgent?.agent.close().catch(() => {});
-    sharedAgent = { env, agent: new undici.EnvHttpProxyAgent() };
+    const Agent = loadUndici();
+    sharedAgent = { env, agent: new Agent() };
   }
   return sharedAgent.agent;
 }
@@ -249,7 +261,6 @@ export async function httpRequest(
   url: string,
   options: HttpRequestOptions = {},
 ): Promise<HttpResponse> {
-  const undici = await loadUndici();
   const stall = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
   const maxRedirects = options.maxRedirects ?? DEFAULT_MAX_REDIRECTS;
   let hop: Hop = {
@@ -265,8 +276,10 @@ export async function httpRequest(
     }
     let answer: Dispatcher.ResponseData;
     try {
-      answer = await undici.request(hop.url, {
-        dispatcher: agentForEnvironment(undici),
+      const target = new URL(hop.url);
+      answer = await agentForEnvironment().request({
+        origin: target.origin,
+        path: target.pathname + target.search,
         method: hop.method as Dispatcher.HttpMethod,
         headers: hop.headers,
         body: hop.body,

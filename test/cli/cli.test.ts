@@ -29,7 +29,10 @@ describe("CLI", () => {
       join(w.store, "qemu_aarch64_linux"),
       join(w.store, "phytiumpi-freertos"),
     ]);
-    assert.equal(await readFile(join(w.store, "qemu_aarch64_linux", "qemu-aarch64"), "utf8"), "new");
+    assert.equal(
+      await readFile(join(w.store, "qemu_aarch64_linux", "qemu-aarch64"), "utf8"),
+      "new",
+    );
     assert.doesNotMatch(run.stderr, /\r/, "no carriage returns when stderr is not a terminal");
     assert.match(run.stderr, /qemu_aarch64_linux/);
   });
@@ -132,7 +135,16 @@ describe("CLI", () => {
   });
 
   it("--help works on every command, --version prints the version", async () => {
-    for (const cmd of [[], ["ls"], ["pull"], ["download"], ["rm"], ["sync"], ["config"], ["defconfig"]]) {
+    for (const cmd of [
+      [],
+      ["ls"],
+      ["pull"],
+      ["download"],
+      ["rm"],
+      ["sync"],
+      ["config"],
+      ["defconfig"],
+    ]) {
       const run = await runCli([...cmd, "--help"]);
       assert.equal(run.code, 0, cmd.join(" "));
       assert.match(run.stdout, /Usage: axvisor-image/);
@@ -155,7 +167,10 @@ describe("CLI", () => {
     });
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /^local_storage = "\/tmp\/from-env"\s+# env$/m);
-    assert.match(run.stdout, /^registry = "https:\/\/example\.invalid\/r\.toml"\s+# file .*\.image\.toml$/m);
+    assert.match(
+      run.stdout,
+      /^registry = "https:\/\/example\.invalid\/r\.toml"\s+# file .*\.image\.toml$/m,
+    );
     assert.match(run.stdout, /^auto_sync = false\s+# file/m);
     assert.match(run.stdout, /^auto_sync_threshold = 99\s+# flag$/m);
     assert.match(run.stdout, /^fallback_registry = ".*v0\.0\.25\.toml"\s+# default$/m);

@@ -48,19 +48,27 @@ describe("crashes and full disks", () => {
       execFileSync("rm", ["-rf", join(w.store, "guest"), join(w.store, "guest.tar.gz")]);
       const afterBytes = Math.floor(size * fraction);
       w.server.setFault("/files/guest-1.0.tar.gz", { kind: "stall", afterBytes });
-      const child = spawn(process.execPath, [CLI, "-S", w.store, "-R", w.registryUrl, "pull", "guest"], {
-        env: cliEnv(),
-        stdio: "ignore",
-      });
+      const child = spawn(
+        process.execPath,
+        [CLI, "-S", w.store, "-R", w.registryUrl, "pull", "guest"],
+        {
+          env: cliEnv(),
+          stdio: "ignore",
+        },
+      );
+      const closed = new Promise((r) => child.on("close", r));
       const part = join(w.store, "guest.tar.gz.part");
       for (let i = 0; i < 100; i++) {
-        const got = await stat(part).then((s) => s.size, () => -1);
+        const got = await stat(part).then(
+          (s) => s.size,
+          () => -1,
+        );
         if (got >= afterBytes - 16_384 && got >= 0) break;
         await sleep(30);
       }
       await sleep(100);
       child.kill("SIGKILL");
-      await new Promise((r) => child.on("close", r));
+      await closed;
       await assertNothingLooksGoodButIsNot(w.store, "guest", digest);
 
       const run = await w.cli(["pull", "guest"]);
@@ -75,13 +83,18 @@ describe("crashes and full disks", () => {
   it("SIGKILL at random moments of repeated pulls never leaves a good-looking bad file", async () => {
     for (const delay of [20, 60, 120, 200]) {
       execFileSync("rm", ["-rf", join(w.store, "guest"), join(w.store, "guest.tar.gz")]);
-      const child = spawn(process.execPath, [CLI, "-S", w.store, "-R", w.registryUrl, "pull", "guest"], {
-        env: cliEnv(),
-        stdio: "ignore",
-      });
+      const child = spawn(
+        process.execPath,
+        [CLI, "-S", w.store, "-R", w.registryUrl, "pull", "guest"],
+        {
+          env: cliEnv(),
+          stdio: "ignore",
+        },
+      );
+      const closed = new Promise((r) => child.on("close", r));
       await sleep(delay);
       child.kill("SIGKILL");
-      await new Promise((r) => child.on("close", r));
+      await closed;
       await assertNothingLooksGoodButIsNot(w.store, "guest", digest);
     }
     assert.equal((await w.cli(["pull", "guest"])).code, 0);
@@ -101,7 +114,10 @@ describe("crashes and full disks", () => {
         const registry = await readFile(join(store, "images.toml"), "utf8");
         const run = await w.cli(["-S", store, "pull", "guest"]);
         assert.equal(run.code, 1);
-        assert.match(run.stderr, new RegExp(`^error: no space left on device while writing ${mnt}/`, "m"));
+        assert.match(
+          run.stderr,
+          new RegExp(`^error: no space left on device while writing ${mnt}/`, "m"),
+        );
         assert.equal(await readFile(join(store, "images.toml"), "utf8"), registry);
         const left = await readdir(store);
         assert.deepEqual(left.sort(), [".axvisor-image", ".last_sync", "images.toml"]);

@@ -127,7 +127,13 @@ describe("pull (library)", () => {
       [".tar", ""],
       [".tar.zst", "--zstd"],
     ] as const) {
-      const archive = execFileSync("tar", ["-c", ...(flag ? [flag] : []), "-C", join(w.root, "src"), "hello"]);
+      const archive = execFileSync("tar", [
+        "-c",
+        ...(flag ? [flag] : []),
+        "-C",
+        join(w.root, "src"),
+        "hello",
+      ]);
       const name = `fmt${ext.replaceAll(".", "_")}`;
       await w.publish(name, "1", [], { ext, archive });
       await sync(w.config());

@@ -9,7 +9,9 @@ import { openRegistry, sync } from "../../src/ops/sync.js";
 import { registryToml, sha256 } from "../helpers/images.js";
 import { startWorld, type World } from "../helpers/world.js";
 
-const FIXTURES = fileURLToPath(new URL("../../../shared/fixtures/axvisor-guest-registry/", import.meta.url));
+const FIXTURES = fileURLToPath(
+  new URL("../../../shared/fixtures/axvisor-guest-registry/", import.meta.url),
+);
 
 function recorder(): Logger & { lines: string[] } {
   const lines: string[] = [];
@@ -36,7 +38,10 @@ describe("sync and auto-sync", () => {
 
   it("syncs when the store has no registry", async () => {
     const images = await openRegistry(w.config());
-    assert.deepEqual(images.map((i) => i.name), ["alpha"]);
+    assert.deepEqual(
+      images.map((i) => i.name),
+      ["alpha"],
+    );
     assert.match(await readFile(join(w.store, "images.toml"), "utf8"), /name = "alpha"/);
   });
 
@@ -52,16 +57,25 @@ describe("sync and auto-sync", () => {
     await sync(w.config());
     await writeFile(join(w.store, ".last_sync"), "1000");
     w.server.setFile("/registry.toml", registryToml([entry("beta")]));
-    assert.deepEqual((await openRegistry(w.config())).map((i) => i.name), ["beta"]);
+    assert.deepEqual(
+      (await openRegistry(w.config())).map((i) => i.name),
+      ["beta"],
+    );
 
     await writeFile(join(w.store, ".last_sync"), "1000");
     const before = await readFile(join(w.store, "images.toml"), "utf8");
     w.server.setFault("/registry.toml", { kind: "status", status: 404, times: 100 });
     const log = recorder();
     const images = await openRegistry(w.config(), { logger: log });
-    assert.deepEqual(images.map((i) => i.name), ["beta"]);
+    assert.deepEqual(
+      images.map((i) => i.name),
+      ["beta"],
+    );
     assert.equal(await readFile(join(w.store, "images.toml"), "utf8"), before);
-    assert.ok(log.lines.some((l) => l.startsWith("warning: auto-sync failed")), log.lines.join("\n"));
+    assert.ok(
+      log.lines.some((l) => l.startsWith("warning: auto-sync failed")),
+      log.lines.join("\n"),
+    );
   });
 
   it("threshold 0 never re-syncs a present registry; a .last_sync in the future is stale", async () => {
@@ -69,10 +83,19 @@ describe("sync and auto-sync", () => {
     w.server.setFile("/registry.toml", registryToml([entry("gamma")]));
     await writeFile(join(w.store, ".last_sync"), "1000");
     const never = await openRegistry(w.config({ autoSyncThreshold: 0 }));
-    assert.deepEqual(never.map((i) => i.name), ["alpha"]);
-    await writeFile(join(w.store, ".last_sync"), String(Math.floor(Date.now() / 1000) + 86400 * 365));
+    assert.deepEqual(
+      never.map((i) => i.name),
+      ["alpha"],
+    );
+    await writeFile(
+      join(w.store, ".last_sync"),
+      String(Math.floor(Date.now() / 1000) + 86400 * 365),
+    );
     const future = await openRegistry(w.config());
-    assert.deepEqual(future.map((i) => i.name), ["gamma"]);
+    assert.deepEqual(
+      future.map((i) => i.name),
+      ["gamma"],
+    );
   });
 
   it("falls back to the fallback registry when the registry cannot be fetched", async () => {
@@ -81,7 +104,10 @@ describe("sync and auto-sync", () => {
     const log = recorder();
     const res = await sync(w.config(), { logger: log });
     assert.equal(res.usedFallback, true);
-    assert.deepEqual((await openRegistry(w.config())).map((i) => i.name), ["from_fallback"]);
+    assert.deepEqual(
+      (await openRegistry(w.config())).map((i) => i.name),
+      ["from_fallback"],
+    );
     assert.ok(log.lines.some((l) => l.includes("/registry.toml")));
   });
 
@@ -103,7 +129,10 @@ describe("sync and auto-sync", () => {
     await writeFile(join(w.store, "images.toml"), "[[images]]\nname = ");
     await assert.rejects(openRegistry(w.config({ autoSync: false })), /images\.toml/);
     const images = await openRegistry(w.config());
-    assert.deepEqual(images.map((i) => i.name), ["alpha"]);
+    assert.deepEqual(
+      images.map((i) => i.name),
+      ["alpha"],
+    );
   });
 
   it("loads the six real registry files through default.toml's includes", async () => {
@@ -125,9 +154,15 @@ describe("sync and auto-sync", () => {
     assert.equal(keys.size, images.length, "deduplicated by (name, version)");
     assert.equal(images.length, 19 + 21 + 23 + 23 + 23);
     assert.ok(keys.has("qemu_aarch64_linux:0.0.20") && keys.has("qemu_aarch64_linux:0.0.25"));
-    assert.ok(!images.some((i) => i.version === "0.0.26"), "default.toml includes older versions only");
+    assert.ok(
+      !images.some((i) => i.version === "0.0.26"),
+      "default.toml includes older versions only",
+    );
 
-    w.server.setFile("/all.toml", registryToml([], ["registry/default.toml", "registry/v0.0.26.toml"]));
+    w.server.setFile(
+      "/all.toml",
+      registryToml([], ["registry/default.toml", "registry/v0.0.26.toml"]),
+    );
     const all = await sync(w.config({ registry: w.server.url("/all.toml") }));
     assert.equal(all.files.length, 8);
     const merged = await openRegistry(w.config({ autoSync: false }));

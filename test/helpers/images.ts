@@ -74,7 +74,9 @@ export function registryToml(entries: TestEntry[], includes: string[] = []): str
 }
 
 /** A temporary directory, removed by the returned cleanup. */
-export async function tempDir(prefix = "axi-test-"): Promise<{ path: string; cleanup: () => Promise<void> }> {
+export async function tempDir(
+  prefix = "axi-test-",
+): Promise<{ path: string; cleanup: () => Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), prefix));
   return { path, cleanup: () => rm(path, { recursive: true, force: true }) };
 }

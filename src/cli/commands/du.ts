@@ -1,13 +1,8 @@
 import type { Command } from "commander";
 import { storeUsage } from "../../ops/du.js";
 import { commandContext } from "../context.js";
-import { formatBytes, formatTable } from "../format.js";
+import { count, formatBytes, formatTable } from "../format.js";
 import { result } from "../output.js";
-
-/** `1 item`, `2 items`: a count with its noun, plural when needed. */
-export function count(n: number, noun: string): string {
-  return `${n} ${noun}${n === 1 ? "" : "s"}`;
-}
 
 /** `du [--json]` (also `ls --local`): what the store holds and its size. */
 export async function duCommand(options: { json?: boolean }, command: Command): Promise<void> {

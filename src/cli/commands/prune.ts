@@ -1,9 +1,8 @@
 import type { Command } from "commander";
 import { prune, type PruneReason } from "../../ops/prune.js";
 import { commandContext } from "../context.js";
-import { formatBytes } from "../format.js";
+import { count, formatBytes } from "../format.js";
 import { result } from "../output.js";
-import { count } from "./du.js";
 
 const REASONS: Record<PruneReason, string> = {
   orphan: "no registry entry",

@@ -4,8 +4,8 @@ import { checkRegistry } from "../../registry/check.js";
 import { upsertImage } from "../../registry/edit.js";
 import { hashFile } from "../../store/stamps.js";
 import { commandContext } from "../context.js";
+import { count } from "../format.js";
 import { result } from "../output.js";
-import { count } from "./du.js";
 
 /** Options of `registry add`. */
 interface AddOptions {

@@ -5,7 +5,11 @@ import { parseSpec } from "../../registry/resolve.js";
 import { commandContext } from "../context.js";
 
 /** `rm NAME[:VERSION]...`. */
-export async function rmCommand(images: string[], _options: unknown, command: Command): Promise<void> {
+export async function rmCommand(
+  images: string[],
+  _options: unknown,
+  command: Command,
+): Promise<void> {
   const specs = images.map(parseSpec);
   const ctx = await commandContext(command);
   const results = await removeImages(ctx.config, specs, ctx);
