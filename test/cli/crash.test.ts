@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, readdir, stat } from "node:fs/promises";
+import { mkdir, readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CLI, cliEnv, sha256 } from "../helpers/images.js";
+import { sha256 } from "../helpers/images.js";
 import { startWorld, type World } from "../helpers/world.js";
 
 const KERNEL = randomBytes(2 << 20);
@@ -48,24 +48,9 @@ describe("crashes and full disks", () => {
       execFileSync("rm", ["-rf", join(w.store, "guest"), join(w.store, "guest.tar.gz")]);
       const afterBytes = Math.floor(size * fraction);
       w.server.setFault("/files/guest-1.0.tar.gz", { kind: "stall", afterBytes });
-      const child = spawn(
-        process.execPath,
-        [CLI, "-S", w.store, "-R", w.registryUrl, "pull", "guest"],
-        {
-          env: cliEnv(),
-          stdio: "ignore",
-        },
-      );
-      const closed = new Promise((r) => child.on("close", r));
-      const part = join(w.store, "guest.tar.gz.part");
-      for (let i = 0; i < 100; i++) {
-        const got = await stat(part).then(
-          (s) => s.size,
-          () => -1,
-        );
-        if (got >= afterBytes - 16_384 && got >= 0) break;
-        await sleep(30);
-      }
+      const { child, closed } = w.startPull("guest");
+      // The .part lags the network by at most one 1 MiB write batch.
+      await w.waitForPart("guest.tar.gz", Math.max(0, afterBytes - (1 << 20)));
       await sleep(100);
       child.kill("SIGKILL");
       await closed;
@@ -83,15 +68,7 @@ describe("crashes and full disks", () => {
   it("SIGKILL at random moments of repeated pulls never leaves a good-looking bad file", async () => {
     for (const delay of [20, 60, 120, 200]) {
       execFileSync("rm", ["-rf", join(w.store, "guest"), join(w.store, "guest.tar.gz")]);
-      const child = spawn(
-        process.execPath,
-        [CLI, "-S", w.store, "-R", w.registryUrl, "pull", "guest"],
-        {
-          env: cliEnv(),
-          stdio: "ignore",
-        },
-      );
-      const closed = new Promise((r) => child.on("close", r));
+      const { child, closed } = w.startPull("guest");
       await sleep(delay);
       child.kill("SIGKILL");
       await closed;

@@ -1,12 +1,10 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { open, readFile, stat, utimes } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
-import { CLI, cliEnv, sha256 } from "../helpers/images.js";
+import { sha256 } from "../helpers/images.js";
 import { startWorld, type World } from "../helpers/world.js";
 
 const BIG = randomBytes(3 << 20);
@@ -27,24 +25,10 @@ describe("pull engine through the CLI", () => {
 
   it("resumes after SIGKILL mid-download with Range + If-Range, transferring about 1x", async () => {
     w.server.setFault("/files/big-1.0.tar.gz", { kind: "stall", afterBytes: archiveSize >> 1 });
-    const child = spawn(
-      process.execPath,
-      [CLI, "-S", w.store, "-R", w.registryUrl, "pull", "big"],
-      {
-        env: cliEnv(),
-        stdio: "ignore",
-      },
-    );
-    const closed = new Promise((r) => child.on("close", r));
     const part = join(w.store, "big.tar.gz.part");
-    for (let i = 0; i < 200; i++) {
-      const size = await stat(part).then(
-        (s) => s.size,
-        () => 0,
-      );
-      if (size > 0 && size >= (archiveSize >> 1) - (1 << 20)) break; // batches of 1 MiB
-      await sleep(50);
-    }
+    const { child, closed } = w.startPull("big");
+    // The .part lags the network by at most one 1 MiB write batch.
+    await w.waitForPart("big.tar.gz", (archiveSize >> 1) - (1 << 20));
     child.kill("SIGKILL");
     await closed;
     assert.ok((await stat(part)).size > 0, "the .part survived the kill");

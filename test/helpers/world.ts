@@ -2,10 +2,14 @@
  * A test world: a fault-injecting HTTP server on 127.0.0.1 serving archives and a registry, a
  * temporary store, and the CLI / library pointed at them.
  */
+import { spawn, type ChildProcess } from "node:child_process";
+import { stat } from "node:fs/promises";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { Config } from "../../src/config/config.js";
 import { startFaultServer, type FaultServer } from "./fault-server.js";
 import {
+  CLI,
   cliEnv,
   makeTar,
   makeTarGz,
@@ -45,6 +49,10 @@ export interface World {
   config(overrides?: Partial<Config>): Config;
   /** Runs the CLI with `-S store -R registry` in front of `args`. */
   cli(args: string[], options?: { env?: Record<string, string>; cwd?: string }): Promise<CliRun>;
+  /** Starts `pull IMAGE` in the background, to be killed: resolves `closed` when it ends. */
+  startPull(image: string): { child: ChildProcess; closed: Promise<unknown> };
+  /** Waits (bounded) until the `.part` of `archiveName` holds at least `bytes` bytes. */
+  waitForPart(archiveName: string, bytes: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -92,6 +100,24 @@ export async function startWorld(): Promise<World> {
         insecureRegistries: [],
         ...overrides,
       };
+    },
+    startPull(image) {
+      const child = spawn(process.execPath, [CLI, "-S", store, "-R", registryUrl, "pull", image], {
+        env: cliEnv(),
+        stdio: "ignore",
+      });
+      return { child, closed: new Promise((resolve) => child.on("close", resolve)) };
+    },
+    async waitForPart(archiveName, bytes) {
+      const part = join(store, `${archiveName}.part`);
+      for (let i = 0; i < 150; i++) {
+        const size = await stat(part).then(
+          (st) => st.size,
+          () => -1,
+        );
+        if (size >= 0 && size >= bytes) return;
+        await sleep(30);
+      }
     },
     cli(args, options = {}) {
       return runCli(["-S", store, "-R", registryUrl, ...args], {
