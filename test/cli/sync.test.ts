@@ -9,9 +9,7 @@ import { openRegistry, sync } from "../../src/ops/sync.js";
 import { registryToml, sha256 } from "../helpers/images.js";
 import { startWorld, type World } from "../helpers/world.js";
 
-const FIXTURES = fileURLToPath(
-  new URL("../../../shared/fixtures/axvisor-guest-registry/", import.meta.url),
-);
+const FIXTURES = fileURLToPath(new URL("../fixtures/axvisor-guest-registry/", import.meta.url));
 
 function recorder(): Logger & { lines: string[] } {
   const lines: string[] = [];

@@ -2,13 +2,16 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { after, before, beforeEach } from "node:test";
 import { AxError } from "../../src/errors.js";
 import { tempDir } from "../helpers/images.js";
 import { startRegistryServer, type RegistryServer } from "./registry-server.js";
 
-/** Directory of the real registry files (relative to the repository, as the tests run there). */
-export const FIXTURES = join("..", "shared", "fixtures", "axvisor-guest-registry");
+/** The real registry files of axvisor-guest, copied into test/fixtures/. */
+export const FIXTURES = fileURLToPath(
+  new URL("../fixtures/axvisor-guest-registry/", import.meta.url),
+);
 
 /** The fixture files: default.toml and the versioned files. */
 export const FIXTURE_FILES = [
