@@ -259,10 +259,14 @@ class PartFile {
     this.offset += chunk.length;
     this.#fed += chunk.length;
     this.transferred += chunk.length;
+  }
+
+  /** Reports `pending` more bytes received (not yet appended), at most every 100 ms. */
+  throttledProgress(pending: number): void {
     const now = Date.now();
     if (now - this.#lastProgress >= PROGRESS_INTERVAL_MS) {
       this.#lastProgress = now;
-      this.reportProgress();
+      this.#onProgress?.({ received: this.offset + pending, total: this.total });
     }
   }
 
@@ -321,6 +325,7 @@ class PartFile {
         }
         batch.push(next.value);
         batched += next.value.length;
+        this.throttledProgress(batched);
         if (batched >= BATCH_BYTES) await flush();
       }
     } finally {
