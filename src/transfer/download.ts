@@ -333,15 +333,6 @@ class PartFile {
     }
   }
 
-  /** Makes the `.part` durable. */
-  async sync(): Promise<void> {
-    try {
-      await this.#fh.sync();
-    } catch (err) {
-      throw fsError(err, "write", this.#path);
-    }
-  }
-
   /** Closes the file descriptor; never throws. */
   async close(): Promise<void> {
     await this.#fh.close().catch(() => {});
@@ -490,7 +481,6 @@ export async function download(options: DownloadOptions): Promise<DownloadResult
         if (name !== original) logger.info(`${err.message}; trying the next URL`);
         continue;
       }
-      await part.sync();
       part.reportProgress();
       return { url: name, size: part.offset, transferred: part.transferred };
     }
