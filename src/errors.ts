@@ -37,8 +37,8 @@ export class ChecksumError extends AxError {
 
 /** The operation was cancelled through its AbortSignal. */
 export class AbortedError extends AxError {
-  constructor(message = "operation aborted") {
-    super(message);
+  constructor(message = "operation aborted", options: { hint?: string } = {}) {
+    super(message, options);
     this.name = "AbortedError";
   }
 }

@@ -14,11 +14,20 @@ export interface Context {
   signal: AbortSignal;
 }
 
+/**
+ * An AbortSignal for SIGINT/SIGTERM: the first one aborts the operation (which cleans up and keeps
+ * its `.part` for a resume), a second one exits at once. The listeners stay installed: a library
+ * using signal-exit (proper-lockfile) re-raises a signal it believes nobody else handles.
+ */
 function interruptSignal(): AbortSignal {
   const controller = new AbortController();
-  const onSignal = () => controller.abort();
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (controller.signal.aborted) process.exit(signal === "SIGINT" ? 130 : 143);
+    process.stderr.write(`\n${signal === "SIGINT" ? "interrupted" : "terminated"}: stopping\n`);
+    controller.abort();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
   return controller.signal;
 }
 

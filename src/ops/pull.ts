@@ -3,7 +3,15 @@ import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { ArchiveExtractor } from "../archive/extract.js";
 import type { Config } from "../config/config.js";
-import { AxError, ChecksumError, UsageError, fsError, hasCode, isNoSpace } from "../errors.js";
+import {
+  AbortedError,
+  AxError,
+  ChecksumError,
+  UsageError,
+  fsError,
+  hasCode,
+  isNoSpace,
+} from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import { findImage, formatSpec, parseSpec, suggest } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
@@ -332,6 +340,11 @@ async function downloadAndInstall(
     return done.url;
   } catch (err) {
     await discardStaging();
+    if (options.signal?.aborted) {
+      throw new AbortedError(`pull of ${image} interrupted`, {
+        hint: "run the same command again: the download resumes where it stopped",
+      });
+    }
     // Refused content, or a full disk: a .part kept for resuming would only take up space.
     if (contentFailed || isNoSpace(err)) await deletePart();
     throw err;

@@ -59,8 +59,11 @@ export async function sync(config: Config, options: OperationOptions = {}): Prom
           loaded = await load(config.fallbackRegistry);
         } catch (fallbackErr) {
           if (!(fallbackErr instanceof AxError)) throw fallbackErr;
+          const kept = (await readRegistryState(store)).kind === "ok";
           throw new AxError(`sync failed: ${err.message}; fallback: ${fallbackErr.message}`, {
-            hint: "the registry already in the store was kept",
+            hint: kept
+              ? "the registry already in the store was kept"
+              : "check the registry URL (-R, or `registry` in .image.toml) and the network",
           });
         }
       }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { open, readFile, stat, utimes } from "node:fs/promises";
+import { open, readFile, readdir, stat, utimes } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { sha256 } from "../helpers/images.js";
@@ -43,6 +43,28 @@ describe("pull engine through the CLI", () => {
     assert.ok(last.headers["if-range"], "If-Range guards the resume");
     assert.ok(w.server.bytesSent("/files/big-1.0.tar.gz") <= archiveSize * 1.2);
     assert.equal(existsSync(part), false);
+  });
+
+  it("Ctrl-C stops a pull cleanly, keeps the .part, and the next pull resumes it", async () => {
+    const img = await w.publish("interrupted", "1.0", [{ name: "kernel", data: BIG }]);
+    await w.cli(["sync"]);
+    w.server.setFault(img.path, { kind: "stall", afterBytes: img.archive.length >> 1 });
+    const { child, closed } = w.startPull("interrupted");
+    await w.waitForPart("interrupted.tar.gz", (img.archive.length >> 1) - (1 << 20));
+    child.kill("SIGINT");
+    const code = await closed;
+    assert.equal(code, 1);
+    assert.ok((await stat(join(w.store, "interrupted.tar.gz.part"))).size > 0, ".part kept");
+    const staging = await readdir(join(w.store, ".axvisor-image", "staging"));
+    assert.deepEqual(
+      staging.filter((n) => n.startsWith("interrupted.")),
+      [],
+      "staging removed",
+    );
+    const run = await w.cli(["pull", "interrupted"]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(String(w.server.requestsFor(img.path).at(-1)?.headers.range), /^bytes=[1-9]\d*-$/);
+    assert.deepEqual(await readFile(join(w.store, "interrupted", "kernel")), BIG);
   });
 
   it("six processes pulling one image: all succeed, one transfer, tree whole", async () => {

@@ -106,7 +106,10 @@ export async function startWorld(): Promise<World> {
         env: cliEnv(),
         stdio: "ignore",
       });
-      return { child, closed: new Promise((resolve) => child.on("close", resolve)) };
+      return {
+        child,
+        closed: new Promise((resolve) => child.on("close", (code) => resolve(code))),
+      };
     },
     async waitForPart(archiveName, bytes) {
       const part = join(store, `${archiveName}.part`);
