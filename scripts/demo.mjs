@@ -40,8 +40,10 @@ const base = `http://127.0.0.1:${server.address().port}/`;
 const store = mkdtempSync(join(tmpdir(), "axvisor-image-demo-"));
 const global = ["-S", store, "-R", `${base}default.toml`];
 
+const bold = process.stderr.isTTY && !process.env.NO_COLOR;
 function step(title) {
-  process.stderr.write(`\n\x1b[1m$ axvisor-image ${title}\x1b[0m\n`);
+  const line = `$ axvisor-image ${title}`;
+  process.stderr.write(bold ? `\n\x1b[1m${line}\x1b[0m\n` : `\n${line}\n`);
 }
 function run(args, capture = false) {
   return new Promise((resolve, reject) => {
