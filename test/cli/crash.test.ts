@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, readdir } from "node:fs/promises";
+import { mkdir, readFile, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -75,6 +75,32 @@ describe("crashes and full disks", () => {
       await assertNothingLooksGoodButIsNot(w.store, "guest", digest);
     }
     assert.equal((await w.cli(["pull", "guest"])).code, 0);
+  });
+
+  it("SIGKILL during a sync leaves the registry that was there, or the new one, never a torn one", async () => {
+    const before = await readFile(join(w.store, "images.toml"), "utf8");
+    await w.publish("extra", "2.0", [{ name: "k", data: "x" }]);
+    const after = (await w.cli(["-S", join(w.root, "probe"), "sync"])).code;
+    assert.equal(after, 0);
+    const synced = await readFile(join(w.root, "probe", "images.toml"), "utf8");
+    for (const delay of [10, 40, 80, 150, 300]) {
+      await writeFile(join(w.store, "images.toml"), before);
+      w.server.setFault("/registry.toml", { kind: "stall", afterBytes: 50 });
+      const { child, closed } = w.startCli(["sync"]);
+      await sleep(delay);
+      child.kill("SIGKILL");
+      await closed;
+      w.server.setFault("/registry.toml");
+      const text = await readFile(join(w.store, "images.toml"), "utf8");
+      assert.ok(text === before || text === synced, `registry intact after a kill at ${delay} ms`);
+      const left = (await readdir(w.store)).filter(
+        (n) => n.startsWith("images.toml") && n !== "images.toml",
+      );
+      assert.deepEqual(left, [], "no temporary registry file left visible");
+    }
+    const run = await w.cli(["sync"]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(await readFile(join(w.store, "images.toml"), "utf8"), synced);
   });
 
   it(

@@ -49,7 +49,9 @@ export interface World {
   config(overrides?: Partial<Config>): Config;
   /** Runs the CLI with `-S store -R registry` in front of `args`. */
   cli(args: string[], options?: { env?: Record<string, string>; cwd?: string }): Promise<CliRun>;
-  /** Starts `pull IMAGE` in the background, to be killed: resolves `closed` when it ends. */
+  /** Starts the CLI (`-S store -R registry` first) in the background, to be killed. */
+  startCli(args: string[]): { child: ChildProcess; closed: Promise<unknown> };
+  /** `startCli(["pull", image])`. */
   startPull(image: string): { child: ChildProcess; closed: Promise<unknown> };
   /** Waits (bounded) until the `.part` of `archiveName` holds at least `bytes` bytes. */
   waitForPart(archiveName: string, bytes: number): Promise<void>;
@@ -65,6 +67,13 @@ export async function startWorld(): Promise<World> {
   const writeRegistry = () => server.setFile("/registry.toml", registryToml(entries));
   writeRegistry();
   const registryUrl = server.url("/registry.toml");
+  const startCli = (args: string[]) => {
+    const child = spawn(process.execPath, [CLI, "-S", store, "-R", registryUrl, ...args], {
+      env: cliEnv(),
+      stdio: "ignore",
+    });
+    return { child, closed: new Promise((resolve) => child.on("close", (code) => resolve(code))) };
+  };
   return {
     server,
     root: dir.path,
@@ -101,16 +110,8 @@ export async function startWorld(): Promise<World> {
         ...overrides,
       };
     },
-    startPull(image) {
-      const child = spawn(process.execPath, [CLI, "-S", store, "-R", registryUrl, "pull", image], {
-        env: cliEnv(),
-        stdio: "ignore",
-      });
-      return {
-        child,
-        closed: new Promise((resolve) => child.on("close", (code) => resolve(code))),
-      };
-    },
+    startCli,
+    startPull: (image) => startCli(["pull", image]),
     async waitForPart(archiveName, bytes) {
       const part = join(store, `${archiveName}.part`);
       for (let i = 0; i < 150; i++) {
