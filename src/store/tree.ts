@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { lstat, mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { fsError, hasCode } from "../errors.js";
 import { MARKER_FILE, bookkeeping } from "./layout.js";
@@ -48,13 +48,22 @@ export async function removeAtomically(dir: string, path: string): Promise<boole
   return true;
 }
 
-/** The sha256 recorded in a tree's marker, or undefined when the tree or marker is missing. */
+/** A marker is 64 hex digits; anything longer is not one (and is not read whole). */
+const MARKER_MAX_BYTES = 128;
+
+/**
+ * The sha256 recorded in a tree's marker, or undefined when the tree or marker is missing or the
+ * marker is not a small regular file (an archive may not pass off a link or a device as one).
+ */
 export async function readMarker(tree: string): Promise<string | undefined> {
+  const marker = join(tree, MARKER_FILE);
   try {
-    return (await readFile(join(tree, MARKER_FILE), "utf8")).trim();
+    const st = await lstat(marker);
+    if (!st.isFile() || st.size > MARKER_MAX_BYTES) return undefined;
+    return (await readFile(marker, "utf8")).trim();
   } catch (err) {
     if (hasCode(err, "ENOENT") || hasCode(err, "ENOTDIR")) return undefined;
-    throw fsError(err, "read", join(tree, MARKER_FILE));
+    throw fsError(err, "read", marker);
   }
 }
 
@@ -71,7 +80,9 @@ export async function installTree(
 ): Promise<void> {
   const marker = join(staging, MARKER_FILE);
   try {
-    await writeFile(marker, sha256);
+    // The archive may hold a member of that name, even a symlink: replace it, never write through.
+    await rm(marker, { recursive: true, force: true });
+    await writeFile(marker, sha256, { flag: "wx" });
   } catch (err) {
     throw fsError(err, "write", marker);
   }

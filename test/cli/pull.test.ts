@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { readFile, readdir, writeFile, mkdir } from "node:fs/promises";
+import { lstat, readFile, readdir, writeFile, mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { execFileSync } from "node:child_process";
@@ -86,6 +86,21 @@ describe("pull (library)", () => {
     assert.equal(existsSync(join(w.store, "broken")), false);
     assert.deepEqual(await leftovers(w.store), []);
     assert.ok(bad.archive.length > 0);
+  });
+
+  it("an archive's own .archive.sha256 (here a symlink out of the store) is replaced, never written through", async () => {
+    const victim = join(w.root, "victim.txt");
+    await writeFile(victim, "precious");
+    const img = await w.publish("sneaky", "1.0", [
+      { name: "kernel", data: "k" },
+      { name: ".archive.sha256", type: "symlink", linkname: victim },
+    ]);
+    await sync(w.config());
+    const res = await pull(w.config(), "sneaky");
+    assert.equal(await readFile(victim, "utf8"), "precious");
+    const marker = join(res.path, ".archive.sha256");
+    assert.ok((await lstat(marker)).isFile());
+    assert.equal(await readFile(marker, "utf8"), img.entry.sha256);
   });
 
   it("follows redirects, as release assets do", async () => {
