@@ -7,7 +7,8 @@
 import { silentLogger, type Logger } from "../log.js";
 import { RegistryError } from "./errors.js";
 import { parseRegistry } from "./format.js";
-import { resolveInclude, toLocation } from "./location.js";
+import { isRemote, resolveInclude, toLocation } from "./location.js";
+import { quote, urlScheme } from "./rules.js";
 import { mergeImages, type ImageSource } from "./merge.js";
 import {
   MAX_REGISTRY_FILE_BYTES,
@@ -100,6 +101,7 @@ export async function loadRegistry(
           `${result.staleBecause?.message}; using the copy of ${file.location} from an earlier sync`,
         );
       }
+      if (isRemote(file.location)) refuseLocalImages(file.location, result.value.images);
       sources.push({ source: file.location, images: result.value.images });
       for (const include of result.value.includes) {
         const location = resolveInclude(file.location, include.url);
@@ -114,6 +116,16 @@ export async function loadRegistry(
   const merged = mergeImages(sources);
   merged.warnings.forEach(warn);
   return { images: merged.images, files: sources.map((s) => s.source), warnings };
+}
+
+/** A registry from the network may not make us read local files (`file:///dev/zero`...). */
+function refuseLocalImages(location: string, images: readonly ImageEntry[]): void {
+  const local = images.find((image) => urlScheme(image.url) === "file:");
+  if (local) {
+    throw new RegistryError(
+      `${location}: image ${quote(local.name)}: url ${quote(local.url)} refused: a remote registry cannot point at local files`,
+    );
+  }
 }
 
 function checkLimits(

@@ -7,7 +7,7 @@
  */
 import { createReadStream } from "node:fs";
 import { open, rename, readFile, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { AxError, fsError, hasCode, throwIfAborted } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
@@ -354,12 +354,20 @@ async function copyLocalFile(url: string, { part, options }: Context): Promise<v
   let size: number;
   try {
     path = fileURLToPath(url);
-    ({ size } = await stat(path));
+    const st = await stat(path);
+    size = st.size;
+    if (!st.isFile()) {
+      throw new TransferError(url, "not a regular file", { retryable: false });
+    }
   } catch (err) {
+    if (err instanceof TransferError) throw err;
     throw toTransferError(err, url, options.signal);
   }
   await part.restart(url, undefined, size);
-  const failure = await part.pump(createReadStream(path), url, options.signal);
+  // Never more than the size seen: a file growing while it is copied cannot fill the disk.
+  const input =
+    size === 0 ? Readable.from([]) : createReadStream(path, { start: 0, end: size - 1 });
+  const failure = await part.pump(input, url, options.signal);
   if (failure !== undefined) throw failure;
 }
 
@@ -457,7 +465,7 @@ function candidateName(candidate: string | DownloadCandidate): string {
  * `Range` + `If-Range`; an answer that cannot be spliced restarts from byte 0 (`sink.reset()`).
  * A URL that cannot serve the file (404, 403, retries exhausted) moves on to the next; when all
  * fail, an {@link AxError} names the original URL and the last reason. On success the `.part` is
- * complete and synced to disk (renaming it, and removing {@link partMetaPath}, is the caller's job).
+ * complete (renaming it, and removing {@link partMetaPath}, is the caller's job).
  */
 export async function download(options: DownloadOptions): Promise<DownloadResult> {
   const names = options.urls.map(candidateName);

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { lstat, readFile, readdir, writeFile, mkdir } from "node:fs/promises";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { after, before, describe, it } from "node:test";
 import { execFileSync } from "node:child_process";
 import { pull, pullMany } from "../../src/ops/pull.js";
@@ -101,6 +102,23 @@ describe("pull (library)", () => {
     const marker = join(res.path, ".archive.sha256");
     assert.ok((await lstat(marker)).isFile());
     assert.equal(await readFile(marker, "utf8"), img.entry.sha256);
+  });
+
+  it("a local registry may use file:// images, but only regular files", async () => {
+    const archive = join(w.root, "local.tar.gz");
+    const img = await w.publish("local", "1.0", [{ name: "k", data: "local kernel" }]);
+    await writeFile(archive, img.archive);
+    const entry = { ...img.entry, version: "1.0", description: "d", arch: "aarch64" };
+    const res = await pull(w.config(), "local", {
+      images: [{ ...entry, url: pathToFileURL(archive).href }],
+    });
+    assert.equal(await readFile(join(res.path, "k"), "utf8"), "local kernel");
+    await assert.rejects(
+      pull(w.config(), "zero", {
+        images: [{ ...entry, name: "zero", url: "file:///dev/zero" }],
+      }),
+      /file:\/\/\/dev\/zero: not a regular file/,
+    );
   });
 
   it("follows redirects, as release assets do", async () => {

@@ -133,6 +133,15 @@ describe("sync and auto-sync", () => {
     );
   });
 
+  it("a registry from the network cannot point an image at a local file", async () => {
+    w.server.setFile("/registry.toml", registryToml([entry("zero", "file:///dev/zero")]));
+    await assert.rejects(sync(w.config({ fallbackRegistry: w.registryUrl })), (err: unknown) => {
+      assert.ok(err instanceof AxError);
+      assert.match(err.message, /registry\.toml: image "zero": url "file:\/\/\/dev\/zero" refused/);
+      return true;
+    });
+  });
+
   it("loads the six real registry files through default.toml's includes", async () => {
     const base = w.server.url("/registry/");
     for (const file of await readdir(FIXTURES)) {
