@@ -4,11 +4,12 @@
  */
 import { rm } from "node:fs/promises";
 import type { Config } from "../config/config.js";
-import { AbortedError, fsError } from "../errors.js";
+import { fsError } from "../errors.js";
 import { silentLogger } from "../log.js";
 import type { ImageEntry } from "../registry/types.js";
-import { withLock } from "../store/lock.js";
+import { tryWithLock } from "../store/lock.js";
 import { removeStamp } from "../store/stamps.js";
+import { readFallbackMark } from "../store/state.js";
 import { removeAtomically } from "../store/tree.js";
 import { groupBy, scanStore, type Leftover, type StoredCopy } from "./inventory.js";
 import { compareNewestFirst } from "./ls.js";
@@ -72,10 +73,18 @@ interface Planned extends PruneItem {
 export async function prune(config: Config, options: PruneOptions = {}): Promise<PruneResult> {
   const store = config.localStorage;
   const images = options.images ?? (await openRegistry(config, options));
+  // A registry from the fallback lists less than the real one: it cannot say what is an orphan.
+  const fallback = options.images ? undefined : await readFallbackMark(store);
+  if (fallback) {
+    (options.logger ?? silentLogger).warn(
+      `the store's registry came from the fallback registry ${fallback}: only leftovers of interrupted work are pruned; sync with the main registry to prune images`,
+    );
+  }
   const inventory = await scanStore(store, images, { sizes: true });
+  const owned = fallback === undefined;
   const plan: Planned[] = [
-    ...inventory.copies.filter((c) => c.orphan).map((c) => planCopy(c, "orphan")),
-    ...(options.keep === undefined ? [] : oldVersions(inventory.copies, options.keep)),
+    ...(owned ? inventory.copies.filter((c) => c.orphan).map((c) => planCopy(c, "orphan")) : []),
+    ...(owned && options.keep !== undefined ? oldVersions(inventory.copies, options.keep) : []),
     ...inventory.leftovers.map(planLeftover),
   ].sort((a, b) => (a.path < b.path ? -1 : 1));
   const result: PruneResult = { removed: [], skipped: [], freed: 0 };
@@ -95,7 +104,7 @@ export async function prune(config: Config, options: PruneOptions = {}): Promise
       }
     };
     if (lock === undefined) await removeAll();
-    else if (!(await ifUnlocked(store, lock, removeAll, options))) {
+    else if (!(await tryWithLock(store, lock, removeAll, options))) {
       (options.logger ?? silentLogger).warn(`${lock}: in use by another process; left alone`);
       result.skipped.push(...items.map(({ path, bytes, reason }) => ({ path, bytes, reason })));
     }
@@ -136,26 +145,4 @@ async function removeItem(store: string, item: Planned): Promise<void> {
     throw fsError(err, "remove", item.path);
   }
   if (item.kind === "archive") await removeStamp(item.path);
-}
-
-/**
- * Runs `fn` under the lock `name` when no other process holds it; returns false (without running
- * it) when one does.
- */
-async function ifUnlocked(
-  store: string,
-  name: string,
-  fn: () => Promise<void>,
-  options: OperationOptions,
-): Promise<boolean> {
-  const busy = new AbortController();
-  const signal = options.signal ? AbortSignal.any([options.signal, busy.signal]) : busy.signal;
-  try {
-    await withLock(store, name, fn, { signal, onWait: () => busy.abort() });
-    return true;
-  } catch (err) {
-    if (err instanceof AbortedError && busy.signal.aborted && !options.signal?.aborted)
-      return false;
-    throw err;
-  }
 }

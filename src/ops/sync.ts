@@ -4,7 +4,13 @@ import { silentLogger, type Logger } from "../log.js";
 import type { ImageEntry } from "../registry/types.js";
 import { bookkeeping } from "../store/layout.js";
 import { withLock } from "../store/lock.js";
-import { isStale, readLastSync, readRegistryState, writeRegistry } from "../store/state.js";
+import {
+  isStale,
+  markFallback,
+  readLastSync,
+  readRegistryState,
+  writeRegistry,
+} from "../store/state.js";
 
 /** Options shared by every operation. */
 export interface OperationOptions {
@@ -68,6 +74,7 @@ export async function sync(config: Config, options: OperationOptions = {}): Prom
         }
       }
       await writeRegistry(store, loaded.images);
+      await markFallback(store, usedFallback ? source : undefined);
       logger.info(
         `registry synced: ${loaded.images.length} images from ${loaded.files.length} file(s)`,
       );

@@ -60,6 +60,7 @@ export function bookkeeping(dir: string): {
   stamps: string;
   registryCache: string;
   imagesCache: string;
+  fallbackMark: string;
 } {
   const root = join(dir, BOOKKEEPING_DIR);
   return {
@@ -70,5 +71,6 @@ export function bookkeeping(dir: string): {
     stamps: join(root, "verified"),
     registryCache: join(root, "registry-cache"),
     imagesCache: join(root, "images.json"),
+    fallbackMark: join(root, "from-fallback-registry"),
   };
 }

@@ -56,22 +56,24 @@ async function expireIfOwnerDied(lockPath: string): Promise<boolean> {
   return false;
 }
 
+interface Acquired {
+  release: () => Promise<void>;
+  held: HeldLock;
+}
+
 /**
- * Runs `fn` while holding the cross-process lock `name` of the store directory `dir`
- * (`<dir>/.axvisor-image/locks/<name>.lock`, via proper-lockfile). A second process waits for it.
- * A lock whose owner was killed is recovered: at once when the owner was on this machine, else
- * when it has not been refreshed for `staleMs` (default 10 s).
+ * Takes the lock `name` of store `dir`; with `wait` false, returns undefined at once when a live
+ * process holds it.
  */
-export async function withLock<T>(
+async function acquire(
   dir: string,
   name: string,
-  fn: (lock: HeldLock) => Promise<T>,
-  options: LockOptions = {},
-): Promise<T> {
+  options: LockOptions,
+  wait: boolean,
+): Promise<Acquired | undefined> {
   const locks = bookkeeping(dir).locks;
   await mkdir(locks, { recursive: true });
   const lockPath = join(locks, `${name}.lock`);
-  const ownerPath = `${lockPath}.owner`;
   const stale = options.staleMs ?? 10_000;
   let compromised: Error | undefined;
   let waited = false;
@@ -96,6 +98,7 @@ export async function withLock<T>(
         throw new AxError(`cannot lock ${lockPath}: ${(err as Error).message}`, { cause: err });
       }
       if (await expireIfOwnerDied(lockPath)) continue;
+      if (!wait) return undefined;
       if (!waited) {
         waited = true;
         options.onWait?.();
@@ -103,19 +106,60 @@ export async function withLock<T>(
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
   }
+  const ownerPath = `${lockPath}.owner`;
   const owner: Owner = { pid: process.pid, host: hostname(), ino: (await stat(lockPath)).ino };
   await writeFile(ownerPath, JSON.stringify(owner)).catch(() => {});
-  const held: HeldLock = {
-    assertHeld() {
-      if (compromised) {
-        throw new AxError(`lost the lock ${lockPath}: another process took it over`);
-      }
+  return {
+    held: {
+      assertHeld() {
+        if (compromised) {
+          throw new AxError(`lost the lock ${lockPath}: another process took it over`);
+        }
+      },
+    },
+    release: async () => {
+      await rm(ownerPath, { force: true });
+      await release().catch(() => {});
     },
   };
+}
+
+/**
+ * Runs `fn` while holding the cross-process lock `name` of the store directory `dir`
+ * (`<dir>/.axvisor-image/locks/<name>.lock`, via proper-lockfile). A second process waits for it.
+ * A lock whose owner was killed is recovered: at once when the owner was on this machine, else
+ * when it has not been refreshed for `staleMs` (default 10 s).
+ */
+export async function withLock<T>(
+  dir: string,
+  name: string,
+  fn: (lock: HeldLock) => Promise<T>,
+  options: LockOptions = {},
+): Promise<T> {
+  const lock = (await acquire(dir, name, options, true))!;
   try {
-    return await fn(held);
+    return await fn(lock.held);
   } finally {
-    await rm(ownerPath, { force: true });
-    await release().catch(() => {});
+    await lock.release();
+  }
+}
+
+/**
+ * Runs `fn` under the lock `name` when no live process holds it, and returns true; returns false
+ * at once, without running `fn`, when one does.
+ */
+export async function tryWithLock(
+  dir: string,
+  name: string,
+  fn: (lock: HeldLock) => Promise<void>,
+  options: Omit<LockOptions, "onWait"> = {},
+): Promise<boolean> {
+  const lock = await acquire(dir, name, options, false);
+  if (!lock) return false;
+  try {
+    await fn(lock.held);
+    return true;
+  } finally {
+    await lock.release();
   }
 }

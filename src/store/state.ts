@@ -1,4 +1,4 @@
-import { mkdir, readFile, stat } from "node:fs/promises";
+import { mkdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import writeFileAtomic from "write-file-atomic";
 import { AxError, fsError, hasCode } from "../errors.js";
@@ -114,4 +114,23 @@ export function isStale(lastSync: number | undefined, threshold: number, now: nu
   if (threshold === 0) return false;
   if (lastSync === undefined || lastSync > now) return true;
   return now - lastSync >= threshold;
+}
+
+/**
+ * Records that the store's registry was synced from the fallback registry `url` (undefined: from
+ * the configured registry), so that nothing treats images only the fallback lacks as orphans.
+ */
+export async function markFallback(store: string, url: string | undefined): Promise<void> {
+  const mark = bookkeeping(store).fallbackMark;
+  if (url === undefined) await rm(mark, { force: true });
+  else await writeFileAtomic(mark, url, { fsync: false });
+}
+
+/** The fallback registry the store's registry came from, when it did. */
+export async function readFallbackMark(store: string): Promise<string | undefined> {
+  try {
+    return (await readFile(bookkeeping(store).fallbackMark, "utf8")).trim() || undefined;
+  } catch {
+    return undefined;
+  }
 }

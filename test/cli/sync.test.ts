@@ -5,6 +5,7 @@ import { after, before, beforeEach, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { AxError } from "../../src/errors.js";
 import type { Logger } from "../../src/log.js";
+import { prune } from "../../src/ops/prune.js";
 import { openRegistry, sync } from "../../src/ops/sync.js";
 import { registryToml, sha256 } from "../helpers/images.js";
 import { startWorld, type World } from "../helpers/world.js";
@@ -107,6 +108,33 @@ describe("sync and auto-sync", () => {
       ["from_fallback"],
     );
     assert.ok(log.lines.some((l) => l.includes("/registry.toml")));
+  });
+
+  it("prune never treats images as orphans when the registry came from the fallback", async () => {
+    await sync(w.config());
+    await mkdir(join(w.store, "alpha"), { recursive: true });
+    await writeFile(join(w.store, "alpha", ".archive.sha256"), sha256("alpha"));
+    await writeFile(join(w.store, "alpha", "kernel"), "mine");
+    w.server.setFault("/registry.toml", { kind: "status", status: 404, times: 100 });
+    w.server.setFile("/fallback.toml", registryToml([entry("from_fallback")]));
+    assert.equal((await sync(w.config())).usedFallback, true);
+    const log = recorder();
+    const pruned = await prune(w.config(), { logger: log });
+    assert.deepEqual(pruned.removed, []);
+    assert.equal(await readFile(join(w.store, "alpha", "kernel"), "utf8"), "mine");
+    assert.ok(
+      log.lines.some((l) => l.includes("fallback registry")),
+      log.lines.join("\n"),
+    );
+
+    w.server.setFault("/registry.toml");
+    w.server.setFile("/registry.toml", registryToml([entry("beta")]));
+    await sync(w.config());
+    const dry = await prune(w.config(), { dryRun: true });
+    assert.ok(
+      dry.removed.some((r) => r.path === join(w.store, "alpha")),
+      "orphan once the main registry is back",
+    );
   });
 
   it("when registry and fallback both fail, the error names both and the store keeps its registry", async () => {
