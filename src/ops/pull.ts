@@ -144,7 +144,7 @@ export async function pull(
   const res = await withLock(
     dir,
     paths.baseName,
-    (lock) => pullLocked(config, image, entry, paths, lock, options),
+    (lock) => pullLocked(config, image, entry, paths, lock, options).catch(naming(image)),
     {
       signal: options.signal,
       onWait: () => {
@@ -201,6 +201,25 @@ async function pullLocked(
   }
   const servedBy = await downloadAndInstall(config, image, entry, paths, lock, extract, options);
   return { ...result(extract ? paths.tree : paths.archive, true, extract), servedBy };
+}
+
+/**
+ * Makes an error of a pull name its image (`error: NAME: corrupt tar archive ...`), unless it
+ * already does or has a wording of its own (a full disk names the file being written).
+ */
+function naming(image: string): (err: unknown) => never {
+  return (err) => {
+    if (
+      !(err instanceof AxError) ||
+      err instanceof ChecksumError ||
+      err instanceof AbortedError ||
+      err instanceof UsageError ||
+      isNoSpace(err)
+    ) {
+      throw err;
+    }
+    throw new AxError(`${image}: ${err.message}`, { hint: err.hint, cause: err });
+  };
 }
 
 function progressCounter(
@@ -345,8 +364,12 @@ async function downloadAndInstall(
         hint: "run the same command again: the download resumes where it stopped",
       });
     }
-    // Refused content, or a full disk: a .part kept for resuming would only take up space.
-    if (contentFailed || isNoSpace(err)) await deletePart();
+    // Refused content, a full disk, or nothing received: a .part kept for resuming is useless.
+    const partSize = await stat(paths.part).then(
+      (st) => st.size,
+      () => 0,
+    );
+    if (contentFailed || isNoSpace(err) || partSize === 0) await deletePart();
     throw err;
   }
 }

@@ -189,6 +189,16 @@ describe("pull (library)", () => {
     assert.equal(existsSync(join(w.root, "out2", "linux-0.0.1")), false);
   });
 
+  it("a refused archive fails naming the image and the member, leaving nothing", async () => {
+    await w.publish("evil", "1.0", [{ name: "../escape", data: "x" }]);
+    await sync(w.config());
+    await assert.rejects(pull(w.config(), "evil"), /^AxError: evil: .*"\.\.\/escape"/);
+    assert.equal(existsSync(join(w.store, "evil")), false);
+    assert.equal(existsSync(join(w.store, "evil.tar.gz")), false);
+    assert.equal(existsSync(join(w.root, "escape")), false);
+    assert.deepEqual(await leftovers(w.store), []);
+  });
+
   it("fails an unknown image naming it, with a hint to ls", async () => {
     await assert.rejects(pull(w.config(), "no_such_image"), (err: unknown) => {
       assert.ok(err instanceof AxError);

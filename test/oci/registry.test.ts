@@ -209,7 +209,7 @@ describe("a registry with htpasswd logins", { skip: missingRegistry({ htpasswd: 
     const url = `oci://${registry.host}/boards/rk3588:1.0`;
     assert.ok(
       refused.stderr.endsWith(
-        `error: cannot download ${url}: requires a login to pull boards/rk3588\n${hint}`,
+        `error: rk3588:1.0: cannot download ${url}: requires a login to pull boards/rk3588\n${hint}`,
       ),
       refused.stderr,
     );

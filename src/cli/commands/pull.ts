@@ -50,7 +50,9 @@ export async function pullCommand(
   }
   if (failures.length === 1) throw failures[0];
   if (failures.length > 1) {
-    for (const f of failures.slice(0, -1)) process.stderr.write(`error: ${f.message}\n`);
+    for (const f of failures.slice(0, -1)) {
+      process.stderr.write(`error: ${f.message}\n${f.hint ? `hint: ${f.hint}\n` : ""}`);
+    }
     throw failures.at(-1);
   }
 }
