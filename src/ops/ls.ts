@@ -1,3 +1,4 @@
+import { compareReleases } from "../registry/resolve.js";
 import type { ImageEntry } from "../registry/types.js";
 
 /** One row of `ls`: an image name with its newest version, or one version with `verbose`. */
@@ -21,12 +22,9 @@ export interface ListOptions {
   verbose?: boolean;
 }
 
-/** Newest first: by released_at (absent sorts earliest), then by version, numerically by part. */
+/** Newest first, by the order `NAME` resolves with ({@link compareReleases}). */
 export function compareNewestFirst(a: ImageEntry, b: ImageEntry): number {
-  const ra = a.released_at ? Date.parse(a.released_at) : -Infinity;
-  const rb = b.released_at ? Date.parse(b.released_at) : -Infinity;
-  if (ra !== rb) return rb - ra;
-  return b.version.localeCompare(a.version, "en", { numeric: true });
+  return compareReleases(b, a);
 }
 
 /** A predicate for `ls PATTERN`: regex when it compiles, substring otherwise. */

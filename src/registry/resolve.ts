@@ -40,20 +40,24 @@ export function findImage(images: readonly ImageEntry[], spec: ImageSpec): Image
     return images.find((i) => i.name === spec.name && i.version === spec.version);
   }
   let best: ImageEntry | undefined;
-  let bestTime = -Infinity;
   for (const image of images) {
-    if (image.name !== spec.name) continue;
-    const time = releaseTime(image);
-    if (
-      best === undefined ||
-      time > bestTime ||
-      (time === bestTime && compareVersions(image.version, best.version) > 0)
-    ) {
+    if (image.name === spec.name && (best === undefined || compareReleases(image, best) > 0)) {
       best = image;
-      bestTime = time;
     }
   }
   return best;
+}
+
+/**
+ * Orders two entries by release: the later `released_at` is newer (entries without it are the
+ * oldest), ties broken by {@link compareVersions}. Returns >0 when `a` is newer. `NAME` alone
+ * resolves to the newest by this order, and every listing sorts by it.
+ */
+export function compareReleases(a: ImageEntry, b: ImageEntry): number {
+  const ta = releaseTime(a);
+  const tb = releaseTime(b);
+  if (ta !== tb) return ta > tb ? 1 : -1;
+  return compareVersions(a.version, b.version);
 }
 
 /** Milliseconds since the epoch of the entry's `released_at`; `-Infinity` without one. */

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { UsageError } from "../../src/errors.js";
+import { listImages } from "../../src/ops/ls.js";
 import { parseRegistry } from "../../src/registry/format.js";
 import {
   compareVersions,
@@ -129,4 +130,27 @@ describe("suggest", () => {
   it("offers nothing for unrelated names", () => {
     assert.deepEqual(suggest(images, "windows"), []);
   });
+});
+
+describe("ls and pull agree on the newest version", () => {
+  const entry = (version: string, released_at?: string): ImageEntry => ({
+    name: "img",
+    version,
+    description: "d",
+    sha256: "0".repeat(64),
+    arch: "aarch64",
+    url: "https://example.invalid/img.tar.gz",
+    ...(released_at ? { released_at } : {}),
+  });
+  for (const [label, images] of [
+    ["a leap second", [entry("1.0", "2026-06-30T23:59:59Z"), entry("2.0", "2026-06-30T23:59:60Z")]],
+    ["letters of different case", [entry("a"), entry("B")]],
+    ["_ against -", [entry("1.0_2"), entry("1.0-2")]],
+    ["numeric parts", [entry("0.0.26"), entry("0.0.9")]],
+  ] as const) {
+    it(label, () => {
+      const listed = listImages([...images])[0]?.entry;
+      assert.equal(listed, findImage(images, { name: "img" }));
+    });
+  }
 });
