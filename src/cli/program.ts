@@ -3,6 +3,9 @@ import { Argument, Command, Option } from "commander";
 import { parseThreshold, type ConfigOverrides } from "../config/config.js";
 import { UsageError } from "../errors.js";
 
+/** The shells `completion` writes scripts for. */
+export const SHELLS = ["bash", "zsh", "fish"] as const;
+
 /** Global options, as commander parses them. */
 export interface GlobalOptions {
   localStorage?: string;
@@ -94,7 +97,7 @@ export function buildProgram(): Command {
       "rewrite URLs starting with prefix (repeatable)",
       collect,
     )
-    .option("-q, --quiet", "print only results and errors")
+    .option("-q, --quiet", "print only results, warnings and errors")
     .showSuggestionAfterError(true)
     .addHelpText(
       "after",
@@ -292,7 +295,7 @@ function registerEverydayCommands(program: Command): void {
   program
     .command("completion")
     .description("print a shell completion script (commands, options and image names)")
-    .addArgument(new Argument("<shell>", "bash, zsh or fish").choices(["bash", "zsh", "fish"]))
+    .addArgument(new Argument("<shell>", "bash, zsh or fish").choices(SHELLS))
     .addHelpText(
       "after",
       "\nLoad it with:\n  bash: source <(axvisor-image completion bash)\n" +

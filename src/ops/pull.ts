@@ -2,6 +2,7 @@ import { createHash, type Hash } from "node:crypto";
 import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { ArchiveExtractor } from "../archive/extract.js";
+import { mapSettled } from "../concurrency.js";
 import type { Config } from "../config/config.js";
 import {
   AbortedError,
@@ -20,7 +21,7 @@ import { withLock, type HeldLock } from "../store/lock.js";
 import { archiveDigest, removeStamp, writeStamp } from "../store/stamps.js";
 import { installTree, readMarker, removeStaleStaging, stagingPath } from "../store/tree.js";
 import type { DownloadSink } from "../transfer/download.js";
-import { downloadCandidates, ociArchiveTitle } from "../transfer/oci.js";
+import { isOciUrl } from "../transfer/oci-reference.js";
 import { openRegistry, type OperationOptions } from "./sync.js";
 
 /** What a pull is doing, for progress bars. */
@@ -123,7 +124,12 @@ export async function pull(
   const dir = resolve(options.outputDir ?? config.localStorage);
   await ensureOutputDir(dir);
   const image = formatSpec(parsed);
-  const title = await ociArchiveTitle(dir, parsed, { ...options, image, entry, config });
+  // OCI support is loaded only for oci:// entries: a warm pull of an https image stays light.
+  const title = isOciUrl(entry.url)
+    ? await (
+        await import("../transfer/oci.js")
+      ).ociArchiveTitle(dir, parsed, { ...options, image, entry, config })
+    : undefined;
   const paths = imagePaths(dir, parsed, entry.url, title);
   const logger = options.logger ?? silentLogger;
   const extract = options.extract ?? true;
@@ -317,6 +323,7 @@ async function downloadAndInstall(
   const deletePart = () =>
     Promise.all([rm(paths.part, { force: true }), rm(partMetaPath(paths.part), { force: true })]);
   try {
+    const { downloadCandidates } = await import("../transfer/oci.js");
     const urls = downloadCandidates({ ...options, image, entry, config });
     logger.info(`${image}: downloading ${entry.url}`);
     const done = await download({
@@ -385,22 +392,7 @@ export async function pullMany(
 ): Promise<PromiseSettledResult<PullResult>[]> {
   const parsed = specs.map((s) => (typeof s === "string" ? parseSpec(s) : s));
   const images = options.images ?? (await openRegistry(config, options));
-  const results: PromiseSettledResult<PullResult>[] = new Array(parsed.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < parsed.length) {
-      const i = next++;
-      try {
-        results[i] = {
-          status: "fulfilled",
-          value: await pull(config, parsed[i]!, { ...options, images }),
-        };
-      } catch (reason) {
-        results[i] = { status: "rejected", reason };
-      }
-    }
-  };
-  const n = Math.max(1, Math.min(options.concurrency ?? DEFAULT_PULL_CONCURRENCY, parsed.length));
-  await Promise.all(Array.from({ length: n }, worker));
-  return results;
+  return mapSettled(parsed, options.concurrency ?? DEFAULT_PULL_CONCURRENCY, (spec) =>
+    pull(config, spec, { ...options, images }),
+  );
 }

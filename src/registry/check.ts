@@ -6,6 +6,7 @@
  */
 import { stat } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
+import { mapSettled } from "../concurrency.js";
 import { AbortedError, AxError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import { blockText, registryBlocks } from "./edit.js";
@@ -187,17 +188,14 @@ async function unreachableImages(
   warn: (message: string) => void,
   options: CheckOptions,
 ): Promise<string[]> {
-  const problems: (string | undefined)[] = new Array(images.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < images.length) {
-      const i = next++;
-      const image = images[i]!;
-      const problem = await urlProblem(image.url, warn, options.signal);
-      if (problem !== undefined) problems[i] = `image ${formatSpec(image)}: ${problem}`;
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(8, images.length) }, worker));
+  const outcomes = await mapSettled(images, 8, async (image) => {
+    const problem = await urlProblem(image.url, warn, options.signal);
+    return problem === undefined ? undefined : `image ${formatSpec(image)}: ${problem}`;
+  });
+  const problems = outcomes.map((outcome) => {
+    if (outcome.status === "rejected") throw outcome.reason;
+    return outcome.value;
+  });
   return problems.filter((p) => p !== undefined);
 }
 

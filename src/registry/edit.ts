@@ -10,6 +10,7 @@ import writeFileAtomic from "write-file-atomic";
 import { AxError, UsageError, fsError, hasCode } from "../errors.js";
 import { CANONICAL_IMAGE_KEYS, serializeImages } from "./canonical.js";
 import { parseRegistry } from "./format.js";
+import { ARRAY_HEADER } from "./locate.js";
 import { formatSpec } from "./resolve.js";
 import type { ImageEntry, RegistryFile } from "./types.js";
 
@@ -26,7 +27,6 @@ export interface TextBlock {
   contentEnd: number;
 }
 
-const ARRAY_HEADER = /^[ \t]*\[\[[ \t]*["']?(images|includes)["']?[ \t]*\]\][ \t]*(?:#.*)?\r?$/;
 const BLANK_OR_COMMENT = /^[ \t]*(?:#.*)?\r?$/;
 
 /**

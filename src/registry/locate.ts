@@ -9,6 +9,10 @@
 /** An array of tables the registry format knows. */
 export type RegistryTable = "images" | "includes";
 
+/** A `[[images]]` or `[[includes]]` header line (group 1: the table). */
+export const ARRAY_HEADER =
+  /^[ \t]*\[\[[ \t]*["']?(images|includes)["']?[ \t]*\]\][ \t]*(?:#.*)?\r?$/;
+
 /** Line numbers (1-based) of the entries and keys of one TOML text; built only when needed. */
 export class LineLocator {
   private readonly lines: string[];
@@ -53,9 +57,7 @@ export class LineLocator {
         ["includes", []],
       ]);
       for (let i = 0; i < this.lines.length; i++) {
-        const m = /^[ \t]*\[\[[ \t]*["']?(images|includes)["']?[ \t]*\]\][ \t]*(?:#.*)?\r?$/.exec(
-          this.lines[i] ?? "",
-        );
+        const m = ARRAY_HEADER.exec(this.lines[i] ?? "");
         if (m) this.headers.get(m[1] as RegistryTable)?.push(i);
       }
     }

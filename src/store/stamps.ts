@@ -34,10 +34,22 @@ export async function hashFile(path: string, onBytes?: (n: number) => void): Pro
 
 /**
  * Records that `archive`, as it is now on disk (size, mtime, inode), has digest `sha256`, so that
- * a later warm pull can trust it without hashing it again.
+ * a later warm pull can trust it without hashing it again; with `hashed` (the file's stat from
+ * before hashing), only if the file is still that one.
  */
-export async function writeStamp(archive: string, sha256: string): Promise<void> {
+export async function writeStamp(
+  archive: string,
+  sha256: string,
+  hashed?: { size: number; mtimeMs: number; ino: number },
+): Promise<void> {
   const st = await stat(archive);
+  // Replaced while it was being hashed (a pull renamed a new archive in): that digest is stale.
+  if (
+    hashed &&
+    (st.size !== hashed.size || st.mtimeMs !== hashed.mtimeMs || st.ino !== hashed.ino)
+  ) {
+    return;
+  }
   const path = stampPath(archive);
   const stamp: Stamp = { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, sha256 };
   try {
@@ -79,6 +91,6 @@ export async function archiveDigest(
     }
   }
   const digest = await hashFile(archive, options.onBytes);
-  await writeStamp(archive, digest);
+  await writeStamp(archive, digest, st);
   return digest;
 }

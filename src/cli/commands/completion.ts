@@ -7,10 +7,8 @@ import type { Command } from "commander";
 import { listImages } from "../../ops/ls.js";
 import { readRegistryState } from "../../store/state.js";
 import { commandContext, rootOf } from "../context.js";
+import { SHELLS } from "../program.js";
 import { result } from "../output.js";
-
-/** The shells `completion` writes scripts for. */
-export const SHELLS = ["bash", "zsh", "fish"] as const;
 
 /** What a completion script needs to know about one command (or subcommand). */
 interface CommandModel {
