@@ -28,7 +28,7 @@ export function compareNewestFirst(a: ImageEntry, b: ImageEntry): number {
 }
 
 /** A predicate for `ls PATTERN`: regex when it compiles, substring otherwise. */
-export function namePredicate(pattern: string | undefined): (name: string) => boolean {
+function namePredicate(pattern: string | undefined): (name: string) => boolean {
   if (pattern === undefined || pattern === "") return () => true;
   try {
     const re = new RegExp(pattern);

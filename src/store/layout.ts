@@ -17,7 +17,7 @@ export const ARCHIVE_EXTENSIONS = [".tar.gz", ".tar.xz", ".tar.zst", ".tgz", ".t
  * The archive extension named by a URL's path (`.tar.gz` when it names none we know): the
  * extension only names the file; the format is detected from the content.
  */
-export function archiveExtension(url: string, title?: string): string {
+function archiveExtension(url: string, title?: string): string {
   const path = (title ?? url).split(/[?#]/)[0]?.toLowerCase() ?? "";
   return ARCHIVE_EXTENSIONS.find((ext) => path.endsWith(ext)) ?? ".tar.gz";
 }

@@ -19,7 +19,7 @@ interface ImagesCache {
 }
 
 /** Path of the store's merged registry. */
-export function registryPath(store: string): string {
+function registryPath(store: string): string {
   return join(store, REGISTRY_FILE);
 }
 

@@ -79,7 +79,7 @@ function hostName(host: string): string {
 }
 
 /** True for `localhost`, `127.x.x.x` and `[::1]`, with or without a port. */
-export function isLoopbackHost(host: string): boolean {
+function isLoopbackHost(host: string): boolean {
   const name = hostName(host);
   return name === "localhost" || name === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(name);
 }

@@ -53,7 +53,7 @@ export interface ResolvedLayer {
  * entry's sha256 is a {@link ChecksumError} naming the image when `url` is the entry's own URL,
  * and a {@link TransferError} (try the next candidate) when it is a mirror's.
  */
-export async function resolveLayer(
+async function resolveLayer(
   url: string,
   context: OciPullContext,
   isOriginal: boolean,

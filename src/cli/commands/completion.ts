@@ -289,7 +289,7 @@ ${lines.join("\n")}
 }
 
 /** The completion script for `shell`, generated from `program`. */
-export function completionScript(program: Command, shell: (typeof SHELLS)[number]): string {
+function completionScript(program: Command, shell: (typeof SHELLS)[number]): string {
   const model = scriptModel(program);
   if (shell === "bash") return bashScript(model);
   if (shell === "zsh") return zshScript(model);
