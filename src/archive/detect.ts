@@ -40,7 +40,7 @@ export interface Decoder {
 }
 
 /** Size of the decompressed chunks: big enough to keep per-chunk overhead low. */
-const CHUNK = 128 * 1024;
+const CHUNK = 512 * 1024;
 
 function zlibDecoder(format: string, stream: Transform): Decoder {
   stream.on("error", () => {}); // seen by output()
