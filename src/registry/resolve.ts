@@ -60,11 +60,18 @@ export function compareReleases(a: ImageEntry, b: ImageEntry): number {
   return compareVersions(a.version, b.version);
 }
 
+/** Parsed release times: sorting compares each entry many times. */
+const releaseTimes = new WeakMap<ImageEntry, number>();
+
 /** Milliseconds since the epoch of the entry's `released_at`; `-Infinity` without one. */
 function releaseTime(image: ImageEntry): number {
-  return image.released_at === undefined
-    ? -Infinity
-    : (parseRfc3339(image.released_at) ?? -Infinity);
+  let time = releaseTimes.get(image);
+  if (time === undefined) {
+    time =
+      image.released_at === undefined ? -Infinity : (parseRfc3339(image.released_at) ?? -Infinity);
+    releaseTimes.set(image, time);
+  }
+  return time;
 }
 
 /**
