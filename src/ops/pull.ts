@@ -136,16 +136,8 @@ export async function pull(
   // Fast path without the lock: a marker is written last and trees are renamed into place, so a
   // matching marker means a complete tree.
   if (extract && !options.verify && (await readMarker(paths.tree)) === entry.sha256) {
-    logger.info(`${image}: up to date at ${paths.tree}`);
     options.onProgress?.({ image, phase: "done", received: 0 });
-    return {
-      image,
-      entry,
-      path: paths.tree,
-      archive: paths.archive,
-      downloaded: false,
-      extracted: false,
-    };
+    return upToDate(image, entry, paths, logger);
   }
   const res = await withLock(
     dir,
@@ -161,6 +153,19 @@ export async function pull(
   );
   options.onProgress?.({ image, phase: "done", received: 0 });
   return res;
+}
+
+/** The result of a pull whose tree was already there, with its marker matching. */
+function upToDate(image: string, entry: ImageEntry, paths: ImagePaths, logger: Logger): PullResult {
+  logger.info(`${image}: up to date at ${paths.tree}`);
+  return {
+    image,
+    entry,
+    path: paths.tree,
+    archive: paths.archive,
+    downloaded: false,
+    extracted: false,
+  };
 }
 
 async function pullLocked(
@@ -183,11 +188,9 @@ async function pullLocked(
   });
 
   await removeStaleStaging(paths.dir, paths.baseName);
+  // Looked at again under the lock: another process may have finished it while we waited.
   const marker = extract ? await readMarker(paths.tree) : undefined;
-  if (marker === entry.sha256 && !options.verify) {
-    logger.info(`${image}: up to date at ${paths.tree}`);
-    return result(paths.tree, false, false);
-  }
+  if (marker === entry.sha256 && !options.verify) return upToDate(image, entry, paths, logger);
 
   const digest = await archiveDigest(paths.archive, {
     force: options.verify,
