@@ -189,7 +189,7 @@ const OWN_VERSION_OPTION = ["registry", "publish"];
  * `registry add` and `publish` have their own `--version`: after them, options belong to the
  * subcommand, not to the program (whose `--version` would print the tool's version and exit).
  */
-function positionalAfterRegistry(program: Command): void {
+function subcommandOwnsVersionOption(program: Command): void {
   const parseOptions = program.parseOptions.bind(program);
   program.parseOptions = (args: string[]) => {
     program.enablePositionalOptions(OWN_VERSION_OPTION.includes(firstOperand(program, args) ?? ""));
@@ -253,7 +253,7 @@ function registerEverydayCommands(program: Command): void {
     )
     .action(lazy(async () => (await import("./commands/resize.js")).resizeCommand as Lazy));
 
-  positionalAfterRegistry(program);
+  subcommandOwnsVersionOption(program);
   const registry = program.command("registry").description("edit and check registry files");
   registry
     .command("add")
