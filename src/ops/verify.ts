@@ -48,7 +48,7 @@ export interface VerifyOptions extends OperationOptions {
  * that name, `NAME:VERSION` for that version): each archive is hashed in full and compared with
  * its registry entry, each tree must have a marker matching its entry. For an image pulled as
  * `NAME` any version of that name the registry lists is good. Each image is checked under its
- * lock.
+ * lock (on a store that cannot be written, without it: nothing can change it through this mount).
  *
  * @throws AxError naming an argument whose store name is refused ({@link StoreNames}), or the
  *   arguments that match nothing in the store.
@@ -94,6 +94,7 @@ export async function verifyImages(
       {
         signal: options.signal,
         onWait: () => logger.info(`${baseName}: waiting for another process`),
+        unlessReadOnly: true,
       },
     );
   }

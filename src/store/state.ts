@@ -1,8 +1,9 @@
 import { mkdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import writeFileAtomic from "write-file-atomic";
-import { AxError, fsError, hasCode } from "../errors.js";
+import { AxError, hasCode } from "../errors.js";
 import type { ImageEntry } from "../registry/types.js";
+import { storeError } from "./access.js";
 import { LAST_SYNC_FILE, REGISTRY_FILE, bookkeeping } from "./layout.js";
 import { writeOptionalJson } from "./optional-file.js";
 
@@ -35,7 +36,7 @@ export async function readRegistryState(store: string): Promise<RegistryState> {
     st = await stat(path);
   } catch (err) {
     if (hasCode(err, "ENOENT")) return { kind: "missing", path };
-    throw fsError(err, "read", path);
+    throw await storeError(store, err, "read", path);
   }
   const cachePath = bookkeeping(store).imagesCache;
   try {
@@ -50,7 +51,7 @@ export async function readRegistryState(store: string): Promise<RegistryState> {
   try {
     text = await readFile(path, "utf8");
   } catch (err) {
-    throw fsError(err, "read", path);
+    throw await storeError(store, err, "read", path);
   }
   const { parseRegistry } = await import("../registry/format.js");
   try {
@@ -81,13 +82,13 @@ export async function writeRegistry(store: string, images: ImageEntry[]): Promis
     const st = await stat(path);
     await writeImagesCache(store, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, images });
   } catch (err) {
-    throw fsError(err, "write", path);
+    throw await storeError(store, err, "write", path);
   }
   const lastSync = join(store, LAST_SYNC_FILE);
   try {
     await writeFileAtomic(lastSync, String(Math.floor(Date.now() / 1000)));
   } catch (err) {
-    throw fsError(err, "write", lastSync);
+    throw await storeError(store, err, "write", lastSync);
   }
 }
 
