@@ -11,7 +11,13 @@ import { resolveConfig, type Config, type ResolveConfigOptions } from "./config/
 import { listImages, type ListOptions, type ListRow } from "./ops/ls.js";
 import { pull, pullMany, type PullOptions, type PullResult } from "./ops/pull.js";
 import { removeImages, type RemoveResult } from "./ops/rm.js";
-import { openRegistry, sync, type OperationOptions, type SyncResult } from "./ops/sync.js";
+import {
+  openRegistry,
+  sync,
+  type OperationOptions,
+  type SyncOptions,
+  type SyncResult,
+} from "./ops/sync.js";
 import type { ImageEntry, ImageSpec } from "./registry/types.js";
 
 export { AxError, UsageError, ChecksumError, AbortedError } from "./errors.js";
@@ -31,7 +37,7 @@ export type { ImageEntry, IncludeEntry, RegistryFile, ImageSpec } from "./regist
 export { pull, pullMany, resolveImage } from "./ops/pull.js";
 export type { PullOptions, PullProgress, PullResult } from "./ops/pull.js";
 export { sync, openRegistry } from "./ops/sync.js";
-export type { OperationOptions, SyncResult } from "./ops/sync.js";
+export type { OperationOptions, SyncOptions, SyncResult } from "./ops/sync.js";
 export { listImages } from "./ops/ls.js";
 export type { ListOptions, ListRow } from "./ops/ls.js";
 export { removeImages } from "./ops/rm.js";
@@ -76,7 +82,7 @@ export interface Store {
   /** Remove images from the store. */
   remove(specs: (string | ImageSpec)[], options?: OperationOptions): Promise<RemoveResult[]>;
   /** Sync the registry into the store. */
-  sync(options?: OperationOptions): Promise<SyncResult>;
+  sync(options?: SyncOptions): Promise<SyncResult>;
 }
 
 /**

@@ -62,7 +62,7 @@ export interface StoredImageJson {
   image: string;
   /** The registry version it holds, or null when unknown. */
   version: string | null;
-  /** True when no registry entry owns it (`prune` would remove it). */
+  /** True when no registry entry owns it (`prune` removes the copies the tool provably made). */
   orphan: boolean;
   /** The archive file, or null. */
   archive: string | null;

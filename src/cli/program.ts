@@ -154,6 +154,11 @@ export function buildProgram(): Command {
   program
     .command("sync")
     .description("fetch the registry (and its includes) into the store")
+    .option("--allow-empty", "accept a registry that lists no images")
+    .option(
+      "--allow-shrink",
+      "accept a registry that drops more than half of the images the store's registry lists",
+    )
     .action(lazy(async () => (await import("./commands/sync.js")).syncCommand as Lazy));
 
   program

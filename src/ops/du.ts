@@ -13,7 +13,10 @@ export interface StoredImage {
   image: string;
   /** The registry version it holds (of the tree, else of the archive), when known. */
   version?: string;
-  /** True when no registry entry owns any of its copies (`prune` removes it). */
+  /**
+   * True when no registry entry owns any of its copies (`prune` removes those the tool provably
+   * made: trees with a marker, archives it pulled).
+   */
   orphan: boolean;
   /** The archive file, if present (the first one, should several extensions be present). */
   archive?: string;

@@ -6,7 +6,7 @@ import type { Config } from "../config/config.js";
 import { AxError } from "../errors.js";
 import { findImage, formatSpec } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
-import { imageBaseName } from "../store/layout.js";
+import { StoreNames } from "../store/layout.js";
 import { readRegistryState } from "../store/state.js";
 import { readMarker } from "../store/tree.js";
 import { localState, scanStore, type LocalState } from "./inventory.js";
@@ -35,7 +35,7 @@ export interface InfoOptions extends OperationOptions {
  * each with where it is in the store and its disk usage.
  *
  * @throws AxError naming the image (with a "did you mean" hint) when the registry has no such
- *   image or version.
+ *   image or version, or when its store name is refused ({@link StoreNames}).
  */
 export async function imageInfo(
   config: Config,
@@ -44,13 +44,14 @@ export async function imageInfo(
 ): Promise<VersionInfo[]> {
   const images = options.images ?? (await openRegistry(config, options));
   resolveImage(images, spec);
+  StoreNames.of(images).baseName(spec);
   const latest = findImage(images, { name: spec.name });
   const versions = images
     .filter(
       (e) => e.name === spec.name && (spec.version === undefined || e.version === spec.version),
     )
     .sort(compareNewestFirst);
-  const inventory = await scanStore(config.localStorage, versions, { sizes: true });
+  const inventory = await scanStore(config.localStorage, images, { sizes: true, name: spec.name });
   return versions.map((entry) => ({
     entry,
     latest: entry === latest,
@@ -74,23 +75,33 @@ export interface PathResult {
  * `NAME:VERSION`, `<store>/NAME-VERSION`, or `<store>/NAME` when that holds this version; for
  * `NAME`, the tree holding the registry's latest version (`<store>/NAME` first), else
  * `<store>/NAME` whatever version it holds (reported as stale). Only trees with a marker (a
- * completed pull) count.
+ * completed pull) count. Paths come from the store's one mapping of names ({@link StoreNames}).
  *
- * @throws AxError naming the image, with a hint to pull it, when no such tree exists.
+ * @throws AxError naming the image, with a hint to pull it, when no such tree exists, or when its
+ *   store name is refused.
  */
 export async function imagePath(config: Config, spec: ImageSpec): Promise<PathResult> {
   const store = config.localStorage;
   const state = await readRegistryState(store);
   const images = state.kind === "ok" ? state.images : [];
+  const names = StoreNames.of(images);
+  const own = join(store, names.baseName(spec));
   const entry = findImage(images, spec);
+  /** The tree `other` is also pulled as, when its store name is not refused. */
+  const alsoAs = (other: ImageSpec) =>
+    names.problem(other) === undefined ? [join(store, names.baseName(other))] : [];
   const unversioned = join(store, spec.name);
   const candidates: { path: string; wanted: boolean }[] = [];
   if (spec.version !== undefined) {
-    candidates.push({ path: join(store, imageBaseName(spec)), wanted: true });
-    if (entry) candidates.push({ path: unversioned, wanted: false });
+    candidates.push({ path: own, wanted: true });
+    if (entry)
+      candidates.push(...alsoAs({ name: spec.name }).map((path) => ({ path, wanted: false })));
   } else {
-    candidates.push({ path: unversioned, wanted: entry === undefined });
-    if (entry) candidates.push({ path: join(store, imageBaseName(entry)), wanted: false });
+    candidates.push({ path: own, wanted: entry === undefined });
+    if (entry) {
+      const latest = { name: entry.name, version: entry.version };
+      candidates.push(...alsoAs(latest).map((path) => ({ path, wanted: false })));
+    }
   }
   let fallback: PathResult | undefined;
   for (const { path, wanted } of candidates) {

@@ -6,8 +6,18 @@
 import { lstat, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { fsError, hasCode } from "../errors.js";
+import { compareReleases } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
-import { ARCHIVE_EXTENSIONS, bookkeeping, imageBaseName } from "../store/layout.js";
+import {
+  StoreNames,
+  bookkeeping,
+  imageBaseName,
+  reservedNameProblem,
+  stagingBaseName,
+  storeFileKind,
+  type Owner,
+} from "../store/layout.js";
+import { readPulledAs, recordSpec, type PulledAs } from "../store/records.js";
 import { archiveDigest } from "../store/stamps.js";
 import { readMarker } from "../store/tree.js";
 
@@ -20,21 +30,31 @@ export interface StoredCopy {
   /** `<name>` or `<name>-<version>`: the tree's name, or the archive's without its extension. */
   baseName: string;
   /**
-   * How it was pulled (`NAME` or `NAME:VERSION`), when a registry image owns the base name;
-   * undefined for a file or tree no registry image owns.
+   * How it was pulled (`NAME` or `NAME:VERSION`): what its pulled-as record says, else the
+   * registry image whose store name it has. Undefined when neither says (no registry image has
+   * that name, or several would: see `StoreNames`).
    */
   spec?: ImageSpec;
   /**
-   * The registry entry this copy holds: for `NAME:VERSION`, that entry; for `NAME`, the entry of
-   * that name whose sha256 the tree's marker (or the archive's digest) records. Undefined when
-   * unknown (a tree without a marker) or when no entry matches.
+   * The registry entry this copy holds: the one its pulled-as record names (when the registry
+   * no longer lists that version, the newest entry of the name with the same sha256); without a
+   * record, for `NAME:VERSION` that entry, for `NAME` the newest entry of that name whose sha256
+   * the tree's marker (or the archive's digest) records. Undefined when unknown (a tree without
+   * a marker) or when no entry matches.
    */
   entry?: ImageEntry;
   /**
-   * True when no registry entry owns the copy: no image has its base name, or it was pulled as
-   * `NAME` and holds a version the registry no longer lists.
+   * True when no registry entry owns the copy: no image has its base name and no record names
+   * one the registry lists, or it holds a version the registry no longer lists.
    */
   orphan: boolean;
+  /**
+   * True when this tool (or the Rust tool) provably made it, the only copies `prune` removes: a
+   * tree with a marker; an archive whose digest is what its pulled-as record says, its entry's
+   * sha256, or its tree's marker. Archives without a record are only proven when scanned with
+   * `prove` (their digest is needed).
+   */
+  proven: boolean;
   /** Trees only: the sha256 in the tree's marker, undefined when it has none. */
   marker?: string;
   /** Disk usage in bytes when scanned with `sizes`, else 0. */
@@ -68,6 +88,10 @@ export interface Inventory {
 export interface ScanOptions {
   /** Measure the disk usage of every item (a walk of every tree). */
   sizes?: boolean;
+  /** Decide {@link StoredCopy.proven} for every archive (hashing those without a valid stamp). */
+  prove?: boolean;
+  /** Only the copies that may hold image `name` (by record, else by store name). */
+  name?: string;
 }
 
 /** The local state of one registry entry: where its archive and tree are, and their size. */
@@ -79,9 +103,6 @@ export interface LocalState {
   /** Disk usage of that archive and tree together. */
   bytes: number;
 }
-
-const PART_SUFFIXES = [".part", ".part.json"];
-const STAGING_NAME = /^(.+)\.\d+\.[0-9a-f]{8}$/;
 
 /**
  * Disk usage of `path` in bytes (allocated blocks, as `du` counts them: holes of sparse files
@@ -111,52 +132,58 @@ export async function diskUsage(path: string): Promise<number> {
   return walk(path);
 }
 
-/** The base name of an archive file name, or undefined when it is not one. */
-function archiveBase(fileName: string): string | undefined {
-  const ext = ARCHIVE_EXTENSIONS.find((e) => fileName.endsWith(e) && fileName.length > e.length);
-  return ext === undefined ? undefined : fileName.slice(0, -ext.length);
-}
-
-/** Who may own a base name: registry entries by `<name>-<version>`, and by `<name>`. */
-class Owners {
-  private readonly byVersion = new Map<string, ImageEntry>();
+/** The registry's entries by name, for attributing copies. */
+class Entries {
   private readonly byName: Map<string, ImageEntry[]>;
 
   constructor(images: readonly ImageEntry[]) {
-    for (const entry of images) {
-      const key = imageBaseName(entry);
-      if (!this.byVersion.has(key)) this.byVersion.set(key, entry);
-    }
     this.byName = groupBy(images, (e) => e.name);
   }
 
-  /** The spec a base name was pulled as, and the entry it names when it carries a version. */
-  specOf(baseName: string): { spec: ImageSpec; entry?: ImageEntry } | undefined {
-    const versioned = this.byVersion.get(baseName);
-    if (versioned)
-      return { spec: { name: versioned.name, version: versioned.version }, entry: versioned };
-    return this.byName.has(baseName) ? { spec: { name: baseName } } : undefined;
+  /** The entry `name:version`. */
+  exact(name: string, version: string): ImageEntry | undefined {
+    return this.byName.get(name)?.find((e) => e.version === version);
   }
 
-  /** The entry named `name` whose archive has digest `sha256`. */
-  bySha(name: string, sha256: string | undefined): ImageEntry | undefined {
+  /**
+   * The newest entry named `name` whose archive has digest `sha256`: a registry may release one
+   * archive under several versions, and a copy that cannot say which it was pulled as must never
+   * look older than it may be (`prune --keep` would remove it).
+   */
+  newestWithSha(name: string, sha256: string | undefined): ImageEntry | undefined {
     if (sha256 === undefined) return undefined;
-    return this.byName.get(name)?.find((e) => e.sha256 === sha256);
+    let newest: ImageEntry | undefined;
+    for (const e of this.byName.get(name) ?? []) {
+      if (e.sha256 === sha256 && (newest === undefined || compareReleases(e, newest) > 0)) {
+        newest = e;
+      }
+    }
+    return newest;
   }
 }
 
+/** What the scan found out about one tree before attributing it. */
+interface TreeFacts {
+  path: string;
+  marker?: string;
+  record?: PulledAs;
+  owner?: Owner;
+}
+
 /**
- * Scans the store `store` against the registry `images`. Directories count as trees when they
- * have a marker or when a registry image owns their name (other directories are left out: they
- * are not ours). Archives pulled as `NAME` are identified by their digest, read from the
- * verified-file stamp (an archive without a valid stamp is hashed once, and stamped).
+ * Scans the store `store` against the registry `images`. A directory counts as a tree when it
+ * has a marker or a registry image's store name; an archive counts when a
+ * registry image has its store name or the tool provably made it (other directories and files
+ * are left out: they are not ours). Each copy is attributed by its pulled-as record, else by its
+ * store name (`NAME` archives by their digest, read from the verified-file stamp or hashed once).
  */
 export async function scanStore(
   store: string,
   images: readonly ImageEntry[],
   options: ScanOptions = {},
 ): Promise<Inventory> {
-  const owners = new Owners(images);
+  const names = StoreNames.of(images);
+  const entries = new Entries(images);
   let dirents;
   try {
     dirents = await readdir(store, { withFileTypes: true });
@@ -164,31 +191,41 @@ export async function scanStore(
     if (hasCode(err, "ENOENT")) return { store, copies: [], leftovers: [] };
     throw fsError(err, "read", store);
   }
+  const wanted = (owner: Owner | undefined, record: PulledAs | undefined) =>
+    options.name === undefined ||
+    (record?.name ?? (owner?.kind === "image" ? owner.spec.name : undefined)) === options.name;
+  const trees = new Map<string, TreeFacts>();
+  for (const d of dirents) {
+    if (!d.isDirectory() || reservedNameProblem(d.name) !== undefined) continue;
+    const path = join(store, d.name);
+    const facts: TreeFacts = { path, owner: names.owner(d.name) };
+    const [marker, record] = await Promise.all([readMarker(path), readPulledAs(path)]);
+    if (marker !== undefined) facts.marker = marker;
+    if (record !== undefined) facts.record = record;
+    if (marker === undefined && !facts.owner) continue;
+    if (wanted(facts.owner, record)) trees.set(d.name, facts);
+  }
   const copies: StoredCopy[] = [];
   const leftovers: Leftover[] = [];
-  const archiveNames = new Set<string>();
   for (const d of dirents) {
-    if (!d.isFile()) continue;
-    const suffix = PART_SUFFIXES.find((s) => d.name.endsWith(s));
-    const base = archiveBase(suffix === undefined ? d.name : d.name.slice(0, -suffix.length));
-    if (base === undefined) continue;
+    const file = d.isFile() ? storeFileKind(d.name) : undefined;
+    if (file === undefined) continue;
     const path = join(store, d.name);
-    if (suffix !== undefined) {
-      leftovers.push({ kind: "part", path, baseName: base, bytes: 0 });
+    if (file.kind === "part") {
+      leftovers.push({ kind: "part", path, baseName: file.baseName, bytes: 0 });
       continue;
     }
-    archiveNames.add(base);
-    copies.push(await identify("archive", path, base, owners));
+    const copy = await scanArchive(path, file.baseName, names, entries, trees, options, wanted);
+    if (copy) copies.push(copy);
   }
-  for (const d of dirents) {
-    if (!d.isDirectory() || d.name.startsWith(".")) continue; // .axvisor-image is bookkeeping
-    const path = join(store, d.name);
-    const marker = await readMarker(path);
-    if (marker === undefined && !archiveNames.has(d.name) && !owners.specOf(d.name)) continue;
-    const copy = await identify("tree", path, d.name, owners, marker);
-    if (copy.entry === undefined && marker === undefined && copy.spec?.version === undefined) {
+  for (const [baseName, facts] of trees) {
+    const copy = attribute("tree", facts.path, baseName, facts, facts.marker, entries);
+    if (facts.marker !== undefined) {
+      copy.marker = facts.marker;
+      copy.proven = true;
+    } else if (copy.entry === undefined && copy.spec?.version === undefined) {
       // a tree without a marker pulled as NAME: it holds what its archive holds, if anything
-      const archive = copies.find((c) => c.kind === "archive" && c.baseName === d.name);
+      const archive = copies.find((c) => c.kind === "archive" && c.baseName === baseName);
       if (archive?.entry) copy.entry = archive.entry;
     }
     copies.push(copy);
@@ -205,26 +242,71 @@ export async function scanStore(
   return { store, copies: copies.sort(byPath), leftovers: leftovers.sort(byPath) };
 }
 
-async function identify(
+/**
+ * The archive `path`, attributed, or undefined when it is not ours: no registry image has its
+ * store name and nothing proves the tool made it (a record, or its tree's marker).
+ */
+async function scanArchive(
+  path: string,
+  baseName: string,
+  names: StoreNames,
+  entries: Entries,
+  trees: ReadonlyMap<string, TreeFacts>,
+  options: ScanOptions,
+  wanted: (owner: Owner | undefined, record: PulledAs | undefined) => boolean,
+): Promise<StoredCopy | undefined> {
+  const owner = names.owner(baseName);
+  const record = await readPulledAs(path);
+  const sibling = trees.get(baseName)?.marker;
+  if (!wanted(owner, record)) return undefined;
+  if (!owner && !record && sibling === undefined) return undefined;
+  const needsDigest =
+    record !== undefined ||
+    !owner ||
+    (owner.kind === "image" && owner.spec.version === undefined) ||
+    options.prove;
+  const digest = needsDigest ? await archiveDigest(path) : undefined;
+  const copy = attribute("archive", path, baseName, { owner, record }, digest, entries);
+  copy.proven ||= digest !== undefined && (digest === copy.entry?.sha256 || digest === sibling);
+  if (!owner && !copy.proven) return undefined;
+  return copy;
+}
+
+/**
+ * A copy attributed by its pulled-as `record` when that is valid (it records `sha256`, the
+ * tree's marker or the archive's digest, and a spec whose store name is `baseName`), else by
+ * `owner`, the registry image whose store name it has.
+ */
+function attribute(
   kind: StoredCopy["kind"],
   path: string,
   baseName: string,
-  owners: Owners,
-  marker?: string,
-): Promise<StoredCopy> {
-  const owner = owners.specOf(baseName);
-  const copy: StoredCopy = { kind, path, baseName, orphan: owner === undefined, bytes: 0 };
-  if (marker !== undefined) copy.marker = marker;
-  if (!owner) return copy;
-  copy.spec = owner.spec;
-  if (owner.entry) {
-    copy.entry = owner.entry;
+  { owner, record }: { owner?: Owner; record?: PulledAs },
+  sha256: string | undefined,
+  entries: Entries,
+): StoredCopy {
+  const copy: StoredCopy = { kind, path, baseName, orphan: false, proven: false, bytes: 0 };
+  if (record && record.sha256 === sha256 && imageBaseName(recordSpec(record)) === baseName) {
+    copy.spec = recordSpec(record);
+    const entry = entries.exact(record.name, record.version);
+    const held =
+      entry?.sha256 === record.sha256 ? entry : entries.newestWithSha(record.name, sha256);
+    if (held) copy.entry = held;
+    copy.orphan = held === undefined;
+    copy.proven = true;
     return copy;
   }
-  const digest = kind === "tree" ? marker : await archiveDigest(path);
-  const entry = owners.bySha(baseName, digest);
+  if (!owner) {
+    copy.orphan = true;
+    return copy;
+  }
+  if (owner.kind === "ambiguous") return copy;
+  copy.spec = owner.spec;
+  const { name, version } = owner.spec;
+  const entry =
+    version === undefined ? entries.newestWithSha(name, sha256) : entries.exact(name, version);
   if (entry) copy.entry = entry;
-  else copy.orphan = digest !== undefined;
+  else copy.orphan = sha256 !== undefined;
   return copy;
 }
 
@@ -233,7 +315,7 @@ async function bookkeepingLeftovers(store: string): Promise<Leftover[]> {
   const list = (dir: string) => readdir(dir).catch(() => [] as string[]);
   const found: Leftover[] = [];
   for (const name of await list(staging)) {
-    const baseName = STAGING_NAME.exec(name)?.[1];
+    const baseName = stagingBaseName(name);
     if (baseName !== undefined) {
       found.push({ kind: "staging", path: join(staging, name), baseName, bytes: 0 });
     }

@@ -4,10 +4,11 @@
  */
 import { rm } from "node:fs/promises";
 import type { Config } from "../config/config.js";
-import { fsError } from "../errors.js";
+import { AxError, fsError } from "../errors.js";
 import { silentLogger } from "../log.js";
 import type { ImageEntry } from "../registry/types.js";
 import { tryWithLock } from "../store/lock.js";
+import { removePulledAs } from "../store/records.js";
 import { removeStamp } from "../store/stamps.js";
 import { readFallbackMark } from "../store/state.js";
 import { removeAtomically } from "../store/tree.js";
@@ -67,12 +68,21 @@ interface Planned extends PruneItem {
 
 /**
  * Removes orphan archives and trees, `.part` files, staging trees and trash, and with `keep` the
- * copies of all but the `keep` newest versions of each image present. Items an image lock guards
- * are removed only when that lock is free (a running pull keeps its `.part` and staging tree).
+ * copies of all but the `keep` newest versions of each image present. Only copies the tool
+ * provably made are candidates (trees with a marker, archives with a matching pulled-as record
+ * or digest): a user's files are never removed. Items an image lock guards are removed only when
+ * that lock is free (a running pull keeps its `.part` and staging tree).
+ *
+ * @throws AxError when the registry lists no images: it cannot say what is an orphan.
  */
 export async function prune(config: Config, options: PruneOptions = {}): Promise<PruneResult> {
   const store = config.localStorage;
   const images = options.images ?? (await openRegistry(config, options));
+  if (images.length === 0) {
+    throw new AxError("prune refused: the store's registry lists no images", {
+      hint: "an empty registry would make every image an orphan: run `axvisor-image sync` with a registry that lists them",
+    });
+  }
   // A registry from the fallback lists less than the real one: it cannot say what is an orphan.
   const fallback = options.images ? undefined : await readFallbackMark(store);
   if (fallback) {
@@ -80,11 +90,12 @@ export async function prune(config: Config, options: PruneOptions = {}): Promise
       `the store's registry came from the fallback registry ${fallback}: only leftovers of interrupted work are pruned; sync with the main registry to prune images`,
     );
   }
-  const inventory = await scanStore(store, images, { sizes: true });
+  const inventory = await scanStore(store, images, { sizes: true, prove: true });
+  const ours = inventory.copies.filter((c) => c.proven);
   const owned = fallback === undefined;
   const plan: Planned[] = [
-    ...(owned ? inventory.copies.filter((c) => c.orphan).map((c) => planCopy(c, "orphan")) : []),
-    ...(owned && options.keep !== undefined ? oldVersions(inventory.copies, options.keep) : []),
+    ...(owned ? ours.filter((c) => c.orphan).map((c) => planCopy(c, "orphan")) : []),
+    ...(owned && options.keep !== undefined ? oldVersions(ours, options.keep) : []),
     ...inventory.leftovers.map(planLeftover),
   ].sort((a, b) => (a.path < b.path ? -1 : 1));
   const result: PruneResult = { removed: [], skipped: [], freed: 0 };
@@ -137,6 +148,7 @@ function oldVersions(copies: StoredCopy[], keep: number): Planned[] {
 async function removeItem(store: string, item: Planned): Promise<void> {
   if (item.kind === "tree") {
     await removeAtomically(store, item.path);
+    await removePulledAs(item.path);
     return;
   }
   try {
@@ -144,5 +156,8 @@ async function removeItem(store: string, item: Planned): Promise<void> {
   } catch (err) {
     throw fsError(err, "remove", item.path);
   }
-  if (item.kind === "archive") await removeStamp(item.path);
+  if (item.kind === "archive") {
+    await removeStamp(item.path);
+    await removePulledAs(item.path);
+  }
 }

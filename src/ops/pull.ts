@@ -16,8 +16,9 @@ import {
 import { silentLogger, type Logger } from "../log.js";
 import { findImage, formatSpec, parseSpec, suggest } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
-import { imagePaths, type ImagePaths } from "../store/layout.js";
+import { StoreNames, imagePaths, type ImagePaths } from "../store/layout.js";
 import { withLock, type HeldLock } from "../store/lock.js";
+import { pulledAs, removePulledAs, writePulledAs } from "../store/records.js";
 import { archiveDigest, removeStamp, writeStamp } from "../store/stamps.js";
 import { installTree, readMarker, removeStaleStaging, stagingPath } from "../store/tree.js";
 import type { DownloadSink } from "../transfer/download.js";
@@ -111,7 +112,9 @@ async function ensureOutputDir(dir: string): Promise<void> {
 /**
  * Pulls one image: download, verify and extract in one streaming pass, under the image's
  * cross-process lock. A tree whose marker matches is reused as it is; a present archive whose
- * digest matches is not downloaded again.
+ * digest matches is not downloaded again. The archive and tree get a pulled-as record.
+ *
+ * @throws AxError naming the image when its store name is refused ({@link StoreNames}).
  */
 export async function pull(
   config: Config,
@@ -121,6 +124,7 @@ export async function pull(
   const images = options.images ?? (await openRegistry(config, options));
   const parsed = typeof spec === "string" ? parseSpec(spec) : spec;
   const entry = resolveImage(images, parsed);
+  StoreNames.of(images).baseName(parsed);
   const dir = resolve(options.outputDir ?? config.localStorage);
   await ensureOutputDir(dir);
   const image = formatSpec(parsed);
@@ -155,8 +159,18 @@ export async function pull(
   return res;
 }
 
-/** The result of a pull whose tree was already there, with its marker matching. */
-function upToDate(image: string, entry: ImageEntry, paths: ImagePaths, logger: Logger): PullResult {
+/**
+ * The result of a pull whose tree was already there, with its marker matching. Its record is
+ * brought up to date too: the same archive may have been pulled as an older version that the
+ * registry released it under.
+ */
+async function upToDate(
+  image: string,
+  entry: ImageEntry,
+  paths: ImagePaths,
+  logger: Logger,
+): Promise<PullResult> {
+  await writePulledAs(paths.tree, pulledAs(image, entry));
   logger.info(`${image}: up to date at ${paths.tree}`);
   return {
     image,
@@ -197,16 +211,21 @@ async function pullLocked(
     onBytes: progressCounter(image, "verify", options),
   });
   if (digest === entry.sha256) {
+    await writePulledAs(paths.archive, pulledAs(image, entry));
     if (!extract) return result(paths.archive, false, false);
-    if (marker === entry.sha256) return result(paths.tree, false, false);
+    if (marker === entry.sha256) {
+      await writePulledAs(paths.tree, pulledAs(image, entry));
+      return result(paths.tree, false, false);
+    }
     logger.info(`${image}: extracting ${paths.archive}`);
-    await extractPresentArchive(paths, entry, lock, logger, options);
+    await extractPresentArchive(image, paths, entry, lock, logger, options);
     return result(paths.tree, false, true);
   }
   if (digest !== undefined) {
     logger.info(`${image}: ${paths.archive} does not match the registry; downloading it again`);
     await rm(paths.archive, { force: true });
     await removeStamp(paths.archive);
+    await removePulledAs(paths.archive);
   }
   const servedBy = await downloadAndInstall(config, image, entry, paths, lock, extract, options);
   return { ...result(extract ? paths.tree : paths.archive, true, extract), servedBy };
@@ -246,6 +265,7 @@ function progressCounter(
 }
 
 async function extractPresentArchive(
+  image: string,
   paths: ImagePaths,
   entry: ImageEntry,
   lock: HeldLock,
@@ -265,6 +285,7 @@ async function extractPresentArchive(
     await rm(staging, { recursive: true, force: true });
     throw err;
   }
+  await writePulledAs(paths.tree, pulledAs(image, entry));
 }
 
 /**
@@ -361,10 +382,12 @@ async function downloadAndInstall(
     }
     await rm(partMetaPath(paths.part), { force: true });
     await writeStamp(paths.archive, digest);
+    await writePulledAs(paths.archive, pulledAs(image, entry));
     if (staging) {
       await installTree(paths.dir, staging, paths.tree, digest);
       staging = undefined;
       extractor = undefined;
+      await writePulledAs(paths.tree, pulledAs(image, entry));
     }
     return done.url;
   } catch (err) {

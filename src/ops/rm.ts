@@ -1,14 +1,15 @@
 import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Config } from "../config/config.js";
+import { silentLogger } from "../log.js";
 import { parseSpec } from "../registry/resolve.js";
 import type { ImageSpec } from "../registry/types.js";
-import { ARCHIVE_EXTENSIONS, imageBaseName } from "../store/layout.js";
+import { StoreNames, archiveFileNames } from "../store/layout.js";
 import { withLock } from "../store/lock.js";
+import { removePulledAs } from "../store/records.js";
 import { removeStamp } from "../store/stamps.js";
 import { readRegistryState } from "../store/state.js";
 import { removeAtomically } from "../store/tree.js";
-import { partMetaPath } from "../transfer/download.js";
 import type { OperationOptions } from "./sync.js";
 
 /** What `rm` removed for one argument. */
@@ -19,21 +20,35 @@ export interface RemoveResult {
   removed: string[];
 }
 
-/** The store names an argument stands for: `name:version` one, `name` the name and its versions. */
-async function baseNamesFor(store: string, spec: ImageSpec): Promise<string[]> {
-  if (spec.version !== undefined) return [imageBaseName(spec)];
-  const state = await readRegistryState(store);
-  const versions = state.kind === "ok" ? state.images.filter((i) => i.name === spec.name) : [];
-  return [
-    spec.name,
-    ...versions.map((v) => imageBaseName({ name: spec.name, version: v.version })),
-  ];
+/**
+ * The store names an argument stands for: `name:version` one, `name` the name and its versions.
+ * A version whose store name is refused (it would be another image's too) is left alone, with a
+ * warning; an argument whose own store name is refused is an error.
+ */
+function baseNamesFor(
+  names: StoreNames,
+  spec: ImageSpec,
+  versions: string[],
+  options: OperationOptions,
+): string[] {
+  const bases = [names.baseName(spec)];
+  if (spec.version !== undefined) return bases;
+  for (const version of versions) {
+    const problem = names.problem({ name: spec.name, version });
+    if (problem === undefined) bases.push(names.baseName({ name: spec.name, version }));
+    else (options.logger ?? silentLogger).warn(`${problem}: not removed`);
+  }
+  return bases;
 }
 
 /**
  * Removes images from the store: `name:version` removes that version's archive and tree, `name`
- * removes the one pulled as `name` and every version of it the registry knows. Trees disappear at
- * once (renamed away, then deleted). Each image is removed under its lock.
+ * removes the one pulled as `name` and every version of it the registry knows. Paths come from
+ * the store's one mapping of names ({@link StoreNames}): an argument it refuses (`images.toml`,
+ * or a name another image's files have) removes nothing. Trees disappear at once (renamed away,
+ * then deleted). Each image is removed under its lock.
+ *
+ * @throws AxError naming an argument whose store name is refused, before anything is removed.
  */
 export async function removeImages(
   config: Config,
@@ -41,6 +56,14 @@ export async function removeImages(
   options: OperationOptions = {},
 ): Promise<RemoveResult[]> {
   const store = config.localStorage;
+  const state = await readRegistryState(store);
+  const images = state.kind === "ok" ? state.images : [];
+  const names = new StoreNames(images);
+  const parsed = specs.map((raw) => (typeof raw === "string" ? parseSpec(raw) : raw));
+  const plans = parsed.map((spec) => {
+    const versions = images.filter((i) => i.name === spec.name).map((i) => i.version);
+    return baseNamesFor(names, spec, versions, options);
+  });
   let entries: string[];
   try {
     entries = await readdir(store);
@@ -48,13 +71,10 @@ export async function removeImages(
     entries = [];
   }
   const results: RemoveResult[] = [];
-  for (const raw of specs) {
-    const spec = typeof raw === "string" ? parseSpec(raw) : raw;
+  for (const [i, spec] of parsed.entries()) {
     const removed: string[] = [];
-    for (const base of await baseNamesFor(store, spec)) {
-      const files = entries.filter((f) =>
-        ARCHIVE_EXTENSIONS.some((ext) => f === base + ext || f === `${base}${ext}.part`),
-      );
+    for (const base of plans[i]!) {
+      const files = archiveFileNames(base).filter((f) => entries.includes(f));
       await withLock(
         store,
         base,
@@ -62,16 +82,20 @@ export async function removeImages(
           for (const file of files) {
             const path = join(store, file);
             await rm(path, { force: true });
-            if (file.endsWith(".part")) await rm(partMetaPath(path), { force: true });
             await removeStamp(path);
+            await removePulledAs(path);
             removed.push(path);
           }
           const tree = join(store, base);
-          if (entries.includes(base) && (await removeAtomically(store, tree))) removed.push(tree);
+          if (entries.includes(base) && (await removeAtomically(store, tree))) {
+            await removePulledAs(tree);
+            removed.push(tree);
+          }
         },
         { signal: options.signal },
       );
     }
+    const raw = specs[i]!;
     results.push({ image: typeof raw === "string" ? raw : spec.name, removed });
   }
   return results;

@@ -2,13 +2,14 @@ import type { Config } from "../config/config.js";
 import { AxError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import type { ImageEntry } from "../registry/types.js";
-import { bookkeeping } from "../store/layout.js";
+import { SYNC_LOCK, bookkeeping } from "../store/layout.js";
 import { withLock } from "../store/lock.js";
 import {
   isStale,
-  markFallback,
+  markSource,
   readLastSync,
   readRegistryState,
+  readSyncSource,
   writeRegistry,
 } from "../store/state.js";
 
@@ -17,6 +18,17 @@ export interface OperationOptions {
   signal?: AbortSignal;
   /** Status lines and warnings; silent by default. */
   logger?: Logger;
+}
+
+/** Options of {@link sync}. */
+export interface SyncOptions extends OperationOptions {
+  /** Accept a registry that lists no images (refused by default: it would orphan every image). */
+  allowEmpty?: boolean;
+  /**
+   * Accept a registry, read from the same URL as the store's, that drops more than half of the
+   * image names the store's registry lists (refused by default; implied by `allowEmpty`).
+   */
+  allowShrink?: boolean;
 }
 
 /** What a sync did. */
@@ -34,15 +46,18 @@ export interface SyncResult {
 /**
  * Fetches the configured registry with its includes and replaces the store's `images.toml`
  * atomically. When the registry cannot be read, the fallback registry is used; when both fail,
- * the store's registry is left as it was and the error names both.
+ * the store's registry is left as it was and the error names both. A registry that lists no
+ * images, or (read from the URL the store's registry came from) drops more than half of its
+ * image names, is refused unless `allowEmpty` / `allowShrink` say otherwise: it is far more likely
+ * a broken answer than a real registry, and `prune` would judge the store by it.
  */
-export async function sync(config: Config, options: OperationOptions = {}): Promise<SyncResult> {
+export async function sync(config: Config, options: SyncOptions = {}): Promise<SyncResult> {
   const logger = options.logger ?? silentLogger;
   const store = config.localStorage;
   const { loadRegistry } = await import("../registry/load.js");
   return withLock(
     store,
-    "registry",
+    SYNC_LOCK,
     async () => {
       const load = (url: string) =>
         loadRegistry(url, {
@@ -73,8 +88,9 @@ export async function sync(config: Config, options: OperationOptions = {}): Prom
           });
         }
       }
+      await refuseSuspicious(store, source, usedFallback, loaded.images, options);
       await writeRegistry(store, loaded.images);
-      await markFallback(store, usedFallback ? source : undefined);
+      await markSource(store, source, usedFallback);
       logger.info(
         `registry synced: ${loaded.images.length} images from ${loaded.files.length} file(s)`,
       );
@@ -82,6 +98,50 @@ export async function sync(config: Config, options: OperationOptions = {}): Prom
     },
     { signal: options.signal, onWait: () => logger.info("waiting for another sync to finish") },
   );
+}
+
+/**
+ * Throws when `images`, read from `source`, is no registry to replace the store's with: empty
+ * (unless `allowEmpty`), or, read from the URL the store's registry came from (or from an unknown
+ * one), without more than half of the image names the store's registry lists (unless
+ * `allowShrink`). A registry from another URL (`-R`) or from the fallback is a choice, not an
+ * accident: only emptiness is refused then.
+ */
+async function refuseSuspicious(
+  store: string,
+  source: string,
+  usedFallback: boolean,
+  images: readonly ImageEntry[],
+  options: SyncOptions,
+): Promise<void> {
+  const previous = await readRegistryState(store).catch(() => undefined);
+  const kept =
+    previous?.kind === "ok" ? "the store's registry was kept" : "nothing was written to the store";
+  if (images.length === 0) {
+    if (options.allowEmpty) return;
+    throw new AxError(`sync refused: the registry ${source} lists no images`, {
+      hint: `${kept}; if the registry is really empty, run \`axvisor-image sync --allow-empty\``,
+    });
+  }
+  if (options.allowShrink || options.allowEmpty || usedFallback) return;
+  const recorded = await readSyncSource(store);
+  if (previous?.kind !== "ok" || (recorded !== undefined && recorded !== source)) return;
+  const dropped = droppedNames(previous.images, images);
+  const had = new Set(previous.images.map((e) => e.name)).size;
+  if (dropped.length * 2 <= had) return;
+  const shown = dropped.length > 5 ? `${dropped.slice(0, 5).join(", ")}, ...` : dropped.join(", ");
+  throw new AxError(
+    `sync refused: the registry ${source} drops ${dropped.length} of the ${had} images the store's registry lists (${shown})`,
+    {
+      hint: `${kept}; if the registry really dropped them, run \`axvisor-image sync --allow-shrink\``,
+    },
+  );
+}
+
+/** The image names of `previous` that `images` no longer lists, sorted. */
+function droppedNames(previous: readonly ImageEntry[], images: readonly ImageEntry[]): string[] {
+  const now = new Set(images.map((e) => e.name));
+  return [...new Set(previous.map((e) => e.name))].filter((n) => !now.has(n)).sort();
 }
 
 /**

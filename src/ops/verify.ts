@@ -7,6 +7,7 @@ import { AxError, throwIfAborted } from "../errors.js";
 import { silentLogger } from "../log.js";
 import { formatSpec, parseSpec } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
+import { StoreNames } from "../store/layout.js";
 import { withLock } from "../store/lock.js";
 import { archiveDigest } from "../store/stamps.js";
 import { readMarker } from "../store/tree.js";
@@ -47,9 +48,10 @@ export interface VerifyOptions extends OperationOptions {
  * that name, `NAME:VERSION` for that version): each archive is hashed in full and compared with
  * its registry entry, each tree must have a marker matching its entry. For an image pulled as
  * `NAME` any version of that name the registry lists is good. Each image is checked under its
- * lock.
+ * lock (on a store that cannot be written, without it: nothing can change it through this mount).
  *
- * @throws AxError naming the arguments that match nothing in the store.
+ * @throws AxError naming an argument whose store name is refused ({@link StoreNames}), or the
+ *   arguments that match nothing in the store.
  */
 export async function verifyImages(
   config: Config,
@@ -60,8 +62,15 @@ export async function verifyImages(
   const store = config.localStorage;
   const images = options.images ?? (await openRegistry(config, options));
   const wanted = specs.map((s) => (typeof s === "string" ? parseSpec(s) : s));
+  const names = StoreNames.of(images);
+  for (const spec of wanted) names.baseName(spec);
   const inventory = await scanStore(store, images);
-  const owned = inventory.copies.filter((c) => c.spec !== undefined);
+  // Copies of images the registry lists (as pulled: that version, or that name).
+  const owned = inventory.copies.filter(
+    (c) =>
+      c.spec !== undefined &&
+      images.some((e) => e.name === c.spec!.name && (c.spec!.version ?? e.version) === e.version),
+  );
   const selected =
     wanted.length === 0 ? owned : owned.filter((c) => wanted.some((w) => matches(c, w)));
   const missing = wanted.filter((w) => !owned.some((c) => matches(c, w))).map(formatSpec);
@@ -85,6 +94,7 @@ export async function verifyImages(
       {
         signal: options.signal,
         onWait: () => logger.info(`${baseName}: waiting for another process`),
+        unlessReadOnly: true,
       },
     );
   }

@@ -1,5 +1,14 @@
+/**
+ * The store's layout: every path in a store (or `-o DIR`), and the one mapping from what an image
+ * was pulled as (`NAME` or `NAME:VERSION`) to its base name, which names its archive, `.part`,
+ * tree, lock, staging trees, stamp and pulled-as records. The Rust tool's layout is kept
+ * (`<name>`, `<name>-<version>`, `<base>.<ext>`); what it cannot map without ambiguity is refused
+ * ({@link StoreNames}), so that no image's files are ever the store's own or another image's.
+ */
 import { join } from "node:path";
-import type { ImageSpec } from "../registry/types.js";
+import { AxError } from "../errors.js";
+import { formatSpec } from "../registry/resolve.js";
+import type { ImageEntry, ImageSpec } from "../registry/types.js";
 
 /** The merged registry in the store. */
 export const REGISTRY_FILE = "images.toml";
@@ -13,6 +22,15 @@ export const BOOKKEEPING_DIR = ".axvisor-image";
 /** Archive extensions the store uses, longest first so that `.tar.gz` wins over `.tar`. */
 export const ARCHIVE_EXTENSIONS = [".tar.gz", ".tar.xz", ".tar.zst", ".tgz", ".txz", ".tar"];
 
+/** Suffixes of a download in progress: `<archive>.part` and its resume metadata. */
+const PART_SUFFIXES = [".part", ".part.json"];
+
+/**
+ * The lock `sync` holds. Image locks are named by base names, which never start with a dot: no
+ * image can share it.
+ */
+export const SYNC_LOCK = ".registry";
+
 /**
  * The archive extension named by a URL's path (`.tar.gz` when it names none we know): the
  * extension only names the file; the format is detected from the content.
@@ -25,6 +43,123 @@ function archiveExtension(url: string, title?: string): string {
 /** `<name>` or `<name>-<version>`: the tree's directory name and the archive's base name. */
 export function imageBaseName(spec: ImageSpec): string {
   return spec.version === undefined ? spec.name : `${spec.name}-${spec.version}`;
+}
+
+/**
+ * Why `baseName` can never name an image's files, or undefined when it can: it is (or would be a
+ * temporary file of) the registry, a hidden name (`.last_sync`, `.axvisor-image`), or it ends like
+ * an archive or a download in progress, so that its tree would be another image's archive or
+ * `.part`. Compared case-insensitively: on case-folding file systems those are the same files.
+ */
+export function reservedNameProblem(baseName: string): string | undefined {
+  const lower = baseName.toLowerCase();
+  if (lower.startsWith(".")) return "is a hidden name, kept for the store's own files";
+  if (lower === REGISTRY_FILE || lower.startsWith(`${REGISTRY_FILE}.`)) {
+    return "is the store's registry file";
+  }
+  const stem = PART_SUFFIXES.reduce(
+    (s, suffix) => (s.endsWith(suffix) ? s.slice(0, -suffix.length) : s),
+    lower,
+  );
+  const ext = ARCHIVE_EXTENSIONS.find((e) => stem.endsWith(e));
+  return ext === undefined ? undefined : `ends like an archive or a download of the store (${ext})`;
+}
+
+/** Who may be stored under a base name: the one registry image that maps to it, if any. */
+export type Owner =
+  | { kind: "image"; spec: ImageSpec }
+  /** Several registry images map to it (all refused): no copy there can be attributed by name. */
+  | { kind: "ambiguous" };
+
+/** A base name's key for collisions: case-folded, as case-insensitive file systems see it. */
+function foldKey(baseName: string): string {
+  return baseName.toLowerCase();
+}
+
+function sameSpec(a: ImageSpec, b: ImageSpec): boolean {
+  return a.name === b.name && a.version === b.version;
+}
+
+/**
+ * The mapping of one registry to base names: every `NAME` and `NAME:VERSION` it can be pulled as,
+ * and which base names two of them would share. Two specs whose base names are equal (ignoring
+ * case: image `a-1` and `a:1`, `a-b:c` and `a:b-c`, `Demo` and `demo`) are both refused, as is a
+ * base name {@link reservedNameProblem} rejects; every other spec maps to a base name of its own.
+ * Refusals are per spec: the rest of the registry stays usable.
+ */
+export class StoreNames {
+  /** Folded base name -> the registry's specs that map to it. */
+  private readonly claims = new Map<string, ImageSpec[]>();
+
+  private static readonly cache = new WeakMap<readonly ImageEntry[], StoreNames>();
+
+  /** The mapping of `images`, made once per registry array (pulls of many images share it). */
+  static of(images: readonly ImageEntry[]): StoreNames {
+    let names = StoreNames.cache.get(images);
+    if (!names) {
+      names = new StoreNames(images);
+      StoreNames.cache.set(images, names);
+    }
+    return names;
+  }
+
+  constructor(images: readonly ImageEntry[]) {
+    const names = new Set<string>();
+    for (const entry of images) {
+      if (!names.has(entry.name)) {
+        names.add(entry.name);
+        this.claim({ name: entry.name });
+      }
+      this.claim({ name: entry.name, version: entry.version });
+    }
+  }
+
+  private claim(spec: ImageSpec): void {
+    const key = foldKey(imageBaseName(spec));
+    const specs = this.claims.get(key);
+    if (!specs) this.claims.set(key, [spec]);
+    else if (!specs.some((s) => sameSpec(s, spec))) specs.push(spec);
+  }
+
+  /** Why `spec` cannot be stored (one line naming it and what it collides with), if it cannot. */
+  problem(spec: ImageSpec): string | undefined {
+    const baseName = imageBaseName(spec);
+    const why = `image ${formatSpec(spec)} cannot be stored: its store name ${baseName}`;
+    const reserved = reservedNameProblem(baseName);
+    if (reserved !== undefined) return `${why} ${reserved}`;
+    const others = (this.claims.get(foldKey(baseName)) ?? []).filter((s) => !sameSpec(s, spec));
+    if (others.length === 0) return undefined;
+    return `${why} is also that of image ${others.map(formatSpec).join(", image ")}`;
+  }
+
+  /**
+   * The base name of `spec`.
+   *
+   * @throws AxError naming the image and what it collides with, when it cannot be stored.
+   */
+  baseName(spec: ImageSpec): string {
+    const problem = this.problem(spec);
+    if (problem !== undefined) {
+      throw new AxError(problem, {
+        hint:
+          "the registry must give it a name of its own; the rest of the registry is not affected" +
+          (spec.version === undefined ? " (NAME:VERSION may still work)" : ""),
+      });
+    }
+    return imageBaseName(spec);
+  }
+
+  /**
+   * Who may own the store entry `baseName` by name: the registry image that maps exactly to it,
+   * `ambiguous` when several do, undefined when none does (or it is no image's name at all).
+   */
+  owner(baseName: string): Owner | undefined {
+    if (reservedNameProblem(baseName) !== undefined) return undefined;
+    const claimants = this.claims.get(foldKey(baseName)) ?? [];
+    const exact = claimants.filter((s) => imageBaseName(s) === baseName);
+    if (exact.length === 0) return undefined;
+    return claimants.length === 1 ? { kind: "image", spec: exact[0]! } : { kind: "ambiguous" };
+  }
 }
 
 /** Paths of one image in a store directory. */
@@ -43,12 +178,60 @@ export interface ImagePaths {
   marker: string;
 }
 
-/** Where an image pulled as `spec` (with an archive at `url`) lives in `dir`. */
+/**
+ * Where an image pulled as `spec` (with an archive at `url`) lives in `dir`.
+ *
+ * @throws AxError when the base name is one the store keeps for itself
+ *   ({@link reservedNameProblem}); collisions between images are {@link StoreNames}' to check.
+ */
 export function imagePaths(dir: string, spec: ImageSpec, url: string, title?: string): ImagePaths {
-  const baseName = imageBaseName(spec);
+  const baseName = new StoreNames([]).baseName(spec);
   const archive = join(dir, baseName + archiveExtension(url, title));
   const tree = join(dir, baseName);
   return { dir, baseName, archive, part: `${archive}.part`, tree, marker: join(tree, MARKER_FILE) };
+}
+
+/** Every file name an archive of `baseName` may have, one per extension. */
+export function archiveNames(baseName: string): string[] {
+  return ARCHIVE_EXTENSIONS.map((ext) => baseName + ext);
+}
+
+/** Every file name an archive of `baseName` may have, with its download in progress. */
+export function archiveFileNames(baseName: string): string[] {
+  return archiveNames(baseName).flatMap((archive) => [
+    archive,
+    ...PART_SUFFIXES.map((suffix) => archive + suffix),
+  ]);
+}
+
+/**
+ * What a file name in a store directory is: an image's archive or one of its downloads in
+ * progress (`.part` and its resume metadata), with its base name; undefined for anything else
+ * (the registry, bookkeeping, a user's file, or a name no image may have).
+ */
+export function storeFileKind(
+  fileName: string,
+): { kind: "archive" | "part"; baseName: string } | undefined {
+  const suffix = PART_SUFFIXES.find((s) => fileName.endsWith(s));
+  const archive = suffix === undefined ? fileName : fileName.slice(0, -suffix.length);
+  const ext = ARCHIVE_EXTENSIONS.find((e) => archive.endsWith(e) && archive.length > e.length);
+  if (ext === undefined) return undefined;
+  const baseName = archive.slice(0, -ext.length);
+  if (reservedNameProblem(baseName) !== undefined) return undefined;
+  return { kind: suffix === undefined ? "archive" : "part", baseName };
+}
+
+/** A staging tree's name: `<base>.<pid>.<8 hex digits>`, unique to one extraction. */
+const STAGING_NAME = /^(.+)\.\d+\.[0-9a-f]{8}$/;
+
+/** The name of a new staging tree (or trash entry) for `baseName`, made unique by `token`. */
+export function stagingName(baseName: string, token: string): string {
+  return `${baseName}.${process.pid}.${token}`;
+}
+
+/** The base name a staging tree belongs to, or undefined when `name` is not a staging tree's. */
+export function stagingBaseName(name: string): string | undefined {
+  return STAGING_NAME.exec(name)?.[1];
 }
 
 /** Bookkeeping paths below `<dir>/.axvisor-image/`. */
@@ -58,9 +241,11 @@ export function bookkeeping(dir: string): {
   staging: string;
   trash: string;
   stamps: string;
+  pulled: string;
   registryCache: string;
   imagesCache: string;
   fallbackMark: string;
+  syncSource: string;
 } {
   const root = join(dir, BOOKKEEPING_DIR);
   return {
@@ -69,8 +254,10 @@ export function bookkeeping(dir: string): {
     staging: join(root, "staging"),
     trash: join(root, "trash"),
     stamps: join(root, "verified"),
+    pulled: join(root, "pulled"),
     registryCache: join(root, "registry-cache"),
     imagesCache: join(root, "images.json"),
     fallbackMark: join(root, "from-fallback-registry"),
+    syncSource: join(root, "synced-from"),
   };
 }

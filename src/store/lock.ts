@@ -2,6 +2,7 @@ import { mkdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { AxError, hasCode, throwIfAborted } from "../errors.js";
+import { isNotWritable, storeError } from "./access.js";
 import { bookkeeping } from "./layout.js";
 
 /** A held lock; {@link HeldLock.assertHeld} fails if another process took it over meanwhile. */
@@ -17,6 +18,12 @@ export interface LockOptions {
   signal?: AbortSignal;
   /** A lock not refreshed for this long belongs to a dead process and is taken over (ms). */
   staleMs?: number;
+  /**
+   * For readers: when the store cannot be written (a read-only mount, no permission), run without
+   * the lock instead of failing. Nothing can be written there through this mount, by us or by a
+   * process we would wait for.
+   */
+  unlessReadOnly?: boolean;
 }
 
 /** Who holds a lock: written beside the lock directory once it is acquired. */
@@ -61,6 +68,9 @@ interface Acquired {
   held: HeldLock;
 }
 
+/** What a lock that could not be taken because the store is read-only holds: nothing. */
+const NO_LOCK: Acquired = { release: async () => {}, held: { assertHeld() {} } };
+
 /**
  * Takes the lock `name` of store `dir`; with `wait` false, returns undefined at once when a live
  * process holds it.
@@ -72,8 +82,16 @@ async function acquire(
   wait: boolean,
 ): Promise<Acquired | undefined> {
   const locks = bookkeeping(dir).locks;
-  await mkdir(locks, { recursive: true });
   const lockPath = join(locks, `${name}.lock`);
+  const cannotLock = async (err: unknown) => {
+    if (options.unlessReadOnly && isNotWritable(err)) return NO_LOCK;
+    throw await storeError(dir, err, "lock", lockPath);
+  };
+  try {
+    await mkdir(locks, { recursive: true });
+  } catch (err) {
+    return cannotLock(err);
+  }
   const stale = options.staleMs ?? 10_000;
   let compromised: Error | undefined;
   let waited = false;
@@ -94,9 +112,7 @@ async function acquire(
       });
       break;
     } catch (err) {
-      if (!hasCode(err, "ELOCKED")) {
-        throw new AxError(`cannot lock ${lockPath}: ${(err as Error).message}`, { cause: err });
-      }
+      if (!hasCode(err, "ELOCKED")) return cannotLock(err);
       if (await expireIfOwnerDied(lockPath)) continue;
       if (!wait) return undefined;
       if (!waited) {

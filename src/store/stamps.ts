@@ -1,10 +1,10 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { mkdir, readFile, rm, stat } from "node:fs/promises";
+import { readFile, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import writeFileAtomic from "write-file-atomic";
 import { fsError, hasCode } from "../errors.js";
 import { bookkeeping } from "./layout.js";
+import { writeOptionalJson } from "./optional-file.js";
 
 /** What we knew about an archive file when we last hashed it. */
 interface Stamp {
@@ -52,12 +52,7 @@ export async function writeStamp(
   }
   const path = stampPath(archive);
   const stamp: Stamp = { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, sha256 };
-  try {
-    await mkdir(dirname(path), { recursive: true });
-    await writeFileAtomic(path, JSON.stringify(stamp), { fsync: false });
-  } catch {
-    // a missing stamp only costs a re-hash next time
-  }
+  await writeOptionalJson(path, stamp);
 }
 
 /** Forgets what we knew about `archive` (it is being replaced or removed). */

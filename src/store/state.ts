@@ -1,9 +1,11 @@
 import { mkdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import writeFileAtomic from "write-file-atomic";
-import { AxError, fsError, hasCode } from "../errors.js";
+import { AxError, hasCode } from "../errors.js";
 import type { ImageEntry } from "../registry/types.js";
+import { storeError } from "./access.js";
 import { LAST_SYNC_FILE, REGISTRY_FILE, bookkeeping } from "./layout.js";
+import { writeOptionalJson } from "./optional-file.js";
 
 /** What the store's `images.toml` holds right now. */
 export type RegistryState =
@@ -34,7 +36,7 @@ export async function readRegistryState(store: string): Promise<RegistryState> {
     st = await stat(path);
   } catch (err) {
     if (hasCode(err, "ENOENT")) return { kind: "missing", path };
-    throw fsError(err, "read", path);
+    throw await storeError(store, err, "read", path);
   }
   const cachePath = bookkeeping(store).imagesCache;
   try {
@@ -49,7 +51,7 @@ export async function readRegistryState(store: string): Promise<RegistryState> {
   try {
     text = await readFile(path, "utf8");
   } catch (err) {
-    throw fsError(err, "read", path);
+    throw await storeError(store, err, "read", path);
   }
   const { parseRegistry } = await import("../registry/format.js");
   try {
@@ -63,14 +65,8 @@ export async function readRegistryState(store: string): Promise<RegistryState> {
   }
 }
 
-async function writeImagesCache(store: string, cache: ImagesCache): Promise<void> {
-  const { root, imagesCache } = bookkeeping(store);
-  try {
-    await mkdir(root, { recursive: true });
-    await writeFileAtomic(imagesCache, JSON.stringify(cache), { fsync: false });
-  } catch {
-    // the cache is an optimization only
-  }
+function writeImagesCache(store: string, cache: ImagesCache): Promise<void> {
+  return writeOptionalJson(bookkeeping(store).imagesCache, cache);
 }
 
 /**
@@ -86,13 +82,13 @@ export async function writeRegistry(store: string, images: ImageEntry[]): Promis
     const st = await stat(path);
     await writeImagesCache(store, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, images });
   } catch (err) {
-    throw fsError(err, "write", path);
+    throw await storeError(store, err, "write", path);
   }
   const lastSync = join(store, LAST_SYNC_FILE);
   try {
     await writeFileAtomic(lastSync, String(Math.floor(Date.now() / 1000)));
   } catch (err) {
-    throw fsError(err, "write", lastSync);
+    throw await storeError(store, err, "write", lastSync);
   }
 }
 
@@ -117,20 +113,31 @@ export function isStale(lastSync: number | undefined, threshold: number, now: nu
 }
 
 /**
- * Records that the store's registry was synced from the fallback registry `url` (undefined: from
- * the configured registry), so that nothing treats images only the fallback lacks as orphans.
+ * Records where the store's registry was synced from: `url`, the configured registry or, with
+ * `fallback`, the fallback registry (so that nothing treats images only the fallback lacks as
+ * orphans).
  */
-export async function markFallback(store: string, url: string | undefined): Promise<void> {
-  const mark = bookkeeping(store).fallbackMark;
-  if (url === undefined) await rm(mark, { force: true });
-  else await writeFileAtomic(mark, url, { fsync: false });
+export async function markSource(store: string, url: string, fallback: boolean): Promise<void> {
+  const { fallbackMark, syncSource } = bookkeeping(store);
+  await writeFileAtomic(syncSource, url, { fsync: false });
+  if (fallback) await writeFileAtomic(fallbackMark, url, { fsync: false });
+  else await rm(fallbackMark, { force: true });
 }
 
-/** The fallback registry the store's registry came from, when it did. */
-export async function readFallbackMark(store: string): Promise<string | undefined> {
+async function readMark(path: string): Promise<string | undefined> {
   try {
-    return (await readFile(bookkeeping(store).fallbackMark, "utf8")).trim() || undefined;
+    return (await readFile(path, "utf8")).trim() || undefined;
   } catch {
     return undefined;
   }
+}
+
+/** The fallback registry the store's registry came from, when it did. */
+export function readFallbackMark(store: string): Promise<string | undefined> {
+  return readMark(bookkeeping(store).fallbackMark);
+}
+
+/** The registry URL the store's registry was last synced from, when known. */
+export function readSyncSource(store: string): Promise<string | undefined> {
+  return readMark(bookkeeping(store).syncSource);
 }

@@ -2,10 +2,10 @@ import { randomBytes } from "node:crypto";
 import { lstat, mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { fsError, hasCode } from "../errors.js";
-import { MARKER_FILE, bookkeeping } from "./layout.js";
+import { MARKER_FILE, bookkeeping, stagingBaseName, stagingName } from "./layout.js";
 
 function unique(name: string): string {
-  return `${name}.${process.pid}.${randomBytes(4).toString("hex")}`;
+  return stagingName(name, randomBytes(4).toString("hex"));
 }
 
 /** A fresh staging directory path (not created) for the tree `baseName` in store `dir`. */
@@ -22,9 +22,8 @@ export async function stagingPath(dir: string, baseName: string): Promise<string
 export async function removeStaleStaging(dir: string, baseName: string): Promise<void> {
   const staging = bookkeeping(dir).staging;
   const names = await readdir(staging).catch(() => [] as string[]);
-  const prefix = `${baseName}.`;
   for (const name of names) {
-    if (name.startsWith(prefix) && /^\d+\.[0-9a-f]{8}$/.test(name.slice(prefix.length))) {
+    if (stagingBaseName(name) === baseName) {
       await rm(join(staging, name), { recursive: true, force: true });
     }
   }

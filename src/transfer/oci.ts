@@ -10,7 +10,7 @@ import { join } from "node:path";
 import type { Config } from "../config/config.js";
 import { ChecksumError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { imageBaseName, ARCHIVE_EXTENSIONS } from "../store/layout.js";
+import { archiveNames, imageBaseName } from "../store/layout.js";
 import { readMarker } from "../store/tree.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
 import type { DownloadCandidate, HttpSource } from "./download.js";
@@ -130,8 +130,8 @@ export async function ociArchiveTitle(
 ): Promise<string | undefined> {
   if (!isOciUrl(context.entry.url)) return undefined;
   const baseName = imageBaseName(spec);
-  for (const ext of ARCHIVE_EXTENSIONS) {
-    if (await exists(join(dir, baseName + ext))) return baseName + ext;
+  for (const archive of archiveNames(baseName)) {
+    if (await exists(join(dir, archive))) return archive;
   }
   if ((await readMarker(join(dir, baseName))) === context.entry.sha256) return undefined;
   const urls = candidateUrls(context.entry.url, context.config.mirrors);

@@ -55,10 +55,10 @@ describe("sync and auto-sync", () => {
   it("re-syncs a stale registry; a failed refresh keeps the registry you had", async () => {
     await sync(w.config());
     await writeFile(join(w.store, ".last_sync"), "1000");
-    w.server.setFile("/registry.toml", registryToml([entry("beta")]));
+    w.server.setFile("/registry.toml", registryToml([entry("alpha"), entry("beta")]));
     assert.deepEqual(
       (await openRegistry(w.config())).map((i) => i.name),
-      ["beta"],
+      ["alpha", "beta"],
     );
 
     await writeFile(join(w.store, ".last_sync"), "1000");
@@ -68,7 +68,7 @@ describe("sync and auto-sync", () => {
     const images = await openRegistry(w.config(), { logger: log });
     assert.deepEqual(
       images.map((i) => i.name),
-      ["beta"],
+      ["alpha", "beta"],
     );
     assert.equal(await readFile(join(w.store, "images.toml"), "utf8"), before);
     assert.ok(
@@ -79,7 +79,7 @@ describe("sync and auto-sync", () => {
 
   it("threshold 0 never re-syncs a present registry; a .last_sync in the future is stale", async () => {
     await sync(w.config());
-    w.server.setFile("/registry.toml", registryToml([entry("gamma")]));
+    w.server.setFile("/registry.toml", registryToml([entry("alpha"), entry("gamma")]));
     await writeFile(join(w.store, ".last_sync"), "1000");
     const never = await openRegistry(w.config({ autoSyncThreshold: 0 }));
     assert.deepEqual(
@@ -93,7 +93,7 @@ describe("sync and auto-sync", () => {
     const future = await openRegistry(w.config());
     assert.deepEqual(
       future.map((i) => i.name),
-      ["gamma"],
+      ["alpha", "gamma"],
     );
   });
 

@@ -71,9 +71,11 @@ describe("verify and prune", () => {
       staging: at(".axvisor-image", "staging", "alpha.4242.0123abcd"),
       trash: at(".axvisor-image", "trash", "beta-1.0.4242.89abcdef"),
     };
+    // An image pulled (by the Rust tool: no pulled-as records) and since dropped by the registry:
+    // the tree's marker proves the archive beside it was pulled, not put there by a user.
     await writeFile(at("ghost-9.tar.gz"), "orphan archive");
     await mkdir(at("ghost-9"));
-    await writeFile(at("ghost-9", ".archive.sha256"), "1".repeat(64));
+    await writeFile(at("ghost-9", ".archive.sha256"), sha256("orphan archive"));
     await mkdir(at("beta")); // pulled as NAME, but holds a version the registry does not list
     await writeFile(at("beta", ".archive.sha256"), "f".repeat(64));
     await mkdir(at("notes")); // not ours: no marker, no registry name
