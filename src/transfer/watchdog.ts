@@ -195,10 +195,12 @@ export class Watchdog {
   }
 }
 
-/** `0.4 B/s`, `12 B/s`, `1.5 KiB/s`: a rate for messages. */
+/** `0.4 B/s`, `12 B/s`, `1.5 KiB/s`: a rate for messages, rounded. */
 function formatRate(bytesPerSecond: number): string {
   if (bytesPerSecond >= 1024) return `${(bytesPerSecond / 1024).toFixed(1)} KiB/s`;
-  return `${bytesPerSecond < 10 ? bytesPerSecond.toFixed(1) : Math.round(bytesPerSecond)} B/s`;
+  const figure =
+    bytesPerSecond < 10 ? Number(bytesPerSecond.toFixed(1)) : Math.round(bytesPerSecond);
+  return `${figure} B/s`;
 }
 
 /**
