@@ -52,10 +52,12 @@ function nonEmpty(name: string) {
   };
 }
 
-function positiveInt(name: string) {
+/** A parser of whole numbers >= `min` for the option `name`. */
+function wholeNumber(name: string, min = 0) {
   return (value: string): number => {
-    if (!/^\d+$/.test(value) || Number(value) < 1) {
-      throw new UsageError(`${name} must be a whole number >= 1, got "${value}"`);
+    if (!/^\d+$/.test(value) || Number(value) < min) {
+      const bound = min > 0 ? ` >= ${min}` : "";
+      throw new UsageError(`${name} must be a whole number${bound}, got "${value}"`);
     }
     return Number(value);
   };
@@ -135,12 +137,22 @@ export function buildProgram(): Command {
     .addOption(
       new Option("--stall-timeout <secs>", "abandon and resume a connection silent this long")
         .default(30)
-        .argParser(positiveInt("--stall-timeout")),
+        .argParser(wholeNumber("--stall-timeout", 1)),
+    )
+    .addOption(
+      new Option("--speed-limit <bytes>", "abandon and resume a download slower than this (B/s)")
+        .default(1024)
+        .argParser(wholeNumber("--speed-limit")),
+    )
+    .addOption(
+      new Option("--speed-time <secs>", "... averaged over this long (0 = no speed limit)")
+        .default(30)
+        .argParser(wholeNumber("--speed-time")),
     )
     .addOption(
       new Option("-j, --jobs <n>", "images downloaded at once")
         .default(3)
-        .argParser(positiveInt("--jobs")),
+        .argParser(wholeNumber("--jobs", 1)),
     )
     .option("--json", "print a JSON array, one object per image in argument order (see README)")
     .action(lazy(async () => (await import("./commands/pull.js")).pullCommand as Lazy));
@@ -231,7 +243,7 @@ function registerEverydayCommands(program: Command): void {
     .option("-n, --dry-run", "print what would be removed, remove nothing")
     .addOption(
       new Option("--keep <n>", "also remove all but the N newest versions of each image").argParser(
-        positiveInt("--keep"),
+        wholeNumber("--keep", 1),
       ),
     )
     .action(lazy(async () => (await import("./commands/prune.js")).pruneCommand as Lazy));
@@ -248,7 +260,7 @@ function registerEverydayCommands(program: Command): void {
     .argument("<image-file>", "the ext2/3/4 image, e.g. a guest's rootfs.img")
     .addOption(
       new Option("--size-mib <n>", "the new size in MiB")
-        .argParser(positiveInt("--size-mib"))
+        .argParser(wholeNumber("--size-mib", 1))
         .makeOptionMandatory(),
     )
     .option(

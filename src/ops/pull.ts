@@ -23,6 +23,7 @@ import { archiveDigest, removeStamp, writeStamp } from "../store/stamps.js";
 import { installTree, readMarker, removeStaleStaging, stagingPath } from "../store/tree.js";
 import type { DownloadSink } from "../transfer/download.js";
 import { isOciUrl } from "../transfer/oci-reference.js";
+import type { LowSpeedRule } from "../transfer/watchdog.js";
 import { openRegistry, type OperationOptions } from "./sync.js";
 
 /** What a pull is doing, for progress bars. */
@@ -49,6 +50,9 @@ export interface PullOptions extends OperationOptions {
   onProgress?: (progress: PullProgress) => void;
   /** Abandon and resume a connection that delivers no byte for this long (ms, default 30000). */
   stallTimeoutMs?: number;
+  /** Abandon and resume a connection slower than this (default 1 KiB/s over 30 s); such
+   *  failures do not renew the retries, so a server dripping bytes ends the pull. */
+  lowSpeed?: LowSpeedRule;
   /** Retries of a failing download before giving up on a URL. */
   retries?: number;
   /** The registry to resolve names in (default: the store's, auto-synced). */
@@ -357,6 +361,7 @@ async function downloadAndInstall(
       signal: options.signal,
       logger,
       stallTimeoutMs: options.stallTimeoutMs,
+      lowSpeed: options.lowSpeed,
       retries: options.retries,
       onProgress: (p) => options.onProgress?.({ image, phase: "download", ...p }),
     });
@@ -418,7 +423,10 @@ export async function pullMany(
 ): Promise<PromiseSettledResult<PullResult>[]> {
   const parsed = specs.map((s) => (typeof s === "string" ? parseSpec(s) : s));
   const images = options.images ?? (await openRegistry(config, options));
-  return mapSettled(parsed, options.concurrency ?? DEFAULT_PULL_CONCURRENCY, (spec) =>
-    pull(config, spec, { ...options, images }),
+  return mapSettled(
+    parsed,
+    options.concurrency ?? DEFAULT_PULL_CONCURRENCY,
+    (spec, signal) => pull(config, spec, { ...options, images, signal }),
+    options.signal,
   );
 }

@@ -188,10 +188,15 @@ async function unreachableImages(
   warn: (message: string) => void,
   options: CheckOptions,
 ): Promise<string[]> {
-  const outcomes = await mapSettled(images, 8, async (image) => {
-    const problem = await urlProblem(image.url, warn, options.signal);
-    return problem === undefined ? undefined : `image ${formatSpec(image)}: ${problem}`;
-  });
+  const outcomes = await mapSettled(
+    images,
+    8,
+    async (image, signal) => {
+      const problem = await urlProblem(image.url, warn, signal);
+      return problem === undefined ? undefined : `image ${formatSpec(image)}: ${problem}`;
+    },
+    options.signal,
+  );
   const problems = outcomes.map((outcome) => {
     if (outcome.status === "rejected") throw outcome.reason;
     return outcome.value;

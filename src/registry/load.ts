@@ -4,6 +4,7 @@
  * walk (level by level, each level in the order its files were named).
  */
 
+import { linkedController } from "../concurrency.js";
 import { silentLogger, type Logger } from "../log.js";
 import { RegistryError } from "./errors.js";
 import { parseRegistry } from "./format.js";
@@ -165,12 +166,8 @@ async function* readLevel(
   limits: Required<RegistryLimits>,
   options: LoadRegistryOptions,
 ): AsyncGenerator<ReadFile> {
-  const stop = new AbortController();
-  // Linked by hand: AbortSignal.any needs Node 20.3.
-  const abort = () => stop.abort();
-  options.signal?.addEventListener("abort", abort, { once: true });
-  if (options.signal?.aborted) abort();
-  const signal = stop.signal;
+  const stop = linkedController(options.signal);
+  const signal = stop.controller.signal;
   const limit = concurrencyLimiter(Math.max(1, limits.concurrency));
   const reads = level.map((file) => {
     const fileWarnings: string[] = [];
@@ -192,8 +189,8 @@ async function* readLevel(
   try {
     for (const reading of reads) yield await reading;
   } finally {
-    options.signal?.removeEventListener("abort", abort);
-    stop.abort();
+    stop.dispose();
+    stop.controller.abort();
   }
 }
 

@@ -6,6 +6,7 @@
 
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { isLoopbackHost } from "../transfer/hosts.js";
 import { RegistryError } from "./errors.js";
 import { quote, urlScheme } from "./rules.js";
 
@@ -36,12 +37,18 @@ export function toLocation(input: string): string {
   );
 }
 
+/** True for an `http://` URL whose host is not this machine (`localhost`, 127.x.x.x, [::1]). */
+function isPlainHttpElsewhere(location: string): boolean {
+  return location.startsWith("http://") && !isLoopbackHost(new URL(location).host);
+}
+
 /**
  * The location of `[[includes]] url = ref` in the registry at `parent`: absolute URLs as they are,
  * relative ones resolved against the parent's URL, or its directory for a local file.
  *
- * @throws RegistryError naming both when the include is malformed, or when a remote registry
- *   includes a local file (refused: a server must not make us read local files).
+ * @throws RegistryError naming both when the include is malformed, when a remote registry
+ *   includes a local file (refused: a server must not make us read local files), or when an https
+ *   registry includes a plain http file on another machine (refused, as redirects down to http).
  */
 export function resolveInclude(parent: string, ref: string): string {
   if (urlScheme(ref) !== undefined) {
@@ -49,6 +56,12 @@ export function resolveInclude(parent: string, ref: string): string {
     if (isRemote(parent) && !isRemote(location)) {
       throw new RegistryError(
         `${parent}: include ${quote(ref)} refused: a remote registry cannot include local files`,
+      );
+    }
+    if (parent.startsWith("https://") && isPlainHttpElsewhere(location)) {
+      throw new RegistryError(
+        `${parent}: include ${quote(ref)} refused: an https registry cannot include plain http files ` +
+          `(only loopback hosts may be)`,
       );
     }
     return location;

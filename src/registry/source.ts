@@ -15,6 +15,7 @@ import type { Readable } from "node:stream";
 import writeFileAtomic from "write-file-atomic";
 import { AbortedError, AxError, fsError, hasCode, throwIfAborted } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
+import type { LowSpeedRule } from "../transfer/watchdog.js";
 import { RegistryError } from "./errors.js";
 import { isRemote } from "./location.js";
 
@@ -35,6 +36,11 @@ export interface RegistryHttpOptions {
   retryBaseMs?: number;
   /** Give up on a server that sends nothing for this long, in ms. */
   stallTimeoutMs?: number;
+  /** Give up on a server slower than this (default 1 KiB/s over 30 s). */
+  lowSpeed?: LowSpeedRule;
+  /** Give up on a file not complete after this long, retries included, in ms (0: never);
+   *  default `AXVISOR_IMAGE_REGISTRY_TIMEOUT` seconds, else 2 minutes. */
+  deadlineMs?: number;
 }
 
 /** Options of {@link readRegistrySource}. */
@@ -90,12 +96,37 @@ export async function readRegistrySource<T>(
     options.cacheDir === undefined ? undefined : cachePath(options.cacheDir, location);
   const cached = cacheFile === undefined ? undefined : await readCachedCopy(cacheFile, location);
   try {
-    return await fetchRemote(location, accept, cached, cacheFile, { ...options, maxBytes });
+    return await withinDeadline(location, options, (signal) =>
+      fetchRemote(location, accept, cached, cacheFile, { ...options, signal, maxBytes }),
+    );
   } catch (err) {
     const usable = options.staleOnError && cached !== undefined && err instanceof AxError;
     if (!usable || err instanceof AbortedError || options.signal?.aborted) throw err;
     return { value: accept(cached.body), origin: "stale", staleBecause: err };
   }
+}
+
+/**
+ * Runs `fetch` (a fetch of `url`, retries included) within the deadline of
+ * {@link RegistryHttpOptions.deadlineMs}, with the signal it must use.
+ */
+async function withinDeadline<T>(
+  url: string,
+  options: ReadSourceOptions,
+  fetch: (signal: AbortSignal | undefined) => Promise<T>,
+): Promise<T> {
+  const [{ withDeadline }, { TransferError }, { registryDeadlineMsFromEnv }] = await Promise.all([
+    import("../transfer/watchdog.js"),
+    import("../transfer/http.js"),
+    import("../transfer/tuning.js"),
+  ]);
+  const deadlineMs = options.http?.deadlineMs ?? registryDeadlineMsFromEnv();
+  const expired = () =>
+    new TransferError(url, `no complete answer within ${deadlineMs / 1000} s`, {
+      retryable: false,
+      hint: "the server is too slow; AXVISOR_IMAGE_REGISTRY_TIMEOUT sets this limit (seconds)",
+    });
+  return withDeadline(deadlineMs, options.signal, fetch, expired);
 }
 
 async function fetchRemote<T>(
@@ -111,7 +142,15 @@ async function fetchRemote<T>(
   const headers: Record<string, string> = {};
   if (cached?.etag !== undefined) headers["if-none-match"] = cached.etag;
   if (cached?.lastModified !== undefined) headers["if-modified-since"] = cached.lastModified;
-  const request = { headers, signal: options.signal, ...options.http };
+  const { stallTimeoutMs, lowSpeed, retries, retryBaseMs } = options.http ?? {};
+  const request = {
+    headers,
+    signal: options.signal,
+    stallTimeoutMs,
+    lowSpeed,
+    retries,
+    retryBaseMs,
+  };
   const budget = new RetryBudget({ ...request, logger });
   for (;;) {
     const response = await requestWithBudget(url, request, budget);

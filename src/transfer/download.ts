@@ -13,6 +13,7 @@ import { AxError, fsError, hasCode, throwIfAborted } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import { statusReason, toTransferError, TransferError } from "./http.js";
 import { isRetryableStatus, requestWithBudget, RetryBudget } from "./retry.js";
+import type { LowSpeedRule } from "./watchdog.js";
 
 /** Body bytes gathered before they are written and fed to the sink. */
 const BATCH_BYTES = 1 << 20;
@@ -72,6 +73,9 @@ export interface DownloadOptions {
   logger?: Logger;
   /** No byte for this long: abandon the connection and resume (default 30000). */
   stallTimeoutMs?: number;
+  /** Slower than this: abandon the connection and resume (default {@link DEFAULT_LOW_SPEED}).
+   *  Unlike a stall, a connection abandoned as too slow does not renew the retries. */
+  lowSpeed?: LowSpeedRule;
   /** Retries without progress per URL (default 5); the count restarts whenever bytes flowed. */
   retries?: number;
   /** Backoff base in ms (default 500, or `AXVISOR_IMAGE_RETRY_BASE_MS`). */
@@ -384,7 +388,9 @@ async function fetchFromSource(
 ) {
   const { url } = source;
   const { signal, retries, retryBaseMs } = options;
-  const budget = new RetryBudget({ retries, retryBaseMs, logger, signal });
+  // A mirror nobody answers at costs one attempt; the original URL, the last hope, keeps its retries.
+  const failFastWhenUnreachable = name !== original;
+  const budget = new RetryBudget({ retries, retryBaseMs, logger, signal, failFastWhenUnreachable });
   let announced = false;
   let auth = source.headers ?? {};
   let reauthorized = false;
@@ -399,6 +405,7 @@ async function fetchFromSource(
       headers: { ...auth, ...resume },
       signal,
       stallTimeoutMs: options.stallTimeoutMs,
+      lowSpeed: options.lowSpeed,
     };
     const response = await requestWithBudget(url, request, budget);
     if (response.status === 401 && source.reauthorize !== undefined && !reauthorized) {
@@ -448,9 +455,10 @@ async function fetchFromSource(
     if (failure === undefined) return;
     if (part.offset > furthest) {
       furthest = part.offset;
-      budget.progressed();
+      // A server dripping bytes makes progress, but must not keep the retries alive forever.
+      if (!failure.tooSlow) budget.progressed();
     }
-    if (!failure.retryable) throw failure;
+    if (!budget.mayRetry(failure)) throw failure;
     if (!(await budget.retry(failure.message))) throw budget.gaveUp(failure);
   }
 }

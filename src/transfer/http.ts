@@ -1,15 +1,17 @@
 /**
- * One HTTP(S) request over undici (loaded lazily, and only the parts used), through a shared
- * proxy-aware agent configured from `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` (either case), with
+ * One HTTP(S) request over Node's own `http` / `https` clients, through the shared keep-alive
+ * pools of `agents.ts` (which also apply `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY`), with
  * redirects followed here so that their safety rules are ours: bounded, never from https down to
- * http, and an `Authorization` header never sent to another origin.
+ * http, and credentials (`Authorization`, cookies, the user:password of a URL) never sent to
+ * another origin. Time limits (stall, low speed) are the {@link Watchdog}'s.
  */
-import { STATUS_CODES } from "node:http";
-import { createRequire } from "node:module";
+import http, { STATUS_CODES, type IncomingMessage } from "node:http";
+import https from "node:https";
 import type { Readable } from "node:stream";
-import type { Dispatcher } from "undici";
 import { AbortedError, AxError, type SystemError } from "../errors.js";
-import { installFinGuard } from "./undici-fin-guard.js";
+import { agentFor } from "./agents.js";
+import { ResponseBody } from "./response-body.js";
+import { DEFAULT_LOW_SPEED, Watchdog, type Expiry, type LowSpeedRule } from "./watchdog.js";
 
 /** Options of {@link httpRequest}. */
 export interface HttpRequestOptions {
@@ -21,9 +23,11 @@ export interface HttpRequestOptions {
   body?: Buffer | string;
   /** Cancels the request, and the response body once it is flowing. */
   signal?: AbortSignal;
-  /** No byte for this long (waiting for headers, or between body chunks): abandon. Default 30000.
-   *  undici checks it with a coarse timer: expect up to about a second more. */
+  /** No byte for this long (connecting, waiting for the answer, or waiting for body bytes the
+   *  reader asked for): abandon. Default 30000. */
   stallTimeoutMs?: number;
+  /** Abandon a body arriving slower than this (default {@link DEFAULT_LOW_SPEED}). */
+  lowSpeed?: LowSpeedRule;
   /** How many redirects to follow at most; default 10. */
   maxRedirects?: number;
 }
@@ -52,19 +56,32 @@ export class TransferError extends AxError {
   readonly reason: string;
   /** True when the same request may succeed later (connection reset, timeout, 5xx...). */
   readonly retryable: boolean;
+  /** True when no connection could be made at all (refused, unknown host, connect timeout). */
+  readonly unreachable: boolean;
+  /** True when the server was abandoned by the low-speed rule. */
+  readonly tooSlow: boolean;
   /** The HTTP status behind the failure, when there was an answer. */
   readonly status: number | undefined;
 
   constructor(
     url: string,
     reason: string,
-    options: { retryable: boolean; status?: number; cause?: unknown; hint?: string },
+    options: {
+      retryable: boolean;
+      unreachable?: boolean;
+      tooSlow?: boolean;
+      status?: number;
+      cause?: unknown;
+      hint?: string;
+    },
   ) {
     super(`${url}: ${reason}`, { cause: options.cause, hint: options.hint });
     this.name = "TransferError";
     this.url = url;
     this.reason = reason;
     this.retryable = options.retryable;
+    this.unreachable = options.unreachable ?? false;
+    this.tooSlow = options.tooSlow ?? false;
     this.status = options.status;
   }
 }
@@ -74,7 +91,7 @@ export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
 const DEFAULT_MAX_REDIRECTS = 10;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
-/** Error codes (Node system errors and undici's) after which the same request may well succeed. */
+/** Error codes after which the same request may well succeed. */
 const RETRYABLE_CODES = new Set([
   "ECONNRESET",
   "ECONNREFUSED",
@@ -85,12 +102,18 @@ const RETRYABLE_CODES = new Set([
   "EHOSTUNREACH",
   "ENETUNREACH",
   "ENETDOWN",
-  "UND_ERR_CONNECT_TIMEOUT",
-  "UND_ERR_HEADERS_TIMEOUT",
-  "UND_ERR_BODY_TIMEOUT",
-  "UND_ERR_SOCKET",
-  "UND_ERR_CLOSED",
-  "UND_ERR_RES_CONTENT_LENGTH_MISMATCH",
+]);
+
+/** Error codes that mean no connection could be made at all (nothing was sent). */
+const UNREACHABLE_CODES = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EAI_FAIL",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENETDOWN",
+  "EADDRNOTAVAIL",
 ]);
 
 /** Plain words for the most common codes, so the one-line message reads well. */
@@ -105,11 +128,6 @@ const CODE_WORDS: Record<string, string> = {
   ENOENT: "no such file",
   EACCES: "permission denied",
   EISDIR: "is a directory",
-  UND_ERR_CONNECT_TIMEOUT: "connection timed out",
-  UND_ERR_HEADERS_TIMEOUT: "no response (stalled)",
-  UND_ERR_BODY_TIMEOUT: "no data received (stalled)",
-  UND_ERR_SOCKET: "connection closed by the server",
-  UND_ERR_RES_CONTENT_LENGTH_MISMATCH: "response shorter than announced",
 };
 
 function errorCode(err: unknown): string | undefined {
@@ -132,6 +150,7 @@ export function toTransferError(err: unknown, url: string, signal?: AbortSignal)
     (err instanceof Error ? err.message : String(err));
   return new TransferError(url, words, {
     retryable: code !== undefined && RETRYABLE_CODES.has(code),
+    unreachable: code !== undefined && UNREACHABLE_CODES.has(code),
     cause: err,
   });
 }
@@ -172,53 +191,10 @@ export function redirectTarget(fromUrl: string, location: string): string {
   return target.href;
 }
 
-/** The proxy-related environment the shared agent was built from; it is rebuilt when that changes. */
-function proxyEnvironment(): string {
-  const { http_proxy, HTTP_PROXY, https_proxy, HTTPS_PROXY } = process.env;
-  return JSON.stringify([http_proxy, HTTP_PROXY, https_proxy, HTTPS_PROXY]);
-}
-
-let sharedAgent: { env: string; agent: Dispatcher } | undefined;
-
-let EnvHttpProxyAgent: typeof import("undici").EnvHttpProxyAgent | undefined;
-
-/**
- * Loads the undici modules this layer needs, not undici's index: the index also loads fetch,
- * WebSocket, caches and more, and costs 70-160 ms at start-up against ~30 ms for these (undici
- * has no `exports` map; `package.json` pins the 7.30 line these paths belong to). Like the index,
- * it mixes the request API into every dispatcher; and it installs the guard against undici's
- * paused-parser crash (see undici-fin-guard.ts).
- */
-function loadUndici(): typeof import("undici").EnvHttpProxyAgent {
-  if (!EnvHttpProxyAgent) {
-    const require = createRequire(import.meta.url);
-    const { kParser } = require("undici/lib/core/symbols.js") as { kParser: symbol };
-    installFinGuard(kParser);
-    const dispatcher = require("undici/lib/dispatcher/dispatcher.js") as { prototype: object };
-    Object.assign(dispatcher.prototype, require("undici/lib/api/index.js"));
-    EnvHttpProxyAgent = require("undici/lib/dispatcher/env-http-proxy-agent.js");
-  }
-  return EnvHttpProxyAgent!;
-}
-
-/** The shared `EnvHttpProxyAgent` (NO_PROXY is re-read by undici itself on every request). */
-function agentForEnvironment(): Dispatcher {
-  const env = proxyEnvironment();
-  if (sharedAgent?.env !== env) {
-    // Requests still running on the previous agent finish first; closing never fails them.
-    sharedAgent?.agent.close().catch(() => {});
-    const Agent = loadUndici();
-    sharedAgent = { env, agent: new Agent() };
-  }
-  return sharedAgent.agent;
-}
-
-function flattenHeaders(
-  raw: Record<string, string | string[] | undefined>,
-): HttpResponse["headers"] {
+function flattenHeaders(raw: IncomingMessage["headers"]): HttpResponse["headers"] {
   const headers: HttpResponse["headers"] = {};
   for (const [name, value] of Object.entries(raw)) {
-    headers[name.toLowerCase()] = Array.isArray(value) ? value.join(", ") : value;
+    headers[name] = Array.isArray(value) ? value.join(", ") : value;
   }
   return headers;
 }
@@ -253,6 +229,90 @@ function nextHop(hop: Hop, status: number, target: string): Hop {
 }
 
 /**
+ * `hop` with the user:password of its URL, if any, moved into an `Authorization: Basic` header
+ * (unless it has one): from there it is sent to this origin only, kept on redirects within it
+ * and dropped on redirects away from it, like any `Authorization`. The URL keeps no secret.
+ */
+function withUrlCredentials(hop: Hop): Hop {
+  const url = new URL(hop.url);
+  if (url.username === "" && url.password === "") return hop;
+  const headers = { ...hop.headers };
+  if (headers["authorization"] === undefined) {
+    const userinfo = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+    headers["authorization"] = `Basic ${Buffer.from(userinfo).toString("base64")}`;
+  }
+  url.username = "";
+  url.password = "";
+  return { ...hop, url: url.href, headers };
+}
+
+/**
+ * Sends one hop and resolves with its answer once the headers arrived. A request that fails on a
+ * kept-alive connection the server had closed meanwhile (a race every client of keep-alive
+ * servers meets) is sent once more on a fresh one, when it is idempotent.
+ */
+function sendHop(
+  hop: Hop,
+  options: HttpRequestOptions,
+  agent: http.Agent,
+): Promise<{ response: IncomingMessage; body: ResponseBody }> {
+  const { signal } = options;
+  const target = new URL(hop.url);
+  const client = target.protocol === "https:" ? https : http;
+  return new Promise((resolve, reject) => {
+    let body: ResponseBody | undefined;
+    let failure: Error | undefined;
+    const request = client.request(target, { method: hop.method, headers: hop.headers, agent });
+    const done = () => signal?.removeEventListener("abort", onAbort);
+    const fail = (err: Error) => {
+      if (failure !== undefined) return;
+      failure = err;
+      if (body === undefined) request.destroy(err);
+      else body.destroy(err);
+    };
+    const onAbort = () => fail(new AbortedError());
+    const watchdog = new Watchdog(
+      {
+        stallTimeoutMs: options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
+        lowSpeed: options.lowSpeed ?? DEFAULT_LOW_SPEED,
+      },
+      {
+        connecting: () => request.socket === null || request.socket.connecting,
+        bytesWritten: () => request.socket?.bytesWritten ?? 0,
+      },
+      (expiry: Expiry) =>
+        fail(
+          new TransferError(hop.url, expiry.reason, {
+            retryable: true,
+            unreachable: expiry.kind === "connect",
+            tooSlow: expiry.kind === "slow",
+          }),
+        ),
+    );
+    signal?.addEventListener("abort", onAbort, { once: true });
+    request.on("response", (response) => {
+      watchdog.headersReceived();
+      body = new ResponseBody(response, watchdog, done);
+      resolve({ response, body });
+    });
+    request.on("error", (err) => {
+      if (body !== undefined) return; // the body reports it
+      watchdog.stop();
+      done();
+      const idempotent = hop.method === "GET" || hop.method === "HEAD";
+      const code = errorCode(err);
+      if (request.reusedSocket && idempotent && (code === "ECONNRESET" || code === "EPIPE")) {
+        resolve(sendHop(hop, options, agent));
+      } else {
+        reject(toTransferError(failure ?? err, hop.url, signal));
+      }
+    });
+    if (signal?.aborted) onAbort();
+    request.end(hop.body);
+  });
+}
+
+/**
  * Sends one HTTP(S) request and resolves with the answer, whatever its status, after following
  * redirects (301/302/303/307/308, at most `maxRedirects`). Connection failures and stalls reject
  * with a {@link TransferError} naming the URL; cancellation rejects with an `AbortedError`.
@@ -261,7 +321,6 @@ export async function httpRequest(
   url: string,
   options: HttpRequestOptions = {},
 ): Promise<HttpResponse> {
-  const stall = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
   const maxRedirects = options.maxRedirects ?? DEFAULT_MAX_REDIRECTS;
   let hop: Hop = {
     url,
@@ -274,35 +333,21 @@ export async function httpRequest(
     if (protocol !== "http:" && protocol !== "https:") {
       throw new TransferError(hop.url, "not an http(s) URL", { retryable: false });
     }
-    let answer: Dispatcher.ResponseData;
-    try {
-      const target = new URL(hop.url);
-      answer = await agentForEnvironment().request({
-        origin: target.origin,
-        path: target.pathname + target.search,
-        method: hop.method as Dispatcher.HttpMethod,
-        headers: hop.headers,
-        body: hop.body,
-        signal: options.signal,
-        headersTimeout: stall,
-        bodyTimeout: stall,
-      });
-    } catch (err) {
-      throw toTransferError(err, hop.url, options.signal);
-    }
-    const headers = flattenHeaders(answer.headers);
+    if (options.signal?.aborted) throw new AbortedError();
+    hop = withUrlCredentials(hop);
+    const { response, body } = await sendHop(hop, options, await agentFor(new URL(hop.url)));
+    const status = response.statusCode ?? 0;
+    const headers = flattenHeaders(response.headers);
     const location = headers["location"];
-    if (!REDIRECT_STATUSES.has(answer.statusCode) || location === undefined) {
-      // undici's body emits an error when destroyed early: destroying must be harmless here.
-      answer.body.on("error", () => {});
-      return { status: answer.statusCode, headers, url: hop.url, body: answer.body };
+    if (!REDIRECT_STATUSES.has(status) || location === undefined) {
+      return { status, headers, url: hop.url, body };
     }
-    await answer.body.dump().catch(() => {}); // lets the connection be reused
+    body.discard();
     if (redirects >= maxRedirects) {
       throw new TransferError(url, `too many redirects (more than ${maxRedirects})`, {
         retryable: false,
       });
     }
-    hop = nextHop(hop, answer.statusCode, redirectTarget(hop.url, location));
+    hop = nextHop(hop, status, redirectTarget(hop.url, location));
   }
 }

@@ -221,8 +221,8 @@ export class OciClient {
   }
 
   #retryOptions(): RetryOptions {
-    const { retries, retryBaseMs, logger } = this.#options;
-    return { retries, retryBaseMs, logger };
+    const { retries, retryBaseMs, logger, failFastWhenUnreachable } = this.#options;
+    return { retries, retryBaseMs, logger, failFastWhenUnreachable };
   }
 
   #loadCredentials(): Promise<Credentials | undefined> {

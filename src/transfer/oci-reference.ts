@@ -3,6 +3,7 @@
  * registry they name (https, or plain http for loopback hosts and `insecure_registries`).
  */
 import { AxError } from "../errors.js";
+import { hostName, isLoopbackHost } from "./hosts.js";
 
 /** A parsed `oci://` reference. */
 export interface OciReference {
@@ -71,17 +72,6 @@ export function formatOciReference(ref: OciReference): string {
   const tag = ref.tag === undefined ? "" : `:${ref.tag}`;
   const digest = ref.digest === undefined ? "" : `@${ref.digest}`;
   return `oci://${ref.host}/${ref.repository}${tag}${digest}`;
-}
-
-/** `host[:port]` without the port. */
-function hostName(host: string): string {
-  return host.startsWith("[") ? host.slice(0, host.indexOf("]") + 1) : (host.split(":")[0] ?? "");
-}
-
-/** True for `localhost`, `127.x.x.x` and `[::1]`, with or without a port. */
-function isLoopbackHost(host: string): boolean {
-  const name = hostName(host);
-  return name === "localhost" || name === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(name);
 }
 
 /**

@@ -64,6 +64,7 @@ async function resolveLayer(
     logger: context.logger,
     retries: context.retries,
     stallTimeoutMs: context.stallTimeoutMs,
+    failFastWhenUnreachable: !isOriginal,
   });
   const { manifest } = await fetchManifest(client);
   const layer = pickArchiveLayer(manifest, url);

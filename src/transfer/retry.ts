@@ -3,7 +3,7 @@
  * backoff with full jitter (or the server's `Retry-After`, capped), a bounded number of times.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { AbortedError, UsageError } from "../errors.js";
+import { AbortedError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import {
   httpRequest,
@@ -12,6 +12,7 @@ import {
   type HttpRequestOptions,
   type HttpResponse,
 } from "./http.js";
+import { retryBaseMsFromEnv } from "./tuning.js";
 
 /** How often and how patiently to retry. */
 export interface RetryOptions {
@@ -22,11 +23,13 @@ export interface RetryOptions {
   retryBaseMs?: number;
   /** Told one line per retry, naming the URL and the reason. */
   logger?: Logger;
+  /** A server that cannot be reached at all (refused, unknown host, connect timeout) fails at
+   *  once instead of being retried: right for a mirror, which has a next candidate after it. */
+  failFastWhenUnreachable?: boolean;
 }
 
 /** Default for {@link RetryOptions.retries}. */
 export const DEFAULT_RETRIES = 5;
-const DEFAULT_RETRY_BASE_MS = 500;
 /** The longest wait a `Retry-After` header can impose. */
 export const MAX_RETRY_AFTER_MS = 60_000;
 /** The longest backoff wait, whatever the retry count. */
@@ -49,16 +52,6 @@ export function retryAfterMs(value: string | undefined, now = Date.now()): numbe
   return Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS);
 }
 
-function defaultRetryBaseMs(): number {
-  const fromEnv = process.env.AXVISOR_IMAGE_RETRY_BASE_MS;
-  if (fromEnv === undefined || fromEnv === "") return DEFAULT_RETRY_BASE_MS;
-  const ms = Number(fromEnv);
-  if (!Number.isFinite(ms) || ms < 0) {
-    throw new UsageError(`AXVISOR_IMAGE_RETRY_BASE_MS must be a number of ms, not "${fromEnv}"`);
-  }
-  return ms;
-}
-
 /**
  * A retry budget shared by the attempts of one transfer: each failure without progress spends one
  * retry (and waits its backoff); progress gives the whole budget back.
@@ -68,13 +61,20 @@ export class RetryBudget {
   readonly #baseMs: number;
   readonly #logger: Logger;
   readonly #signal: AbortSignal | undefined;
+  readonly #failFastWhenUnreachable: boolean;
   #failures = 0;
 
   constructor(options: RetryOptions & { signal?: AbortSignal } = {}) {
     this.#retries = options.retries ?? DEFAULT_RETRIES;
-    this.#baseMs = options.retryBaseMs ?? defaultRetryBaseMs();
+    this.#failFastWhenUnreachable = options.failFastWhenUnreachable ?? false;
+    this.#baseMs = options.retryBaseMs ?? retryBaseMsFromEnv();
     this.#logger = options.logger ?? silentLogger;
     this.#signal = options.signal;
+  }
+
+  /** True when `failure` is worth a retry (if any is left). */
+  mayRetry(failure: TransferError): boolean {
+    return failure.retryable && !(failure.unreachable && this.#failFastWhenUnreachable);
   }
 
   /** True when no retry is left. */
@@ -133,7 +133,7 @@ export async function requestWithBudget(
     try {
       response = await httpRequest(url, options);
     } catch (err) {
-      if (!(err instanceof TransferError) || !err.retryable) throw err;
+      if (!(err instanceof TransferError) || !budget.mayRetry(err)) throw err;
       if (await budget.retry(err.message)) continue;
       throw budget.gaveUp(err);
     }

@@ -18,6 +18,7 @@
 import { createHash } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 
 /** Misbehaviours a path can be given with {@link FaultServer.setFault}. */
 export type Fault = { times?: number } & (
@@ -42,6 +43,11 @@ export type Fault = { times?: number } & (
   | {
       /** Answer nothing at all (not even headers), keeping the connection open. */
       kind: "hang";
+    }
+  | {
+      /** Send the headers, then the body one byte at a time, one every `intervalMs`. */
+      kind: "drip";
+      intervalMs: number;
     }
 );
 
@@ -212,6 +218,15 @@ export async function startFaultServer(): Promise<FaultServer> {
       return;
     }
     const body = file.body.subarray(start, end);
+    if (fault?.kind === "drip") {
+      res.flushHeaders();
+      for (let at = 0; at < body.length && !res.destroyed; at++) {
+        if (at > 0) await sleep(fault.intervalMs);
+        await send(res, path, body.subarray(at, at + 1));
+      }
+      res.end();
+      return;
+    }
     if (fault?.kind === "cut" || fault?.kind === "stall") {
       res.flushHeaders();
       const partial = body.subarray(0, fault.afterBytes ?? 0);

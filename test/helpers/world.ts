@@ -48,7 +48,10 @@ export interface World {
   /** A library configuration for this world. */
   config(overrides?: Partial<Config>): Config;
   /** Runs the CLI with `-S store -R registry` in front of `args`. */
-  cli(args: string[], options?: { env?: Record<string, string>; cwd?: string }): Promise<CliRun>;
+  cli(
+    args: string[],
+    options?: { env?: Record<string, string>; cwd?: string; timeoutMs?: number },
+  ): Promise<CliRun>;
   /** Starts the CLI (`-S store -R registry` first) in the background, to be killed. */
   startCli(args: string[]): { child: ChildProcess; closed: Promise<unknown> };
   /** `startCli(["pull", image])`. */
@@ -127,6 +130,7 @@ export async function startWorld(): Promise<World> {
       return runCli(["-S", store, "-R", registryUrl, ...args], {
         cwd: options.cwd ?? dir.path,
         env: cliEnv(options.env),
+        timeoutMs: options.timeoutMs,
       });
     },
     async close() {

@@ -3,6 +3,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { text } from "node:stream/consumers";
+import { setTimeout as sleep } from "node:timers/promises";
 import { AbortedError } from "../../src/errors.js";
 import { httpRequest, redirectTarget, TransferError } from "../../src/transfer/http.js";
 import { closedPort, startFaultServer, type FaultServer } from "../helpers/fault-server.js";
@@ -97,6 +98,7 @@ describe("httpRequest", () => {
     await assert.rejects(httpRequest(url), (err) => {
       assert.ok(err instanceof TransferError);
       assert.equal(err.retryable, true);
+      assert.equal(err.unreachable, true, "nothing could be sent");
       assert.equal(err.message, `${url}: connection refused`);
       return true;
     });
@@ -108,6 +110,36 @@ describe("httpRequest", () => {
       assert.ok(err instanceof TransferError);
       assert.equal(err.retryable, true);
       assert.equal(err.message, `${server.url("/file")}: no response (stalled)`);
+      return true;
+    });
+  });
+
+  it("does not count the time a busy reader keeps the body paused as a stall", async () => {
+    const body = Buffer.alloc(1 << 20, 7);
+    server.setFile("/paused", body);
+    const response = await httpRequest(server.url("/paused"), { stallTimeoutMs: 100 });
+    let received = 0;
+    for await (const chunk of response.body) {
+      received += (chunk as Buffer).length;
+      await sleep(150); // busy elsewhere (disk, extraction) for longer than the stall timeout
+    }
+    assert.equal(received, body.length);
+  });
+
+  it("abandons a body that keeps arriving, but too slowly (low-speed rule)", async () => {
+    server.setFile("/slow", "x".repeat(100));
+    server.setFault("/slow", { kind: "drip", intervalMs: 100 });
+    const response = await httpRequest(server.url("/slow"), {
+      lowSpeed: { bytesPerSecond: 1000, seconds: 1 },
+    });
+    await assert.rejects(text(response.body), (err) => {
+      assert.ok(err instanceof TransferError);
+      assert.equal(err.retryable, true);
+      assert.equal(err.tooSlow, true);
+      assert.match(
+        err.message,
+        /\/slow: too slow: [\d.]+ B\/s over 1 s \(the limit is 1000 B\/s\)$/,
+      );
       return true;
     });
   });

@@ -14,6 +14,8 @@ export async function pullCommand(
     extract: boolean;
     verify?: boolean;
     stallTimeout: number;
+    speedLimit: number;
+    speedTime: number;
     jobs: number;
     json?: boolean;
   },
@@ -29,6 +31,7 @@ export async function pullCommand(
       extract: options.extract,
       verify: options.verify,
       stallTimeoutMs: options.stallTimeout * 1000,
+      lowSpeed: { bytesPerSecond: options.speedLimit, seconds: options.speedTime },
       concurrency: options.jobs,
       signal: ctx.signal,
       logger: view.logger,
