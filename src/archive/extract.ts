@@ -14,7 +14,8 @@ import type { Extract } from "tar-stream";
 import { AbortedError, AxError, fsError, hasCode } from "../errors.js";
 import { MAGIC_LENGTH, detectFormat, openDecoder, type Decoder } from "./detect.js";
 import { HoleWriter, WRITE_BUFFER, writeWithHolesSync } from "./hole-writer.js";
-import { MAX_PATH_BYTES, printable, quoteName, refused, splitMemberPath } from "./member-path.js";
+import { printable } from "../text.js";
+import { MAX_PATH_BYTES, quoteName, refused, splitMemberPath } from "./member-path.js";
 import {
   SparseMapReader,
   checkSegments,
