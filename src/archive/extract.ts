@@ -86,6 +86,17 @@ function partsOf(member: string, name = member, role = "path"): string[] {
   return parts;
 }
 
+/**
+ * Why a member's size is not a size, if it is not. tar-stream reads a negative base-256 size field
+ * whose other bytes are all 0xff (-1 in two's complement) or a pax `size=-0` as -0, and a
+ * base-256 field with a bad first byte as null; both would pass for an empty member.
+ */
+function checkSize(size: unknown): string | undefined {
+  if (typeof size !== "number" || !Number.isSafeInteger(size)) return "unparsable size field";
+  if (size < 0 || Object.is(size, -0)) return "negative size";
+  return undefined;
+}
+
 /** Turns an error of the tar parser into a message naming where the archive went wrong. */
 function parserError(err: unknown, lastMember: string | undefined): AxError {
   if (err instanceof AxError) return err;
@@ -285,6 +296,8 @@ export class ArchiveExtractor {
 
   async #extractMember(header: TarHeader, stream: MemberData): Promise<void> {
     const name = header.name;
+    const sizeProblem = checkSize(header.size);
+    if (sizeProblem !== undefined) throw refused(name, sizeProblem);
     switch (header.type) {
       case "file":
       case "contiguous-file":
