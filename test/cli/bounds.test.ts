@@ -127,6 +127,19 @@ describe("bounded inputs (CLI)", () => {
     assertOneError(big, new RegExp(`^error: config file ${config} is larger than 1 MiB$`, "m"));
   });
 
+  it("registry add refuses a FIFO or a device as the archive, and a FIFO as --file", async () => {
+    const archive = join(w.root, "a.tar.gz");
+    await writeFile(archive, await makeTar([{ name: "k", data: "k" }]));
+    const add = (file: string, registry: string) =>
+      cli(["registry", "add", file, "--file", registry, "--name", "n", "--version", "1"]);
+    for (const file of [fifo, "/dev/zero"]) {
+      const run = await add(file, join(w.root, "edited.toml"));
+      assertOneError(run, new RegExp(`^error: archive ${file} is not a file$`, "m"), 2);
+    }
+    const run = await add(archive, fifo);
+    assertOneError(run, new RegExp(`^error: ${fifo}: a FIFO, not a regular file$`, "m"));
+  });
+
   /** Publishes `archive` as image `name` and checks that pulling it is refused: one line, nothing kept. */
   async function expectMemoryRefusal(name: string, ext: string, archive: Buffer, format: string) {
     await w.publish(name, "1.0", [], { ext, archive });
