@@ -14,7 +14,8 @@ import type { Extract } from "tar-stream";
 import { AbortedError, AxError, fsError, hasCode } from "../errors.js";
 import { MAGIC_LENGTH, detectFormat, openDecoder, type Decoder } from "./detect.js";
 import { HoleWriter, WRITE_BUFFER, writeWithHolesSync } from "./hole-writer.js";
-import { MAX_PATH_BYTES, printable, quoteName, refused, splitMemberPath } from "./member-path.js";
+import { printable } from "../text.js";
+import { MAX_PATH_BYTES, quoteName, refused, splitMemberPath } from "./member-path.js";
 import {
   SparseMapReader,
   checkSegments,
@@ -83,6 +84,17 @@ function partsOf(member: string, name = member, role = "path"): string[] {
     throw refused(member, role === "path" ? parts : `${role} ${quoteName(name)}: ${parts}`);
   }
   return parts;
+}
+
+/**
+ * Why a member's size is not a size, if it is not. tar-stream reads a negative base-256 size field
+ * whose other bytes are all 0xff (-1 in two's complement) or a pax `size=-0` as -0, and a
+ * base-256 field with a bad first byte as null; both would pass for an empty member.
+ */
+function checkSize(size: unknown): string | undefined {
+  if (typeof size !== "number" || !Number.isSafeInteger(size)) return "unparsable size field";
+  if (size < 0 || Object.is(size, -0)) return "negative size";
+  return undefined;
 }
 
 /** Turns an error of the tar parser into a message naming where the archive went wrong. */
@@ -284,6 +296,8 @@ export class ArchiveExtractor {
 
   async #extractMember(header: TarHeader, stream: MemberData): Promise<void> {
     const name = header.name;
+    const sizeProblem = checkSize(header.size);
+    if (sizeProblem !== undefined) throw refused(name, sizeProblem);
     switch (header.type) {
       case "file":
       case "contiguous-file":

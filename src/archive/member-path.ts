@@ -4,6 +4,7 @@
  */
 
 import { AxError } from "../errors.js";
+import { printable } from "../text.js";
 
 /** Longest accepted member path, in UTF-8 bytes (PATH_MAX on Linux). */
 export const MAX_PATH_BYTES = 4096;
@@ -14,16 +15,11 @@ export const MAX_COMPONENT_BYTES = 255;
 
 const MAX_NAME_IN_MESSAGE = 160;
 
-/** `text` with control characters escaped (`\n`, `\u0000`), so that a message stays one line. */
-export function printable(text: string): string {
-  return text.replace(/\p{Cc}/gu, (char) => JSON.stringify(char).slice(1, -1));
-}
-
 /** How a member name is shown in messages: quoted, control characters escaped, long ones cut. */
 export function quoteName(name: string): string {
   const shown =
     name.length > MAX_NAME_IN_MESSAGE ? `${name.slice(0, MAX_NAME_IN_MESSAGE)}...` : name;
-  return JSON.stringify(shown);
+  return printable(JSON.stringify(shown));
 }
 
 /** The error for a member the extractor will not write: names the member and says why. */

@@ -18,7 +18,8 @@
 import fs from "node:fs";
 import path from "node:path";
 import { fsError, hasCode } from "../errors.js";
-import { foldName, printable, quoteName, refused } from "./member-path.js";
+import { printable } from "../text.js";
+import { foldName, quoteName, refused } from "./member-path.js";
 
 type Kind = "dir" | "file" | "symlink";
 

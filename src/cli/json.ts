@@ -9,6 +9,7 @@ import type { StoredImage, StoreUsage } from "../ops/du.js";
 import { diskUsage, type LocalState } from "../ops/inventory.js";
 import type { PullResult } from "../ops/pull.js";
 import type { ImageEntry } from "../registry/types.js";
+import { escapeJsonText, redactCredentials } from "../text.js";
 
 /** One registry entry and where it is in the store: an element of `ls --json` and `info --json`. */
 export interface ImageJson {
@@ -22,7 +23,7 @@ export interface ImageJson {
   description: string;
   /** sha256 of the archive, 64 lower-case hex digits. */
   sha256: string;
-  /** Where the archive is downloaded from. */
+  /** Where the archive is downloaded from; credentials in it redacted (`https://***@host/`). */
   url: string;
   /** RFC 3339 release time as the registry writes it, or null. */
   released_at: string | null;
@@ -147,7 +148,14 @@ export async function pullJson(
   return { image, ok: true, path: pulled.path, ...imageJson(pulled.entry, local) };
 }
 
-/** Prints `document` to stdout as one JSON document. */
+/**
+ * Prints `document` to stdout as one JSON document. Like the human output, it never carries
+ * credentials (every string has the userinfo of its URLs redacted, `url` fields included) nor raw
+ * control characters (those `JSON.stringify` leaves raw, such as C1 controls and U+2028, are
+ * escaped as `\uXXXX`: the same JSON value).
+ */
 export function printJson(document: unknown): void {
-  process.stdout.write(`${JSON.stringify(document, null, 2)}\n`);
+  const redacted = (_key: string, value: unknown) =>
+    typeof value === "string" ? redactCredentials(value) : value;
+  process.stdout.write(`${escapeJsonText(JSON.stringify(document, redacted, 2))}\n`);
 }

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { Argument, Command, Option } from "commander";
 import { parseThreshold, type ConfigOverrides } from "../config/config.js";
 import { UsageError } from "../errors.js";
+import { displayText } from "./output.js";
 
 /** The shells `completion` writes scripts for. */
 export const SHELLS = ["bash", "zsh", "fish"] as const;
@@ -63,6 +64,24 @@ function wholeNumber(name: string, min = 0) {
   };
 }
 
+/**
+ * Commander's writer for `stream`: each text through the output boundary, and the pieces written
+ * in one tick (help, then the text of `addHelpText`) joined into one write, so that a reader that
+ * stops after the first line (`--help | head -1`) already has all of it.
+ */
+function coalesced(stream: NodeJS.WriteStream): (text: string) => void {
+  let pending = "";
+  return (text) => {
+    if (pending === "") {
+      queueMicrotask(() => {
+        stream.write(pending);
+        pending = "";
+      });
+    }
+    pending += displayText(text);
+  };
+}
+
 /** Runs a command's action, loading its implementation only when it is used. */
 type Lazy = (...args: unknown[]) => Promise<void>;
 function lazy(load: () => Promise<Lazy>): Lazy {
@@ -81,6 +100,7 @@ export function buildProgram(): Command {
     )
     .version(packageVersion(), "-V, --version", "print the version")
     .helpOption("-h, --help", "show help")
+    .configureOutput({ writeOut: coalesced(process.stdout), writeErr: coalesced(process.stderr) })
     .option(
       "-S, --local-storage <dir>",
       "store directory (default: <tmpdir>/.axvisor-images)",

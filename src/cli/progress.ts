@@ -2,7 +2,7 @@ import type { MultiBar, SingleBar } from "cli-progress";
 import type { Logger } from "../log.js";
 import type { PullProgress } from "../ops/pull.js";
 import { formatBytes, formatDuration } from "./format.js";
-import { isInteractive, stderrLogger } from "./output.js";
+import { display, isInteractive, stderrLogger } from "./output.js";
 
 /** Shows the progress of pulls and carries their log lines without tearing the bars. */
 export interface ProgressView {
@@ -92,7 +92,7 @@ async function barView(quiet: boolean): Promise<ProgressView> {
     const rate = speed(t);
     const left = t.total ? (t.total - t.received) / (rate || 1) : NaN;
     return {
-      image: t.phase === "download" ? image : `${image} (${t.phase})`,
+      image: display(t.phase === "download" ? image : `${image} (${t.phase})`),
       percent: t.total ? `${Math.floor((t.received / t.total) * 100)}%`.padStart(4) : "  ?%",
       done: formatBytes(t.received),
       size: t.total ? formatBytes(t.total) : "?",
@@ -107,9 +107,9 @@ async function barView(quiet: boolean): Promise<ProgressView> {
   };
   const logger: Logger = {
     info: (m) => {
-      if (!quiet) write(`${m}\n`);
+      if (!quiet) write(`${display(m)}\n`);
     },
-    warn: (m) => write(`warning: ${m}\n`),
+    warn: (m) => write(`warning: ${display(m)}\n`),
   };
   return {
     logger,

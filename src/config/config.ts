@@ -1,7 +1,8 @@
-import { readFileSync, statSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
-import { AxError, UsageError, hasCode } from "../errors.js";
+import { AxError, UsageError } from "../errors.js";
+import { FileProblemError, describeProblem, readRegularFile } from "../regular-file.js";
 import type { Mirror } from "../transfer/mirrors.js";
 import {
   CONFIG_FILE_NAME,
@@ -55,16 +56,18 @@ export interface ResolveConfigOptions {
   env?: Record<string, string | undefined>;
 }
 
-/** Finds the nearest `.image.toml` in `start` or its parents. */
+/** Largest configuration file read: 1 MiB (the default one is under 1 KiB). */
+export const MAX_CONFIG_FILE_BYTES = 1024 * 1024;
+
+/**
+ * Finds the nearest `.image.toml` in `start` or its parents: the first entry of that name, whatever
+ * its type (reading it refuses anything but a regular file, rather than skipping to a parent's).
+ */
 export function findConfigFile(start: string): string | undefined {
   let dir = resolve(start);
   for (;;) {
     const candidate = join(dir, CONFIG_FILE_NAME);
-    try {
-      if (statSync(candidate).isFile()) return candidate;
-    } catch {
-      // not here: keep going up
-    }
+    if (existsSync(candidate)) return candidate;
     const parent = dirname(dir);
     if (parent === dir) return undefined;
     dir = parent;
@@ -96,10 +99,19 @@ type FileValues = Partial<Config>;
 async function readConfigFile(path: string): Promise<FileValues> {
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    text = new TextDecoder("utf-8", { fatal: true }).decode(
+      await readRegularFile(path, MAX_CONFIG_FILE_BYTES),
+    );
   } catch (err) {
-    if (hasCode(err, "ENOENT")) throw new UsageError(`config file ${path} does not exist`);
-    if (hasCode(err, "EISDIR")) throw new UsageError(`config file ${path} is a directory`);
+    if (err instanceof FileProblemError) {
+      const { problem } = err;
+      if (problem.kind === "missing") throw new UsageError(`config file ${path} does not exist`);
+      if (problem.kind === "not-regular") {
+        throw new UsageError(`config file ${path} is ${describeProblem(problem)}`);
+      }
+      throw new AxError(`config file ${path} is ${describeProblem(problem)}`);
+    }
+    if (err instanceof TypeError) throw new AxError(`config file ${path} is not UTF-8 text`);
     throw new AxError(`cannot read config file ${path}: ${(err as Error).message}`);
   }
   const { parse, TomlError } = await import("smol-toml");

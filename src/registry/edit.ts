@@ -5,13 +5,15 @@
  * a new one is appended at the end. The result is parsed back and compared with what was meant
  * before anything is written.
  */
-import { readFile } from "node:fs/promises";
 import writeFileAtomic from "write-file-atomic";
-import { AxError, UsageError, fsError, hasCode } from "../errors.js";
+import { AxError, UsageError, fsError } from "../errors.js";
+import { FileProblemError, readRegularFile } from "../regular-file.js";
 import { CANONICAL_IMAGE_KEYS, serializeImages } from "./canonical.js";
+import { RegistryError } from "./errors.js";
 import { parseRegistry } from "./format.js";
 import { ARRAY_HEADER } from "./locate.js";
 import { formatSpec } from "./resolve.js";
+import { MAX_REGISTRY_FILE_BYTES } from "./source.js";
 import type { ImageEntry, RegistryFile } from "./types.js";
 
 /** A part of a registry file's text, by lines (0-based, end exclusive). */
@@ -196,9 +198,11 @@ export async function upsertImage(
 ): Promise<{ entry: ImageEntry; action: UpsertResult["action"] }> {
   let text = "";
   try {
-    text = await readFile(file, "utf8");
+    text = (await readRegularFile(file, MAX_REGISTRY_FILE_BYTES)).toString("utf8");
   } catch (err) {
-    if (!hasCode(err, "ENOENT")) throw fsError(err, "read", file);
+    if (err instanceof FileProblemError) {
+      if (err.problem.kind !== "missing") throw new RegistryError(err.message, { cause: err });
+    } else throw fsError(err, "read", file);
   }
   const existing = parseRegistry(text, file).images.find(
     (e) => e.name === update.name && e.version === update.version,

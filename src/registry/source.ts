@@ -8,14 +8,19 @@
  */
 
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import writeFileAtomic from "write-file-atomic";
-import { AbortedError, AxError, fsError, hasCode, throwIfAborted } from "../errors.js";
+import { AbortedError, AxError, fsError, throwIfAborted } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import type { LowSpeedRule } from "../transfer/watchdog.js";
+import {
+  FileProblemError,
+  describeProblem,
+  formatLimit,
+  readRegularFile,
+} from "../regular-file.js";
 import { RegistryError } from "./errors.js";
 import { isRemote } from "./location.js";
 
@@ -191,16 +196,21 @@ async function fetchRemote<T>(
 }
 
 async function readLocalText(path: string, maxBytes: number): Promise<string> {
+  let bytes: Buffer;
   try {
-    // `end` is inclusive: at most maxBytes + 1 bytes are read, enough to see the limit passed.
-    return decodeText(
-      await readAtMost(createReadStream(path, { end: maxBytes }), maxBytes, path),
-      path,
-    );
+    bytes = await readRegularFile(path, maxBytes);
   } catch (err) {
-    if (hasCode(err, "ENOENT")) throw new RegistryError(`${path}: no such file`, { cause: err });
+    if (err instanceof FileProblemError) {
+      const { problem } = err;
+      const detail =
+        problem.kind === "too-large" ? `registry file is ${describeProblem(problem)}` : undefined;
+      throw new RegistryError(detail === undefined ? err.message : `${path}: ${detail}`, {
+        cause: err,
+      });
+    }
     throw fsError(err, "read", path);
   }
+  return decodeText(bytes, path);
 }
 
 /** The whole of `stream`, or a RegistryError as soon as it passes `maxBytes`. */
@@ -212,7 +222,7 @@ async function readAtMost(
 ): Promise<Buffer> {
   const tooLarge = () => {
     stream.destroy();
-    return new RegistryError(`${source}: registry file is larger than ${formatSize(maxBytes)}`);
+    return new RegistryError(`${source}: registry file is larger than ${formatLimit(maxBytes)}`);
   };
   if (Number(headers["content-length"] ?? 0) > maxBytes) throw tooLarge();
   const chunks: Buffer[] = [];
@@ -224,11 +234,6 @@ async function readAtMost(
     chunks.push(bytes);
   }
   return Buffer.concat(chunks, size);
-}
-
-function formatSize(bytes: number): string {
-  const mib = bytes / (1024 * 1024);
-  return Number.isInteger(mib) ? `${mib} MiB` : `${bytes} bytes`;
 }
 
 /** `bytes` as UTF-8 text (a byte-order mark dropped), refusing NUL bytes and invalid UTF-8. */

@@ -174,6 +174,27 @@ for (const { name: encoding, encode } of ENCODINGS) {
       assert.match(message, /truncated/);
     });
 
+    test(
+      "sizes the parser reads as -0 or null are refused, not taken for an empty member",
+      { timeout: 30_000 }, // a null size used to hang the member loop
+      async () => {
+        const field = (...bytes: number[]) => Buffer.concat([Buffer.from(bytes), Buffer.alloc(12)]);
+        for (const [archive, problem] of [
+          // base-256, negative: -1 in two's complement (tar-stream reads -0)
+          [tar(member({ name: "neg", sizeField: Buffer.alloc(12, 0xff) })), "negative size"],
+          // base-256 with a first byte that is neither 0x80 nor 0xff (tar-stream reads null)
+          [tar(member({ name: "neg", sizeField: field(0x81) })), "unparsable size field"],
+          [tar(pax({ size: "-0" }), member({ name: "neg" })), "negative size"],
+        ] as const) {
+          const message = await expectRefused(
+            encode(Buffer.concat([file("before", "ok"), archive, file("after", "x")])),
+            "neg",
+          );
+          assert.match(message, new RegExp(`"neg": ${problem}$`));
+        }
+      },
+    );
+
     test("a truncated archive is an error", async () => {
       const whole = tar(file("a", "x".repeat(2000)));
       const message = await expectRefused(encode(whole.subarray(0, 1200)), "a");

@@ -101,23 +101,41 @@ export function cliEnv(extra: Record<string, string> = {}): Record<string, strin
   return { ...env, AXVISOR_IMAGE_RETRY_BASE_MS: "20", ...extra };
 }
 
-/** Runs `axvisor-image ...args` to completion. */
-export function runCli(
+/** Options of {@link runCli} and {@link runProcess}. */
+export interface RunOptions {
+  cwd?: string;
+  env?: Record<string, string>;
+  /** Killed with SIGKILL after this long (default 60 s): a process stuck in a system call (the
+   *  open of a FIFO) does not end on a SIGTERM. */
+  timeoutMs?: number;
+  /** Where its stdout goes: a pipe read into `stdout` (default), or this file descriptor. */
+  stdoutFd?: number;
+}
+
+/** Runs `command ...args` to completion; see {@link RunOptions}. */
+export function runProcess(
+  command: string,
   args: string[],
-  options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {},
+  options: RunOptions = {},
 ): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
+    const child = spawn(command, args, {
       cwd: options.cwd,
       env: options.env ?? cliEnv(),
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: ["ignore", options.stdoutFd ?? "pipe", "pipe"],
       timeout: options.timeoutMs ?? 60_000,
+      killSignal: "SIGKILL",
     });
     let stdout = "";
     let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d));
-    child.stderr.on("data", (d: Buffer) => (stderr += d));
+    child.stdout?.on("data", (d: Buffer) => (stdout += d));
+    child.stderr?.on("data", (d: Buffer) => (stderr += d));
     child.on("error", reject);
     child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
+}
+
+/** Runs `axvisor-image ...args` to completion; see {@link RunOptions}. */
+export function runCli(args: string[], options: RunOptions = {}): Promise<CliRun> {
+  return runProcess(process.execPath, [CLI, ...args], options);
 }

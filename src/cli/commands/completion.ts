@@ -8,7 +8,7 @@ import { listImages } from "../../ops/ls.js";
 import { readRegistryState } from "../../store/state.js";
 import { commandContext, rootOf } from "../context.js";
 import { SHELLS } from "../program.js";
-import { result } from "../output.js";
+import { displayText, result } from "../output.js";
 
 /** What a completion script needs to know about one command (or subcommand). */
 interface CommandModel {
@@ -302,7 +302,7 @@ export async function completionCommand(
   _options: unknown,
   command: Command,
 ): Promise<void> {
-  process.stdout.write(completionScript(rootOf(command), shell));
+  process.stdout.write(displayText(completionScript(rootOf(command), shell)));
 }
 
 /**
@@ -317,5 +317,5 @@ export async function printImageNames(
   const state = await readRegistryState(ctx.config.localStorage);
   if (state.kind !== "ok") return;
   const names = listImages(state.images, { pattern }).map((row) => row.name);
-  if (names.length > 0) result(names.join("\n"));
+  result(...names);
 }

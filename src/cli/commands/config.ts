@@ -25,7 +25,7 @@ export async function configCommand(_options: unknown, command: Command): Promis
   ];
   out.push(`# mirrors: ${sources.mirrors}`);
   for (const m of config.mirrors) out.push(stringify({ mirrors: [m] }).trim());
-  result(out.join("\n"));
+  result(...out);
 }
 
 /** `defconfig [-f]`: writes the default `.image.toml` in the working directory. */

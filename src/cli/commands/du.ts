@@ -23,7 +23,7 @@ export async function duCommand(options: { json?: boolean }, command: Command): 
       size(i.treeBytes, i.tree),
       formatBytes(i.archiveBytes + i.treeBytes),
     ]);
-    process.stdout.write(formatTable(["Image", "Version", "Archive", "Tree", "Total"], rows));
+    result(...formatTable(["Image", "Version", "Archive", "Tree", "Total"], rows));
   } else {
     ctx.logger.info(`the store ${usage.store} holds no images`);
   }

@@ -19,7 +19,7 @@ export async function infoCommand(
     printJson(versions.map((v) => imageJson(v.entry, v.local)));
     return;
   }
-  result([spec.name, ...versions.flatMap(describe)].join("\n"));
+  result(spec.name, ...versions.flatMap(describe));
 }
 
 /** The lines of one version: its registry fields, then where it is in the store. */

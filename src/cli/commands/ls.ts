@@ -3,6 +3,7 @@ import { listImages } from "../../ops/ls.js";
 import { openRegistry } from "../../ops/sync.js";
 import { commandContext } from "../context.js";
 import { formatTable } from "../format.js";
+import { result } from "../output.js";
 
 /** `ls [-v] [--json] [--local] [PATTERN]`. */
 export async function lsCommand(
@@ -38,5 +39,5 @@ export async function lsCommand(
     r.arch,
     r.description,
   ]);
-  process.stdout.write(formatTable(["Name", "Version", "Architecture", "Description"], cells));
+  result(...formatTable(["Name", "Version", "Architecture", "Description"], cells));
 }

@@ -3,7 +3,7 @@ import { AxError } from "../../errors.js";
 import { pullMany } from "../../ops/pull.js";
 import { parseSpec } from "../../registry/resolve.js";
 import { commandContext } from "../context.js";
-import { result } from "../output.js";
+import { reportError, result } from "../output.js";
 import { createProgressView } from "../progress.js";
 
 /** `pull NAME[:VERSION]... [-o DIR] [--no-extract] [--verify] [--json]`. */
@@ -53,9 +53,7 @@ export async function pullCommand(
   }
   if (failures.length === 1) throw failures[0];
   if (failures.length > 1) {
-    for (const f of failures.slice(0, -1)) {
-      process.stderr.write(`error: ${f.message}\n${f.hint ? `hint: ${f.hint}\n` : ""}`);
-    }
+    for (const f of failures.slice(0, -1)) reportError(f);
     throw failures.at(-1);
   }
 }

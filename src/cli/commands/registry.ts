@@ -1,3 +1,4 @@
+import { stat } from "node:fs/promises";
 import type { Command } from "commander";
 import { AxError, UsageError, hasCode } from "../../errors.js";
 import { checkRegistry } from "../../registry/check.js";
@@ -27,9 +28,11 @@ export async function registryAddCommand(
   const ctx = await commandContext(command);
   let sha256: string;
   try {
+    // A FIFO or a device would be read forever.
+    if (!(await stat(archive)).isFile()) throw new UsageError(`archive ${archive} is not a file`);
     sha256 = await hashFile(archive);
   } catch (err) {
-    if (err instanceof AxError && hasCode(err.cause, "ENOENT"))
+    if (hasCode(err, "ENOENT") || (err instanceof AxError && hasCode(err.cause, "ENOENT")))
       throw new UsageError(`no such file: ${archive}`);
     throw err;
   }

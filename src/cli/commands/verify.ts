@@ -3,7 +3,7 @@ import { AxError } from "../../errors.js";
 import { verifyImages } from "../../ops/verify.js";
 import { parseSpec } from "../../registry/resolve.js";
 import { commandContext } from "../context.js";
-import { result } from "../output.js";
+import { reportError, result } from "../output.js";
 
 /** `verify [NAME[:VERSION]...] [--repair]`. */
 export async function verifyCommand(
@@ -32,9 +32,7 @@ export async function verifyCommand(
     if (outcome.status === "fulfilled") {
       ctx.logger.info(`repaired ${image}: ${outcome.value.path}`);
     } else {
-      const reason =
-        outcome.reason instanceof AxError ? outcome.reason.message : String(outcome.reason);
-      process.stderr.write(`error: ${reason}\n`);
+      reportError(outcome.reason);
       unrepaired.push(image);
     }
   });
