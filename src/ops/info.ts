@@ -8,7 +8,7 @@ import { findImage, formatSpec } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
 import { StoreNames } from "../store/layout.js";
 import { readRegistryState } from "../store/state.js";
-import { readMarker } from "../store/tree.js";
+import { readMarker } from "../store/copies.js";
 import { localState, scanStore, type LocalState } from "./inventory.js";
 import { compareNewestFirst } from "./ls.js";
 import { resolveImage } from "./pull.js";

@@ -19,7 +19,7 @@ import {
 } from "../store/layout.js";
 import { readPulledAs, recordSpec, type PulledAs } from "../store/records.js";
 import { archiveDigest } from "../store/stamps.js";
-import { readMarker } from "../store/tree.js";
+import { readMarker } from "../store/copies.js";
 
 /** One archive file or extracted tree in the store. */
 export interface StoredCopy {

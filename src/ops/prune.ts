@@ -11,7 +11,7 @@ import { tryWithLock } from "../store/lock.js";
 import { removePulledAs } from "../store/records.js";
 import { removeStamp } from "../store/stamps.js";
 import { readFallbackMark } from "../store/state.js";
-import { removeAtomically } from "../store/tree.js";
+import { removeAtomically } from "../store/copies.js";
 import { groupBy, scanStore, type Leftover, type StoredCopy } from "./inventory.js";
 import { compareNewestFirst } from "./ls.js";
 import { openRegistry, type OperationOptions } from "./sync.js";

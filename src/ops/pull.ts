@@ -20,7 +20,7 @@ import { StoreNames, imagePaths, type ImagePaths } from "../store/layout.js";
 import { withLock, type HeldLock } from "../store/lock.js";
 import { pulledAs, removePulledAs, writePulledAs } from "../store/records.js";
 import { archiveDigest, removeStamp, writeStamp } from "../store/stamps.js";
-import { installTree, readMarker, removeStaleStaging, stagingPath } from "../store/tree.js";
+import { installTree, readMarker, removeStaleStaging, stagingPath } from "../store/copies.js";
 import type { DownloadSink } from "../transfer/download.js";
 import { isOciUrl } from "../transfer/oci-reference.js";
 import type { LowSpeedRule } from "../transfer/watchdog.js";

@@ -9,7 +9,7 @@ import { withLock } from "../store/lock.js";
 import { removePulledAs } from "../store/records.js";
 import { removeStamp } from "../store/stamps.js";
 import { readRegistryState } from "../store/state.js";
-import { removeAtomically } from "../store/tree.js";
+import { removeAtomically } from "../store/copies.js";
 import type { OperationOptions } from "./sync.js";
 
 /** What `rm` removed for one argument. */

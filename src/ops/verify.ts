@@ -10,7 +10,7 @@ import type { ImageEntry, ImageSpec } from "../registry/types.js";
 import { StoreNames } from "../store/layout.js";
 import { withLock } from "../store/lock.js";
 import { archiveDigest } from "../store/stamps.js";
-import { readMarker } from "../store/tree.js";
+import { readMarker } from "../store/copies.js";
 import { groupBy, scanStore, type StoredCopy } from "./inventory.js";
 import { pullMany, type PullResult } from "./pull.js";
 import { openRegistry, type OperationOptions } from "./sync.js";

@@ -11,7 +11,7 @@ import type { Config } from "../config/config.js";
 import { ChecksumError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { archiveNames, imageBaseName } from "../store/layout.js";
-import { readMarker } from "../store/tree.js";
+import { readMarker } from "../store/copies.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
 import type { DownloadCandidate, HttpSource } from "./download.js";
 import { TransferError } from "./http.js";

@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { listImages } from "../../ops/ls.js";
 import { openRegistry } from "../../ops/sync.js";
 import { commandContext } from "../context.js";
-import { formatTable } from "../format.js";
+import { formatTable } from "../human-readable.js";
 import { result } from "../output.js";
 
 /** `ls [-v] [--json] [--local] [PATTERN]`. */

@@ -5,7 +5,7 @@ import { checkRegistry } from "../../registry/check.js";
 import { upsertImage } from "../../registry/edit.js";
 import { hashFile } from "../../store/stamps.js";
 import { commandContext } from "../context.js";
-import { count } from "../format.js";
+import { count } from "../human-readable.js";
 import { result } from "../output.js";
 
 /** Options of `registry add`. */

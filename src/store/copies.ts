@@ -1,3 +1,8 @@
+/**
+ * An image's copies in the store, put in place and taken away atomically: staging trees (where an
+ * archive is extracted), the tree's marker, installing a tree, and removing a tree through the
+ * store's trash so that no reader sees it half-deleted.
+ */
 import { randomBytes } from "node:crypto";
 import { lstat, mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
