@@ -11,13 +11,9 @@ import { resolveConfig, type Config, type ResolveConfigOptions } from "./config/
 import { listImages, type ListOptions, type ListRow } from "./ops/ls.js";
 import { pull, pullMany, type PullOptions, type PullResult } from "./ops/pull.js";
 import { removeImages, type RemoveResult } from "./ops/rm.js";
-import {
-  openRegistry,
-  sync,
-  type OperationOptions,
-  type SyncOptions,
-  type SyncResult,
-} from "./ops/sync.js";
+import { openRegistry } from "./ops/open-registry.js";
+import type { OperationOptions } from "./ops/options.js";
+import { sync, type SyncOptions, type SyncResult } from "./ops/sync.js";
 import type { ImageEntry, ImageSpec } from "./registry/types.js";
 
 export { AxError, UsageError, ChecksumError, AbortedError } from "./errors.js";
@@ -32,12 +28,14 @@ export type {
 export { renderDefaultConfig } from "./config/render.js";
 export { parseRegistry, serializeImages } from "./registry/format.js";
 export { loadRegistry } from "./registry/load.js";
-export { parseSpec, formatSpec, findImage } from "./registry/resolve.js";
+export { parseSpec, formatSpec, findImage, resolveImage } from "./registry/resolve.js";
 export type { ImageEntry, IncludeEntry, RegistryFile, ImageSpec } from "./registry/types.js";
-export { pull, pullMany, resolveImage } from "./ops/pull.js";
+export { pull, pullMany } from "./ops/pull.js";
 export type { PullOptions, PullProgress, PullResult } from "./ops/pull.js";
-export { sync, openRegistry } from "./ops/sync.js";
-export type { OperationOptions, SyncOptions, SyncResult } from "./ops/sync.js";
+export { sync } from "./ops/sync.js";
+export type { SyncOptions, SyncResult } from "./ops/sync.js";
+export { openRegistry } from "./ops/open-registry.js";
+export type { OperationOptions } from "./ops/options.js";
 export { listImages } from "./ops/ls.js";
 export type { ListOptions, ListRow } from "./ops/ls.js";
 export { removeImages } from "./ops/rm.js";

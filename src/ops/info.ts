@@ -4,15 +4,14 @@
 import { join } from "node:path";
 import type { Config } from "../config/config.js";
 import { AxError } from "../errors.js";
-import { findImage, formatSpec } from "../registry/resolve.js";
+import { compareNewestFirst, findImage, formatSpec, resolveImage } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
 import { StoreNames } from "../store/layout.js";
 import { readRegistryState } from "../store/state.js";
 import { readMarker } from "../store/copies.js";
 import { localState, scanStore, type LocalState } from "./inventory.js";
-import { compareNewestFirst } from "./ls.js";
-import { resolveImage } from "./pull.js";
-import { openRegistry, type OperationOptions } from "./sync.js";
+import { openRegistry } from "./open-registry.js";
+import type { OperationOptions } from "./options.js";
 
 /** One version of an image, with its local state. */
 export interface VersionInfo {

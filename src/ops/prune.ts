@@ -6,6 +6,7 @@ import { rm } from "node:fs/promises";
 import type { Config } from "../config/config.js";
 import { AxError, fsError } from "../errors.js";
 import { silentLogger } from "../log.js";
+import { compareNewestFirst } from "../registry/resolve.js";
 import type { ImageEntry } from "../registry/types.js";
 import { tryWithLock } from "../store/lock.js";
 import { removePulledAs } from "../store/records.js";
@@ -13,8 +14,8 @@ import { removeStamp } from "../store/stamps.js";
 import { readFallbackMark } from "../store/state.js";
 import { removeAtomically } from "../store/copies.js";
 import { groupBy, scanStore, type Leftover, type StoredCopy } from "./inventory.js";
-import { compareNewestFirst } from "./ls.js";
-import { openRegistry, type OperationOptions } from "./sync.js";
+import { openRegistry } from "./open-registry.js";
+import type { OperationOptions } from "./options.js";
 
 /** Why {@link prune} removes an item. */
 export type PruneReason =

@@ -14,7 +14,7 @@ import {
   isNoSpace,
 } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
-import { findImage, formatSpec, parseSpec, suggest } from "../registry/resolve.js";
+import { formatSpec, parseSpec, resolveImage } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
 import { StoreNames, imagePaths, type ImagePaths } from "../store/layout.js";
 import { withLock, type HeldLock } from "../store/lock.js";
@@ -24,7 +24,8 @@ import { installTree, readMarker, removeStaleStaging, stagingPath } from "../sto
 import type { DownloadSink } from "../transfer/download.js";
 import { isOciUrl } from "../transfer/oci-reference.js";
 import type { LowSpeedRule } from "../transfer/watchdog.js";
-import { openRegistry, type OperationOptions } from "./sync.js";
+import { openRegistry } from "./open-registry.js";
+import type { OperationOptions } from "./options.js";
 
 /** What a pull is doing, for progress bars. */
 export interface PullProgress {
@@ -79,25 +80,6 @@ export interface PullResult {
 
 /** Up to this many images download at once in {@link pullMany}. */
 export const DEFAULT_PULL_CONCURRENCY = 3;
-
-/** Resolves `spec` in `images`, or fails naming it with a hint. */
-export function resolveImage(images: ImageEntry[], spec: ImageSpec): ImageEntry {
-  const entry = findImage(images, spec);
-  if (entry) return entry;
-  const text = formatSpec(spec);
-  const versions = images.filter((i) => i.name === spec.name).map((i) => i.version);
-  if (spec.version !== undefined && versions.length > 0) {
-    throw new AxError(`image ${spec.name} has no version ${spec.version}`, {
-      hint: `available versions: ${versions.join(", ")}`,
-    });
-  }
-  const close = suggest(images, spec.name);
-  throw new AxError(`image not found: ${text}`, {
-    hint:
-      (close.length > 0 ? `did you mean ${close.join(", ")}? ` : "") +
-      "run `axvisor-image ls` to see the available images",
-  });
-}
 
 async function ensureOutputDir(dir: string): Promise<void> {
   try {

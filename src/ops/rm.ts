@@ -10,7 +10,7 @@ import { removePulledAs } from "../store/records.js";
 import { removeStamp } from "../store/stamps.js";
 import { readRegistryState } from "../store/state.js";
 import { removeAtomically } from "../store/copies.js";
-import type { OperationOptions } from "./sync.js";
+import type { OperationOptions } from "./options.js";
 
 /** What `rm` removed for one argument. */
 export interface RemoveResult {

@@ -13,7 +13,8 @@ import { archiveDigest } from "../store/stamps.js";
 import { readMarker } from "../store/copies.js";
 import { groupBy, scanStore, type StoredCopy } from "./inventory.js";
 import { pullMany, type PullResult } from "./pull.js";
-import { openRegistry, type OperationOptions } from "./sync.js";
+import { openRegistry } from "./open-registry.js";
+import type { OperationOptions } from "./options.js";
 
 /** The verdict on one archive or tree. */
 export interface CopyCheck {

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { listImages } from "../../ops/ls.js";
-import { openRegistry } from "../../ops/sync.js";
+import { openRegistry } from "../../ops/open-registry.js";
 import { commandContext } from "../context.js";
 import { formatTable } from "../human-readable.js";
 import { result } from "../output.js";
