@@ -2,6 +2,8 @@ import { readFileSync } from "node:fs";
 import { Argument, Command, Option } from "commander";
 import { parseThreshold, type ConfigOverrides } from "../config/config.js";
 import { UsageError } from "../errors.js";
+import { DEFAULT_PULL_CONCURRENCY } from "../ops/options.js";
+import { DEFAULT_LOW_SPEED, DEFAULT_STALL_TIMEOUT_MS } from "../transfer/tuning.js";
 import { displayText } from "./output.js";
 
 /** The shells `completion` writes scripts for. */
@@ -156,22 +158,22 @@ export function buildProgram(): Command {
     .option("--verify", "hash present archives even when unchanged since they were last verified")
     .addOption(
       new Option("--stall-timeout <secs>", "abandon and resume a connection silent this long")
-        .default(30)
+        .default(DEFAULT_STALL_TIMEOUT_MS / 1000)
         .argParser(wholeNumber("--stall-timeout", 1)),
     )
     .addOption(
       new Option("--speed-limit <bytes>", "abandon and resume a download slower than this (B/s)")
-        .default(1024)
+        .default(DEFAULT_LOW_SPEED.bytesPerSecond)
         .argParser(wholeNumber("--speed-limit")),
     )
     .addOption(
       new Option("--speed-time <secs>", "... averaged over this long (0 = no speed limit)")
-        .default(30)
+        .default(DEFAULT_LOW_SPEED.seconds)
         .argParser(wholeNumber("--speed-time")),
     )
     .addOption(
       new Option("-j, --jobs <n>", "images downloaded at once")
-        .default(3)
+        .default(DEFAULT_PULL_CONCURRENCY)
         .argParser(wholeNumber("--jobs", 1)),
     )
     .option("--json", "print a JSON array, one object per image in argument order (see README)")

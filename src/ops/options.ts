@@ -1,4 +1,7 @@
-/** What every operation takes: a way to cancel it and a place for its status lines. */
+/**
+ * What every operation takes (a way to cancel it, a place for its status lines), and the default
+ * of the one operation option the CLI shows in its help (this module loads nothing).
+ */
 import type { Logger } from "../log.js";
 
 /** Options shared by every operation. */
@@ -8,3 +11,6 @@ export interface OperationOptions {
   /** Status lines and warnings; silent by default. */
   logger?: Logger;
 }
+
+/** Up to this many images are pulled at once by `pullMany` (`pull -j`). */
+export const DEFAULT_PULL_CONCURRENCY = 3;

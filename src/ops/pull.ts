@@ -25,7 +25,7 @@ import type { DownloadSink } from "../transfer/download.js";
 import { isOciUrl } from "../transfer/oci-reference.js";
 import type { LowSpeedRule } from "../transfer/watchdog.js";
 import { openRegistry } from "./open-registry.js";
-import type { OperationOptions } from "./options.js";
+import { DEFAULT_PULL_CONCURRENCY, type OperationOptions } from "./options.js";
 
 /** What a pull is doing, for progress bars. */
 export interface PullProgress {
@@ -49,7 +49,8 @@ export interface PullOptions extends OperationOptions {
   verify?: boolean;
   /** Progress of each image. */
   onProgress?: (progress: PullProgress) => void;
-  /** Abandon and resume a connection that delivers no byte for this long (ms, default 30000). */
+  /** Abandon and resume a connection that delivers no byte for this long (ms, default
+   *  `DEFAULT_STALL_TIMEOUT_MS`). */
   stallTimeoutMs?: number;
   /** Abandon and resume a connection slower than this (default 1 KiB/s over 30 s); such
    *  failures do not renew the retries, so a server dripping bytes ends the pull. */
@@ -77,9 +78,6 @@ export interface PullResult {
   /** The URL that served the download (a mirror or the original). */
   servedBy?: string;
 }
-
-/** Up to this many images download at once in {@link pullMany}. */
-export const DEFAULT_PULL_CONCURRENCY = 3;
 
 async function ensureOutputDir(dir: string): Promise<void> {
   try {

@@ -71,12 +71,12 @@ export interface DownloadOptions {
   onProgress?: (progress: DownloadProgress) => void;
   /** Told about retries, and which URL served when it is a mirror. */
   logger?: Logger;
-  /** No byte for this long: abandon the connection and resume (default 30000). */
+  /** No byte for this long: abandon the connection and resume (default `DEFAULT_STALL_TIMEOUT_MS`). */
   stallTimeoutMs?: number;
-  /** Slower than this: abandon the connection and resume (default {@link DEFAULT_LOW_SPEED}).
+  /** Slower than this: abandon the connection and resume (default `DEFAULT_LOW_SPEED`).
    *  Unlike a stall, a connection abandoned as too slow does not renew the retries. */
   lowSpeed?: LowSpeedRule;
-  /** Retries without progress per URL (default 5); the count restarts whenever bytes flowed. */
+  /** Retries without progress per URL (default `DEFAULT_RETRIES`); the count restarts whenever bytes flowed. */
   retries?: number;
   /** Backoff base in ms (default 500, or `AXVISOR_IMAGE_RETRY_BASE_MS`). */
   retryBaseMs?: number;

@@ -27,7 +27,7 @@ export interface OciClientOptions extends RetryOptions {
   insecureRegistries?: readonly string[];
   /** Cancels every request. */
   signal?: AbortSignal;
-  /** No byte for this long: abandon a request (default 30000). */
+  /** No byte for this long: abandon a request (default `DEFAULT_STALL_TIMEOUT_MS`). */
   stallTimeoutMs?: number;
   /** Environment for `DOCKER_CONFIG` (default `process.env`). */
   env?: Record<string, string | undefined>;

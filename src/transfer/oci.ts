@@ -32,9 +32,9 @@ export interface OciPullContext {
   signal?: AbortSignal;
   /** Told about retries. */
   logger?: Logger;
-  /** Retries of failing registry requests (default 5). */
+  /** Retries of failing registry requests (default `DEFAULT_RETRIES`). */
   retries?: number;
-  /** No byte for this long: abandon a request (ms, default 30000). */
+  /** No byte for this long: abandon a request (ms, default `DEFAULT_STALL_TIMEOUT_MS`). */
   stallTimeoutMs?: number;
 }
 
