@@ -60,7 +60,7 @@ export { parseOciReference } from "./transfer/oci-reference.js";
 export { imagePaths } from "./store/layout.js";
 export type { ImagePaths } from "./store/layout.js";
 export { ArchiveExtractor, extractFile } from "./archive/extract.js";
-export type { Mirror } from "./transfer/mirrors.js";
+export type { Mirror } from "./config/mirrors.js";
 
 /** A store bound to its effective configuration. */
 export interface Store {

@@ -38,7 +38,7 @@ export async function overridesFrom(program: Command): Promise<ConfigOverrides> 
     overrides.autoSyncThreshold = parseThreshold(opts.autoSyncThreshold, "--auto-sync-threshold");
   }
   if (opts.mirror && opts.mirror.length > 0) {
-    const { parseMirrorFlag } = await import("../transfer/mirrors.js");
+    const { parseMirrorFlag } = await import("../config/mirrors.js");
     overrides.mirrors = opts.mirror.map(parseMirrorFlag);
   }
   return overrides;

@@ -15,7 +15,7 @@ import { readMarker } from "../store/copies.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
 import type { DownloadCandidate, HttpSource } from "./download.js";
 import { TransferError } from "./http.js";
-import { candidateUrls } from "./mirrors.js";
+import { candidateUrls } from "../config/mirrors.js";
 import { OciClient } from "./oci-client.js";
 import { fetchManifest, layerTitle, pickArchiveLayer, type Descriptor } from "./oci-manifest.js";
 import { isOciUrl, parseOciReference } from "./oci-reference.js";
