@@ -1,10 +1,14 @@
 import { readFileSync } from "node:fs";
 import { Argument, Command, Option } from "commander";
+import { ARCHIVE_EXTENSIONS } from "../archive/extensions.js";
 import { parseThreshold, type ConfigOverrides } from "../config/config.js";
 import { UsageError } from "../errors.js";
 import { DEFAULT_PULL_CONCURRENCY } from "../ops/options.js";
 import { DEFAULT_LOW_SPEED, DEFAULT_STALL_TIMEOUT_MS } from "../transfer/tuning.js";
 import { displayText } from "./output.js";
+
+/** What the ARCHIVE argument of `registry add` and `publish` is. */
+const ARCHIVE_ARGUMENT = `the image archive (${ARCHIVE_EXTENSIONS.join(", ")})`;
 
 /** The shells `completion` writes scripts for. */
 export const SHELLS = ["bash", "zsh", "fish"] as const;
@@ -297,7 +301,7 @@ function registerEverydayCommands(program: Command): void {
   registry
     .command("add")
     .description("add an image to a registry file (or update it): computes the archive's sha256")
-    .argument("<archive>", "the image archive (.tar.gz, .tar.xz, .tar.zst, .tar)")
+    .argument("<archive>", ARCHIVE_ARGUMENT)
     .requiredOption("--file <file>", "the registry file to edit (created when missing)")
     .requiredOption("--name <name>", "image name")
     .requiredOption("--version <version>", "image version")
@@ -320,7 +324,7 @@ function registerEverydayCommands(program: Command): void {
     .description(
       "push an archive to an OCI registry (or take its URL) and add it to a registry file",
     )
-    .argument("<archive>", "the image archive (.tar.gz, .tar.xz, .tar.zst, .tar)")
+    .argument("<archive>", ARCHIVE_ARGUMENT)
     .requiredOption("--name <name>", "image name")
     .requiredOption("--version <version>", "image version")
     .requiredOption("--arch <arch>", "CPU architecture, e.g. aarch64")

@@ -6,6 +6,7 @@
  * ({@link StoreNames}), so that no image's files are ever the store's own or another image's.
  */
 import { join } from "node:path";
+import { ARCHIVE_EXTENSIONS, archiveExtension } from "../archive/extensions.js";
 import { AxError } from "../errors.js";
 import { formatSpec } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
@@ -18,9 +19,6 @@ export const LAST_SYNC_FILE = ".last_sync";
 export const MARKER_FILE = ".archive.sha256";
 /** Our own bookkeeping directory inside a store (or `-o DIR`). */
 export const BOOKKEEPING_DIR = ".axvisor-image";
-
-/** Archive extensions the store uses, longest first so that `.tar.gz` wins over `.tar`. */
-export const ARCHIVE_EXTENSIONS = [".tar.gz", ".tar.xz", ".tar.zst", ".tgz", ".txz", ".tar"];
 
 /** Suffixes of a download in progress: `<archive>.part` and its resume metadata. */
 const PART_SUFFIXES = [".part", ".part.json"];
@@ -35,9 +33,8 @@ export const SYNC_LOCK = ".registry";
  * The archive extension named by a URL's path (`.tar.gz` when it names none we know): the
  * extension only names the file; the format is detected from the content.
  */
-function archiveExtension(url: string, title?: string): string {
-  const path = (title ?? url).split(/[?#]/)[0]?.toLowerCase() ?? "";
-  return ARCHIVE_EXTENSIONS.find((ext) => path.endsWith(ext)) ?? ".tar.gz";
+function archiveExtensionFor(url: string, title?: string): string {
+  return archiveExtension((title ?? url).split(/[?#]/)[0] ?? "") ?? ".tar.gz";
 }
 
 /** `<name>` or `<name>-<version>`: the tree's directory name and the archive's base name. */
@@ -61,7 +58,7 @@ export function reservedNameProblem(baseName: string): string | undefined {
     (s, suffix) => (s.endsWith(suffix) ? s.slice(0, -suffix.length) : s),
     lower,
   );
-  const ext = ARCHIVE_EXTENSIONS.find((e) => stem.endsWith(e));
+  const ext = archiveExtension(stem);
   return ext === undefined ? undefined : `ends like an archive or a download of the store (${ext})`;
 }
 
@@ -186,7 +183,7 @@ export interface ImagePaths {
  */
 export function imagePaths(dir: string, spec: ImageSpec, url: string, title?: string): ImagePaths {
   const baseName = new StoreNames([]).baseName(spec);
-  const archive = join(dir, baseName + archiveExtension(url, title));
+  const archive = join(dir, baseName + archiveExtensionFor(url, title));
   const tree = join(dir, baseName);
   return { dir, baseName, archive, part: `${archive}.part`, tree, marker: join(tree, MARKER_FILE) };
 }
