@@ -56,7 +56,7 @@ export { upsertImage, upsertImageText } from "./registry/edit.js";
 export type { ImageUpdate, UpsertResult } from "./registry/edit.js";
 export { checkRegistry } from "./registry/check.js";
 export type { CheckOptions, CheckReport } from "./registry/check.js";
-export { parseOciReference } from "./transfer/oci-reference.js";
+export { parseOciReference } from "./transfer/oci/reference.js";
 export { imagePaths } from "./store/layout.js";
 export type { ImagePaths } from "./store/layout.js";
 export { ArchiveExtractor, extractFile } from "./archive/extract.js";

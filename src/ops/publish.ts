@@ -13,8 +13,8 @@ import { formatSpec } from "../registry/resolve.js";
 import { nameProblem, parseRfc3339 } from "../registry/rules.js";
 import type { ImageEntry } from "../registry/types.js";
 import { hashFile } from "../store/stamps.js";
-import { formatOciReference, parseOciReference } from "../transfer/oci-reference.js";
-import type { PushResult } from "../transfer/oci-upload.js";
+import { formatOciReference, parseOciReference } from "../transfer/oci/reference.js";
+import type { PushResult } from "../transfer/oci/upload.js";
 
 /** Options of {@link publish}. */
 export interface PublishOptions {
@@ -119,7 +119,7 @@ export async function publish(options: PublishOptions): Promise<PublishResult> {
   if (ref !== undefined) {
     const where = formatOciReference(ref);
     logger.info(`pushing ${options.archive} (${file.size} bytes) to ${where}`);
-    const { pushArchive } = await import("../transfer/oci-upload.js");
+    const { pushArchive } = await import("../transfer/oci/upload.js");
     push = await pushArchive(ref, options.archive, file, {
       insecureRegistries: options.config?.insecureRegistries,
       chunkSize: options.chunkSize,

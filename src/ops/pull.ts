@@ -22,7 +22,7 @@ import { pulledAs, removePulledAs, writePulledAs } from "../store/records.js";
 import { archiveDigest, removeStamp, writeStamp } from "../store/stamps.js";
 import { installTree, readMarker, removeStaleStaging, stagingPath } from "../store/copies.js";
 import type { DownloadSink } from "../transfer/download.js";
-import { isOciUrl } from "../transfer/oci-reference.js";
+import { isOciUrl } from "../transfer/oci/reference.js";
 import type { LowSpeedRule } from "../transfer/watchdog.js";
 import { openRegistry } from "./open-registry.js";
 import { DEFAULT_PULL_CONCURRENCY, type OperationOptions } from "./options.js";
@@ -115,7 +115,7 @@ export async function pull(
   // OCI support is loaded only for oci:// entries: a warm pull of an https image stays light.
   const title = isOciUrl(entry.url)
     ? await (
-        await import("../transfer/oci.js")
+        await import("../transfer/oci/source.js")
       ).ociArchiveTitle(dir, parsed, { ...options, image, entry, config })
     : undefined;
   const paths = imagePaths(dir, parsed, entry.url, title);
@@ -331,7 +331,7 @@ async function downloadAndInstall(
   const deletePart = () =>
     Promise.all([rm(paths.part, { force: true }), rm(partMetaPath(paths.part), { force: true })]);
   try {
-    const { downloadCandidates } = await import("../transfer/oci.js");
+    const { downloadCandidates } = await import("../transfer/oci/source.js");
     const urls = downloadCandidates({ ...options, image, entry, config });
     logger.info(`${image}: downloading ${entry.url}`);
     const done = await download({

@@ -4,16 +4,16 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { AxError } from "../../../src/errors.js";
 import { TransferError } from "../../../src/transfer/http.js";
-import { parseChallenge } from "../../../src/transfer/oci-client.js";
-import { dockerCredentials } from "../../../src/transfer/oci-credentials.js";
-import { pickArchiveLayer, type ImageManifest } from "../../../src/transfer/oci-manifest.js";
+import { parseChallenge } from "../../../src/transfer/oci/client.js";
+import { dockerCredentials } from "../../../src/transfer/oci/credentials.js";
+import { pickArchiveLayer, type ImageManifest } from "../../../src/transfer/oci/manifest.js";
 import {
   formatOciReference,
   isOciUrl,
   parseOciReference,
   registryBaseUrl,
-} from "../../../src/transfer/oci-reference.js";
-import { layerMediaType } from "../../../src/transfer/oci-upload.js";
+} from "../../../src/transfer/oci/reference.js";
+import { layerMediaType } from "../../../src/transfer/oci/upload.js";
 import { tempDir } from "../../helpers/images.js";
 
 const DIGEST = `sha256:${"ab".repeat(32)}`;

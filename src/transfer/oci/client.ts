@@ -13,10 +13,10 @@ import {
   TransferError,
   type HttpRequestOptions,
   type HttpResponse,
-} from "./http.js";
-import { dockerConfigPath, dockerCredentials, type Credentials } from "./oci-credentials.js";
-import { registryBaseUrl, type OciReference } from "./oci-reference.js";
-import { isRetryableStatus, requestWithRetry, type RetryOptions } from "./retry.js";
+} from "../http.js";
+import { dockerConfigPath, dockerCredentials, type Credentials } from "./credentials.js";
+import { registryBaseUrl, type OciReference } from "./reference.js";
+import { isRetryableStatus, requestWithRetry, type RetryOptions } from "../retry.js";
 
 /** What a client may do in its repository. */
 export type OciAccess = "pull" | "pull,push";

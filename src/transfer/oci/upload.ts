@@ -7,12 +7,12 @@
 import { createHash } from "node:crypto";
 import { open, type FileHandle } from "node:fs/promises";
 import { basename } from "node:path";
-import { compressionOf } from "../archive/extensions.js";
-import { fsError } from "../errors.js";
-import type { HttpResponse } from "./http.js";
-import { OciClient, registryFailure, type OciClientOptions } from "./oci-client.js";
-import { OCI_MANIFEST, TITLE_ANNOTATION, type Descriptor } from "./oci-manifest.js";
-import { formatOciReference, type OciReference } from "./oci-reference.js";
+import { compressionOf } from "../../archive/extensions.js";
+import { fsError } from "../../errors.js";
+import type { HttpResponse } from "../http.js";
+import { OciClient, registryFailure, type OciClientOptions } from "./client.js";
+import { OCI_MANIFEST, TITLE_ANNOTATION, type Descriptor } from "./manifest.js";
+import { formatOciReference, type OciReference } from "./reference.js";
 
 /** `artifactType` of the manifests `publish` writes. */
 export const GUEST_IMAGE_ARTIFACT = "application/vnd.axvisor.guest-image.v1";

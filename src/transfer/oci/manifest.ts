@@ -3,10 +3,10 @@
  * against a pinned digest, and picking the layer that holds the guest-image archive.
  */
 import { createHash } from "node:crypto";
-import { ARCHIVE_EXTENSIONS, archiveExtension } from "../archive/extensions.js";
-import { TransferError } from "./http.js";
-import { readText, registryFailure, type OciClient } from "./oci-client.js";
-import { formatOciReference, manifestReference } from "./oci-reference.js";
+import { ARCHIVE_EXTENSIONS, archiveExtension } from "../../archive/extensions.js";
+import { TransferError } from "../http.js";
+import { readText, registryFailure, type OciClient } from "./client.js";
+import { formatOciReference, manifestReference } from "./reference.js";
 
 /** Media type of an OCI image manifest. */
 export const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";

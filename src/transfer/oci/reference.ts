@@ -2,8 +2,8 @@
  * `oci://HOST[:PORT]/REPOSITORY[:TAG][@sha256:DIGEST]` references, and the base URL of the
  * registry they name (https, or plain http for loopback hosts and `insecure_registries`).
  */
-import { AxError } from "../errors.js";
-import { hostName, isLoopbackHost } from "./hosts.js";
+import { AxError } from "../../errors.js";
+import { hostName, isLoopbackHost } from "../hosts.js";
 
 /** A parsed `oci://` reference. */
 export interface OciReference {

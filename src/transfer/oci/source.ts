@@ -7,18 +7,18 @@
  */
 import { access } from "node:fs/promises";
 import { join } from "node:path";
-import type { Config } from "../config/config.js";
-import { ChecksumError } from "../errors.js";
-import type { Logger } from "../log.js";
-import { archiveNames, imageBaseName } from "../store/layout.js";
-import { readMarker } from "../store/copies.js";
-import type { ImageEntry, ImageSpec } from "../registry/types.js";
-import type { DownloadCandidate, HttpSource } from "./download.js";
-import { TransferError } from "./http.js";
-import { candidateUrls } from "../config/mirrors.js";
-import { OciClient } from "./oci-client.js";
-import { fetchManifest, layerTitle, pickArchiveLayer, type Descriptor } from "./oci-manifest.js";
-import { isOciUrl, parseOciReference } from "./oci-reference.js";
+import type { Config } from "../../config/config.js";
+import { ChecksumError } from "../../errors.js";
+import type { Logger } from "../../log.js";
+import { archiveNames, imageBaseName } from "../../store/layout.js";
+import { readMarker } from "../../store/copies.js";
+import type { ImageEntry, ImageSpec } from "../../registry/types.js";
+import type { DownloadCandidate, HttpSource } from "../download.js";
+import { TransferError } from "../http.js";
+import { candidateUrls } from "../../config/mirrors.js";
+import { OciClient } from "./client.js";
+import { fetchManifest, layerTitle, pickArchiveLayer, type Descriptor } from "./manifest.js";
+import { isOciUrl, parseOciReference } from "./reference.js";
 
 /** What the OCI side of a pull needs to know. */
 export interface OciPullContext {
