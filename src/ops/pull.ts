@@ -1,6 +1,5 @@
-import { createHash, type Hash } from "node:crypto";
-import { mkdir, rename, rm, stat } from "node:fs/promises";
-import { resolve } from "node:path";
+import { access, mkdir, rename, rm, stat } from "node:fs/promises";
+import { join, resolve } from "node:path";
 import type { ArchiveExtractor } from "../archive/extract.js";
 import { mapSettled } from "../concurrency.js";
 import type { Config } from "../config/config.js";
@@ -16,13 +15,21 @@ import {
 import { silentLogger, type Logger } from "../log.js";
 import { formatSpec, parseSpec, resolveImage } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
-import { StoreNames, imagePaths, type ImagePaths } from "../store/layout.js";
+import { candidateUrls } from "../config/mirrors.js";
+import {
+  StoreNames,
+  archiveNames,
+  imageBaseName,
+  imagePaths,
+  partMetaPath,
+  type ImagePaths,
+} from "../store/layout.js";
 import { withLock, type HeldLock } from "../store/lock.js";
 import { pulledAs, removePulledAs, writePulledAs } from "../store/records.js";
 import { archiveDigest, removeStamp, writeStamp } from "../store/stamps.js";
 import { installTree, readMarker, removeStaleStaging, stagingPath } from "../store/copies.js";
 import type { DownloadSink } from "../transfer/download.js";
-import { isOciUrl } from "../transfer/oci/reference.js";
+import { archiveTitle, sourceKind, type SourceOptions } from "../transfer/sources.js";
 import type { LowSpeedRule } from "../transfer/watchdog.js";
 import { openRegistry } from "./open-registry.js";
 import { DEFAULT_PULL_CONCURRENCY, type OperationOptions } from "./options.js";
@@ -112,12 +119,17 @@ export async function pull(
   const dir = resolve(options.outputDir ?? config.localStorage);
   await ensureOutputDir(dir);
   const image = formatSpec(parsed);
-  // OCI support is loaded only for oci:// entries: a warm pull of an https image stays light.
-  const title = isOciUrl(entry.url)
-    ? await (
-        await import("../transfer/oci/source.js")
-      ).ociArchiveTitle(dir, parsed, { ...options, image, entry, config })
-    : undefined;
+  // Only an oci:// URL leaves the archive's name to its source: OCI is loaded for those alone.
+  const title =
+    sourceKind(entry.url) === "oci"
+      ? await ociArchiveTitle(
+          dir,
+          parsed,
+          entry,
+          candidateUrls(entry.url, config.mirrors),
+          sourceOptions(config, image, entry, options),
+        )
+      : undefined;
   const paths = imagePaths(dir, parsed, entry.url, title);
   const logger = options.logger ?? silentLogger;
   const extract = options.extract ?? true;
@@ -272,6 +284,47 @@ async function extractPresentArchive(
   await writePulledAs(paths.tree, pulledAs(image, entry));
 }
 
+/** What the sources of `entry`'s download need: its sha256, and how to reach OCI registries. */
+function sourceOptions(
+  config: Config,
+  image: string,
+  entry: ImageEntry,
+  options: PullOptions,
+): SourceOptions {
+  const { signal, logger, retries, stallTimeoutMs } = options;
+  const integrity = { sha256: entry.sha256, what: `image ${image}` };
+  const { insecureRegistries } = config;
+  return { integrity, insecureRegistries, signal, logger, retries, stallTimeoutMs };
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * The file name that gives an `oci://` entry's archive its extension (for `imagePaths`), or
+ * undefined when the URL names it. Network only when a download is likely: an archive a previous
+ * pull left in `dir` keeps its name, and a tree whose marker matches needs no name; otherwise the
+ * layer title comes from the sources.
+ */
+async function ociArchiveTitle(
+  dir: string,
+  spec: ImageSpec,
+  entry: ImageEntry,
+  urls: string[],
+  options: SourceOptions,
+): Promise<string | undefined> {
+  const baseName = imageBaseName(spec);
+  for (const archive of archiveNames(baseName)) {
+    if (await exists(join(dir, archive))) return archive;
+  }
+  if ((await readMarker(join(dir, baseName))) === entry.sha256) return undefined;
+  return archiveTitle(urls, options);
+}
+
 /**
  * The one-pass download: every byte is hashed and fed to the extractor as it arrives; the
  * `.part` becomes the archive and the staging tree becomes the tree only after the digest matched.
@@ -287,11 +340,11 @@ async function downloadAndInstall(
   options: PullOptions,
 ): Promise<string> {
   const logger = options.logger ?? silentLogger;
-  const [{ download, partMetaPath }, extractModule] = await Promise.all([
+  const [{ download }, { openSources }, extractModule] = await Promise.all([
     import("../transfer/download.js"),
+    import("../transfer/sources.js"),
     extract ? import("../archive/extract.js") : undefined,
   ]);
-  let hash: Hash = createHash("sha256");
   let extractor: ArchiveExtractor | undefined;
   let staging: string | undefined;
   /** Set when the bytes themselves were refused (bad archive, full disk): no point resuming. */
@@ -305,7 +358,6 @@ async function downloadAndInstall(
   };
   const freshPipeline = async () => {
     await discardStaging();
-    hash = createHash("sha256");
     if (extractModule) {
       staging = await stagingPath(paths.dir, paths.baseName);
       extractor = new extractModule.ArchiveExtractor(staging, {
@@ -317,7 +369,6 @@ async function downloadAndInstall(
   const sink: DownloadSink = {
     reset: freshPipeline,
     async write(chunk: Buffer) {
-      hash.update(chunk);
       try {
         await extractor?.write(chunk);
       } catch (err) {
@@ -328,15 +379,17 @@ async function downloadAndInstall(
   };
 
   await freshPipeline();
+  const partMeta = partMetaPath(paths.part);
   const deletePart = () =>
-    Promise.all([rm(paths.part, { force: true }), rm(partMetaPath(paths.part), { force: true })]);
+    Promise.all([rm(paths.part, { force: true }), rm(partMeta, { force: true })]);
   try {
-    const { downloadCandidates } = await import("../transfer/oci/source.js");
-    const urls = downloadCandidates({ ...options, image, entry, config });
+    const source = sourceOptions(config, image, entry, options);
+    const sources = await openSources(candidateUrls(entry.url, config.mirrors), source);
     logger.info(`${image}: downloading ${entry.url}`);
     const done = await download({
-      urls,
-      partPath: paths.part,
+      sources,
+      part: { path: paths.part, meta: partMeta },
+      integrity: { sha256: entry.sha256, what: `image ${image}` },
       sink,
       signal: options.signal,
       logger,
@@ -345,14 +398,7 @@ async function downloadAndInstall(
       retries: options.retries,
       onProgress: (p) => options.onProgress?.({ image, phase: "download", ...p }),
     });
-    const digest = hash.digest("hex");
-    if (digest !== entry.sha256) {
-      contentFailed = true;
-      throw new ChecksumError(
-        `checksum mismatch for image ${image}: expected ${entry.sha256}, got ${digest} (from ${done.url})`,
-        { hint: "the registry entry or the file on the server is wrong; nothing was kept" },
-      );
-    }
+    const digest = entry.sha256; // the download checked it
     try {
       await extractor?.end();
     } catch (err) {
@@ -365,7 +411,7 @@ async function downloadAndInstall(
     } catch (err) {
       throw fsError(err, "move the download to", paths.archive);
     }
-    await rm(partMetaPath(paths.part), { force: true });
+    await rm(partMeta, { force: true });
     await writeStamp(paths.archive, digest);
     await writePulledAs(paths.archive, pulledAs(image, entry));
     if (staging) {

@@ -188,6 +188,11 @@ export function imagePaths(dir: string, spec: ImageSpec, url: string, title?: st
   return { dir, baseName, archive, part: `${archive}.part`, tree, marker: join(tree, MARKER_FILE) };
 }
 
+/** The resume metadata of the download in progress `part`: removed together with it. */
+export function partMetaPath(part: string): string {
+  return `${part}.json`;
+}
+
 /** Every file name an archive of `baseName` may have, one per extension. */
 export function archiveNames(baseName: string): string[] {
   return ARCHIVE_EXTENSIONS.map((ext) => baseName + ext);
