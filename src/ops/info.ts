@@ -9,7 +9,7 @@ import type { ImageEntry, ImageSpec } from "../registry/types.js";
 import { StoreNames } from "../store/layout.js";
 import { readRegistryState } from "../store/state.js";
 import { readMarker } from "../store/copies.js";
-import { localState, scanStore, type LocalState } from "./inventory.js";
+import { localState, scanStore, type LocalState } from "../store/scan.js";
 import { openRegistry } from "./open-registry.js";
 import type { OperationOptions } from "./options.js";
 

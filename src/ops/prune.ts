@@ -13,7 +13,8 @@ import { removePulledAs } from "../store/records.js";
 import { removeStamp } from "../store/stamps.js";
 import { readFallbackMark } from "../store/state.js";
 import { removeAtomically } from "../store/copies.js";
-import { groupBy, scanStore, type Leftover, type StoredCopy } from "./inventory.js";
+import { groupBy } from "../group-by.js";
+import { scanStore, type Leftover, type StoredCopy } from "../store/scan.js";
 import { openRegistry } from "./open-registry.js";
 import type { OperationOptions } from "./options.js";
 

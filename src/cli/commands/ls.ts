@@ -24,7 +24,7 @@ export async function lsCommand(
   const rows = listImages(images, { pattern, verbose: options.verbose });
   if (options.json) {
     const { imageJson, printJson } = await import("../json.js");
-    const { localState, scanStore } = await import("../../ops/inventory.js");
+    const { localState, scanStore } = await import("../../store/scan.js");
     const inventory = await scanStore(ctx.config.localStorage, images, { sizes: true });
     printJson(rows.map((r) => imageJson(r.entry, localState(inventory, r.entry))));
     return;
