@@ -1,5 +1,5 @@
-import { access, mkdir, rename, rm, stat } from "node:fs/promises";
-import { join, resolve } from "node:path";
+import { mkdir, rm, stat } from "node:fs/promises";
+import { resolve } from "node:path";
 import type { ArchiveExtractor } from "../archive/extract.js";
 import { mapSettled } from "../concurrency.js";
 import type { Config } from "../config/config.js";
@@ -16,20 +16,11 @@ import { silentLogger, type Logger } from "../log.js";
 import { formatSpec, parseSpec, resolveImage } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
 import { candidateUrls } from "../config/mirrors.js";
-import {
-  StoreNames,
-  archiveNames,
-  imageBaseName,
-  imagePaths,
-  partMetaPath,
-  type ImagePaths,
-} from "../store/layout.js";
-import { withLock, type HeldLock } from "../store/lock.js";
-import { pulledAs, removePulledAs, writePulledAs } from "../store/records.js";
-import { archiveDigest, removeStamp, writeStamp } from "../store/stamps.js";
-import { installTree, readMarker, removeStaleStaging, stagingPath } from "../store/copies.js";
+import { placeImage, type ImagePlace } from "../store/image-place.js";
+import { StoreNames } from "../store/layout.js";
+import type { HeldLock } from "../store/lock.js";
 import type { DownloadSink } from "../transfer/download.js";
-import { archiveTitle, sourceKind, type SourceOptions } from "../transfer/sources.js";
+import { archiveTitle, openSources, sourceKind, type SourceOptions } from "../transfer/sources.js";
 import type { LowSpeedRule } from "../transfer/watchdog.js";
 import { openRegistry } from "./open-registry.js";
 import { DEFAULT_PULL_CONCURRENCY, type OperationOptions } from "./options.js";
@@ -120,29 +111,28 @@ export async function pull(
   await ensureOutputDir(dir);
   const image = formatSpec(parsed);
   // Only an oci:// URL leaves the archive's name to its source: OCI is loaded for those alone.
-  const title =
+  const titleFromSource =
     sourceKind(entry.url) === "oci"
-      ? await ociArchiveTitle(
-          dir,
-          parsed,
-          entry,
-          candidateUrls(entry.url, config.mirrors),
-          sourceOptions(config, image, entry, options),
-        )
+      ? () =>
+          archiveTitle(
+            candidateUrls(entry.url, config.mirrors),
+            sourceOptions(config, image, entry, options),
+          )
       : undefined;
-  const paths = imagePaths(dir, parsed, entry.url, title);
+  const place = await placeImage(dir, parsed, entry.url, {
+    sha256: entry.sha256,
+    archiveTitle: titleFromSource,
+  });
   const logger = options.logger ?? silentLogger;
   const extract = options.extract ?? true;
   // Fast path without the lock: a marker is written last and trees are renamed into place, so a
   // matching marker means a complete tree.
-  if (extract && !options.verify && (await readMarker(paths.tree)) === entry.sha256) {
+  if (extract && !options.verify && (await place.treeMarker()) === entry.sha256) {
     options.onProgress?.({ image, phase: "done", received: 0 });
-    return upToDate(image, entry, paths, logger);
+    return upToDate(place, entry, logger);
   }
-  const res = await withLock(
-    dir,
-    paths.baseName,
-    (lock) => pullLocked(config, image, entry, paths, lock, options).catch(naming(image)),
+  const res = await place.withLock(
+    (lock) => pullLocked(config, place, entry, lock, options).catch(naming(image)),
     {
       signal: options.signal,
       onWait: () => {
@@ -160,19 +150,14 @@ export async function pull(
  * brought up to date too: the same archive may have been pulled as an older version that the
  * registry released it under.
  */
-async function upToDate(
-  image: string,
-  entry: ImageEntry,
-  paths: ImagePaths,
-  logger: Logger,
-): Promise<PullResult> {
-  await writePulledAs(paths.tree, pulledAs(image, entry));
-  logger.info(`${image}: up to date at ${paths.tree}`);
+async function upToDate(place: ImagePlace, entry: ImageEntry, logger: Logger): Promise<PullResult> {
+  await place.recordPulled("tree", entry);
+  logger.info(`${place.image}: up to date at ${place.tree}`);
   return {
-    image,
+    image: place.image,
     entry,
-    path: paths.tree,
-    archive: paths.archive,
+    path: place.tree,
+    archive: place.archive,
     downloaded: false,
     extracted: false,
   };
@@ -180,51 +165,49 @@ async function upToDate(
 
 async function pullLocked(
   config: Config,
-  image: string,
+  place: ImagePlace,
   entry: ImageEntry,
-  paths: ImagePaths,
   lock: HeldLock,
   options: PullOptions,
 ): Promise<PullResult> {
+  const { image } = place;
   const logger = options.logger ?? silentLogger;
   const extract = options.extract ?? true;
   const result = (path: string, downloaded: boolean, extracted: boolean): PullResult => ({
     image,
     entry,
     path,
-    archive: paths.archive,
+    archive: place.archive,
     downloaded,
     extracted,
   });
 
-  await removeStaleStaging(paths.dir, paths.baseName);
+  await place.removeStaleStaging();
   // Looked at again under the lock: another process may have finished it while we waited.
-  const marker = extract ? await readMarker(paths.tree) : undefined;
-  if (marker === entry.sha256 && !options.verify) return upToDate(image, entry, paths, logger);
+  const marker = extract ? await place.treeMarker() : undefined;
+  if (marker === entry.sha256 && !options.verify) return upToDate(place, entry, logger);
 
-  const digest = await archiveDigest(paths.archive, {
+  const digest = await place.archiveDigest({
     force: options.verify,
     onBytes: progressCounter(image, "verify", options),
   });
   if (digest === entry.sha256) {
-    await writePulledAs(paths.archive, pulledAs(image, entry));
-    if (!extract) return result(paths.archive, false, false);
+    await place.recordPulled("archive", entry);
+    if (!extract) return result(place.archive, false, false);
     if (marker === entry.sha256) {
-      await writePulledAs(paths.tree, pulledAs(image, entry));
-      return result(paths.tree, false, false);
+      await place.recordPulled("tree", entry);
+      return result(place.tree, false, false);
     }
-    logger.info(`${image}: extracting ${paths.archive}`);
-    await extractPresentArchive(image, paths, entry, lock, logger, options);
-    return result(paths.tree, false, true);
+    logger.info(`${image}: extracting ${place.archive}`);
+    await extractPresentArchive(place, entry, lock, logger, options);
+    return result(place.tree, false, true);
   }
   if (digest !== undefined) {
-    logger.info(`${image}: ${paths.archive} does not match the registry; downloading it again`);
-    await rm(paths.archive, { force: true });
-    await removeStamp(paths.archive);
-    await removePulledAs(paths.archive);
+    logger.info(`${image}: ${place.archive} does not match the registry; downloading it again`);
+    await place.discardArchive();
   }
-  const servedBy = await downloadAndInstall(config, image, entry, paths, lock, extract, options);
-  return { ...result(extract ? paths.tree : paths.archive, true, extract), servedBy };
+  const servedBy = await downloadAndInstall(config, place, entry, lock, extract, options);
+  return { ...result(extract ? place.tree : place.archive, true, extract), servedBy };
 }
 
 /**
@@ -261,27 +244,26 @@ function progressCounter(
 }
 
 async function extractPresentArchive(
-  image: string,
-  paths: ImagePaths,
+  place: ImagePlace,
   entry: ImageEntry,
   lock: HeldLock,
   logger: Logger,
   options: PullOptions,
 ): Promise<void> {
   const { extractFile } = await import("../archive/extract.js");
-  const staging = await stagingPath(paths.dir, paths.baseName);
+  const staging = await place.newStaging();
   try {
-    await extractFile(paths.archive, staging, {
+    await extractFile(place.archive, staging, {
       onWarning: (m: string) => logger.warn(m),
       signal: options.signal,
     });
     lock.assertHeld();
-    await installTree(paths.dir, staging, paths.tree, entry.sha256);
+    await place.installTree(staging, entry.sha256);
   } catch (err) {
     await rm(staging, { recursive: true, force: true });
     throw err;
   }
-  await writePulledAs(paths.tree, pulledAs(image, entry));
+  await place.recordPulled("tree", entry);
 }
 
 /** What the sources of `entry`'s download need: its sha256, and how to reach OCI registries. */
@@ -297,34 +279,6 @@ function sourceOptions(
   return { integrity, insecureRegistries, signal, logger, retries, stallTimeoutMs };
 }
 
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
-}
-
-/**
- * The file name that gives an `oci://` entry's archive its extension (for `imagePaths`), or
- * undefined when the URL names it. Network only when a download is likely: an archive a previous
- * pull left in `dir` keeps its name, and a tree whose marker matches needs no name; otherwise the
- * layer title comes from the sources.
- */
-async function ociArchiveTitle(
-  dir: string,
-  spec: ImageSpec,
-  entry: ImageEntry,
-  urls: string[],
-  options: SourceOptions,
-): Promise<string | undefined> {
-  const baseName = imageBaseName(spec);
-  for (const archive of archiveNames(baseName)) {
-    if (await exists(join(dir, archive))) return archive;
-  }
-  if ((await readMarker(join(dir, baseName))) === entry.sha256) return undefined;
-  return archiveTitle(urls, options);
-}
-
 /**
  * The one-pass download: every byte is hashed and fed to the extractor as it arrives; the
  * `.part` becomes the archive and the staging tree becomes the tree only after the digest matched.
@@ -332,17 +286,16 @@ async function ociArchiveTitle(
  */
 async function downloadAndInstall(
   config: Config,
-  image: string,
+  place: ImagePlace,
   entry: ImageEntry,
-  paths: ImagePaths,
   lock: HeldLock,
   extract: boolean,
   options: PullOptions,
 ): Promise<string> {
+  const { image } = place;
   const logger = options.logger ?? silentLogger;
-  const [{ download }, { openSources }, extractModule] = await Promise.all([
+  const [{ download }, extractModule] = await Promise.all([
     import("../transfer/download.js"),
-    import("../transfer/sources.js"),
     extract ? import("../archive/extract.js") : undefined,
   ]);
   let extractor: ArchiveExtractor | undefined;
@@ -359,7 +312,7 @@ async function downloadAndInstall(
   const freshPipeline = async () => {
     await discardStaging();
     if (extractModule) {
-      staging = await stagingPath(paths.dir, paths.baseName);
+      staging = await place.newStaging();
       extractor = new extractModule.ArchiveExtractor(staging, {
         onWarning: (m: string) => logger.warn(`${image}: ${m}`),
         signal: options.signal,
@@ -379,17 +332,15 @@ async function downloadAndInstall(
   };
 
   await freshPipeline();
-  const partMeta = partMetaPath(paths.part);
-  const deletePart = () =>
-    Promise.all([rm(paths.part, { force: true }), rm(partMeta, { force: true })]);
   try {
-    const source = sourceOptions(config, image, entry, options);
-    const sources = await openSources(candidateUrls(entry.url, config.mirrors), source);
+    const sourcing = sourceOptions(config, image, entry, options);
+    const sources = await openSources(candidateUrls(entry.url, config.mirrors), sourcing);
     logger.info(`${image}: downloading ${entry.url}`);
+    // The download checks the sha256 as the bytes flow: past it, they are the entry's.
     const done = await download({
       sources,
-      part: { path: paths.part, meta: partMeta },
-      integrity: { sha256: entry.sha256, what: `image ${image}` },
+      part: { path: place.part, meta: place.partMeta },
+      integrity: sourcing.integrity,
       sink,
       signal: options.signal,
       logger,
@@ -398,7 +349,6 @@ async function downloadAndInstall(
       retries: options.retries,
       onProgress: (p) => options.onProgress?.({ image, phase: "download", ...p }),
     });
-    const digest = entry.sha256; // the download checked it
     try {
       await extractor?.end();
     } catch (err) {
@@ -406,19 +356,13 @@ async function downloadAndInstall(
       throw err;
     }
     lock.assertHeld();
-    try {
-      await rename(paths.part, paths.archive);
-    } catch (err) {
-      throw fsError(err, "move the download to", paths.archive);
-    }
-    await rm(partMeta, { force: true });
-    await writeStamp(paths.archive, digest);
-    await writePulledAs(paths.archive, pulledAs(image, entry));
+    await place.installArchive(entry.sha256);
+    await place.recordPulled("archive", entry);
     if (staging) {
-      await installTree(paths.dir, staging, paths.tree, digest);
+      await place.installTree(staging, entry.sha256);
       staging = undefined;
       extractor = undefined;
-      await writePulledAs(paths.tree, pulledAs(image, entry));
+      await place.recordPulled("tree", entry);
     }
     return done.url;
   } catch (err) {
@@ -429,11 +373,7 @@ async function downloadAndInstall(
       });
     }
     // Refused content, a full disk, or nothing received: a .part kept for resuming is useless.
-    const partSize = await stat(paths.part).then(
-      (st) => st.size,
-      () => 0,
-    );
-    if (contentFailed || isNoSpace(err) || partSize === 0) await deletePart();
+    if (contentFailed || isNoSpace(err) || (await place.partSize()) === 0) await place.removePart();
     throw err;
   }
 }
