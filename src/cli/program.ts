@@ -225,19 +225,32 @@ function firstOperand(program: Command, args: string[]): string | undefined {
   return undefined;
 }
 
-/** Commands with their own `--version` option. */
+/** Commands whose subcommands take `--version` as an alias of `--image-version`. */
 const OWN_VERSION_OPTION = ["registry", "publish"];
 
 /**
- * `registry add` and `publish` have their own `--version`: after them, options belong to the
- * subcommand, not to the program (whose `--version` would print the tool's version and exit).
+ * Prepares `program` to parse `args` (the arguments after the script). Global options may follow
+ * the command (`pull IMAGE -q`), as commander has it by default, except after `registry` and
+ * `publish`: there every option belongs to the subcommand (commander's positional options), so
+ * that their `--version`, an alias of `--image-version`, is the image's, not the tool's.
  */
-function subcommandOwnsVersionOption(program: Command): void {
-  const parseOptions = program.parseOptions.bind(program);
-  program.parseOptions = (args: string[]) => {
-    program.enablePositionalOptions(OWN_VERSION_OPTION.includes(firstOperand(program, args) ?? ""));
-    return parseOptions(args);
-  };
+export function prepareToParse(program: Command, args: string[]): Command {
+  return program.enablePositionalOptions(
+    OWN_VERSION_OPTION.includes(firstOperand(program, args) ?? ""),
+  );
+}
+
+/**
+ * The image's version, `--image-version <version>` (required), with `--version` accepted as a
+ * hidden alias (see {@link prepareToParse}).
+ */
+function imageVersionOption(command: Command): Command {
+  return command
+    .requiredOption("--image-version <version>", "image version")
+    .addOption(new Option("--version <version>", "alias of --image-version").hideHelp())
+    .on("option:version", (value: string) => {
+      command.setOptionValueWithSource("imageVersion", value, "cli");
+    });
 }
 
 /** `info`, `path`, `verify`, `prune`, `du`, `resize`, `registry` and `completion`. */
@@ -296,15 +309,14 @@ function registerEverydayCommands(program: Command): void {
     )
     .action(lazy(async () => (await import("./commands/resize.js")).resizeCommand as Lazy));
 
-  subcommandOwnsVersionOption(program);
   const registry = program.command("registry").description("edit and check registry files");
-  registry
+  const add = registry
     .command("add")
     .description("add an image to a registry file (or update it): computes the archive's sha256")
     .argument("<archive>", ARCHIVE_ARGUMENT)
     .requiredOption("--file <file>", "the registry file to edit (created when missing)")
-    .requiredOption("--name <name>", "image name")
-    .requiredOption("--version <version>", "image version")
+    .requiredOption("--name <name>", "image name");
+  imageVersionOption(add)
     .option("--arch <arch>", "CPU architecture (required for a new image)")
     .option("--description <text>", "description (required for a new image)")
     .option("--url <url>", "where the archive will be downloaded from (required for a new image)")
@@ -319,14 +331,14 @@ function registerEverydayCommands(program: Command): void {
       lazy(async () => (await import("./commands/registry.js")).registryCheckCommand as Lazy),
     );
 
-  program
+  const publish = program
     .command("publish")
     .description(
       "push an archive to an OCI registry (or take its URL) and add it to a registry file",
     )
     .argument("<archive>", ARCHIVE_ARGUMENT)
-    .requiredOption("--name <name>", "image name")
-    .requiredOption("--version <version>", "image version")
+    .requiredOption("--name <name>", "image name");
+  imageVersionOption(publish)
     .requiredOption("--arch <arch>", "CPU architecture, e.g. aarch64")
     .requiredOption("--description <text>", "description")
     .option("--released-at <time>", "RFC 3339 release time (default for a new image: now)")
