@@ -48,7 +48,7 @@ export async function removeStaleStaging(dir: string, baseName: string): Promise
  * Makes `path` disappear at once (a rename into the store's trash), then deletes it. Readers never
  * see a half-deleted tree under its real name. Returns false when there was nothing there.
  */
-export async function removeAtomically(dir: string, path: string): Promise<boolean> {
+async function removeAtomically(dir: string, path: string): Promise<boolean> {
   await mkdir(bookkeeping(dir).trash, { recursive: true });
   const target = trashPath(dir, path, token());
   try {

@@ -14,13 +14,13 @@ import { formatSpec } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
 
 /** The merged registry in the store. */
-export const REGISTRY_FILE = "images.toml";
+const REGISTRY_FILE = "images.toml";
 /** Unix seconds of the last successful sync. */
-export const LAST_SYNC_FILE = ".last_sync";
+const LAST_SYNC_FILE = ".last_sync";
 /** Marker inside an extracted tree: sha256 of the archive it came from. */
-export const MARKER_FILE = ".archive.sha256";
+const MARKER_FILE = ".archive.sha256";
 /** Our own bookkeeping directory inside a store (or `-o DIR`). */
-export const BOOKKEEPING_DIR = ".axvisor-image";
+const BOOKKEEPING_DIR = ".axvisor-image";
 
 /** A download in progress: `<archive>.part`. */
 const PART_SUFFIX = ".part";
