@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import type { ArchiveExtractor } from "../archive/extract.js";
 import { mapSettled } from "../concurrency.js";
 import type { Config } from "../config/config.js";
+import { candidateUrls } from "../config/mirrors.js";
 import {
   AbortedError,
   AxError,
@@ -15,7 +16,6 @@ import {
 import { silentLogger, type Logger } from "../log.js";
 import { formatSpec, parseSpec, resolveImage } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
-import { candidateUrls } from "../config/mirrors.js";
 import { placeImage, type ImagePlace } from "../store/image-place.js";
 import { StoreNames } from "../store/layout.js";
 import type { HeldLock } from "../store/lock.js";

@@ -14,9 +14,9 @@ import {
   type HttpRequestOptions,
   type HttpResponse,
 } from "../http.js";
+import { isRetryableStatus, requestWithRetry, type RetryOptions } from "../retry.js";
 import { dockerConfigPath, dockerCredentials, type Credentials } from "./credentials.js";
 import { registryBaseUrl, type OciReference } from "./reference.js";
-import { isRetryableStatus, requestWithRetry, type RetryOptions } from "../retry.js";
 
 /** What a client may do in its repository. */
 export type OciAccess = "pull" | "pull,push";
