@@ -42,12 +42,8 @@ export type { StoredImage, StoreUsage } from "./ops/du.js";
 export { resizeImage } from "./ops/resize.js";
 export type { ResizeOptions, ResizeResult } from "./ops/resize.js";
 export { publish, addImage } from "./ops/publish.js";
-export type {
-  AddImageOptions,
-  AddImageResult,
-  PublishOptions,
-  PublishResult,
-} from "./ops/publish.js";
+export type { AddImageOptions, AddImageResult } from "./ops/publish.js";
+export type { PublishOptions, PublishResult } from "./ops/publish.js";
 
 // Registries: the format, loading, resolution, editing and checking.
 export { parseRegistry, serializeImages } from "./registry/format.js";
@@ -61,12 +57,8 @@ export type { CheckOptions, CheckReport } from "./registry/check.js";
 
 // Configuration, OCI references, archives, errors, logging.
 export { resolveConfig } from "./config/config.js";
-export type {
-  Config,
-  ConfigSource,
-  ResolvedConfig,
-  ResolveConfigOptions,
-} from "./config/config.js";
+export type { Config, ConfigSource, ResolvedConfig } from "./config/config.js";
+export type { ResolveConfigOptions } from "./config/config.js";
 export type { Mirror } from "./config/mirrors.js";
 export { parseOciReference } from "./transfer/oci/reference.js";
 export { ArchiveExtractor, extractFile } from "./archive/extract.js";

@@ -292,7 +292,6 @@ async function downloadAndInstall(
   extract: boolean,
   options: PullOptions,
 ): Promise<string> {
-  const { image } = place;
   const logger = options.logger ?? silentLogger;
   const [{ download }, extractModule] = await Promise.all([
     import("../transfer/download.js"),
@@ -314,7 +313,7 @@ async function downloadAndInstall(
     if (extractModule) {
       staging = await place.newStaging();
       extractor = new extractModule.ArchiveExtractor(staging, {
-        onWarning: (m: string) => logger.warn(`${image}: ${m}`),
+        onWarning: (m: string) => logger.warn(`${place.image}: ${m}`),
         signal: options.signal,
       });
     }
@@ -333,9 +332,9 @@ async function downloadAndInstall(
 
   await freshPipeline();
   try {
-    const sourcing = sourceOptions(config, image, entry, options);
+    const sourcing = sourceOptions(config, place.image, entry, options);
     const sources = await openSources(candidateUrls(entry.url, config.mirrors), sourcing);
-    logger.info(`${image}: downloading ${entry.url}`);
+    logger.info(`${place.image}: downloading ${entry.url}`);
     // The download checks the sha256 as the bytes flow: past it, they are the entry's.
     const done = await download({
       sources,
@@ -347,7 +346,7 @@ async function downloadAndInstall(
       stallTimeoutMs: options.stallTimeoutMs,
       lowSpeed: options.lowSpeed,
       retries: options.retries,
-      onProgress: (p) => options.onProgress?.({ image, phase: "download", ...p }),
+      onProgress: (p) => options.onProgress?.({ image: place.image, phase: "download", ...p }),
     });
     try {
       await extractor?.end();
@@ -368,7 +367,7 @@ async function downloadAndInstall(
   } catch (err) {
     await discardStaging();
     if (options.signal?.aborted) {
-      throw new AbortedError(`pull of ${image} interrupted`, {
+      throw new AbortedError(`pull of ${place.image} interrupted`, {
         hint: "run the same command again: the download resumes where it stopped",
       });
     }
