@@ -6,38 +6,27 @@
  * const store = await openStore({ overrides: { localStorage: "/tmp/images" } });
  * const { path } = await store.pull("qemu_aarch64_linux", { onProgress: console.log });
  * ```
+ *
+ * The public surface is everything exported here above the "Internal" section, documented once
+ * in the README's Library section (whose example a test runs). What the "Internal" section exports
+ * (`@internal`) serves this repository's own tools and tests, and may change in any release.
  */
 import { resolveConfig, type Config, type ResolveConfigOptions } from "./config/config.js";
 import { listImages, type ListOptions, type ListRow } from "./ops/ls.js";
+import { openRegistry } from "./ops/open-registry.js";
+import type { OperationOptions } from "./ops/options.js";
 import { pull, pullMany, type PullOptions, type PullResult } from "./ops/pull.js";
 import { removeImages, type RemoveResult } from "./ops/rm.js";
-import {
-  openRegistry,
-  sync,
-  type OperationOptions,
-  type SyncOptions,
-  type SyncResult,
-} from "./ops/sync.js";
+import { sync, type SyncOptions, type SyncResult } from "./ops/sync.js";
 import type { ImageEntry, ImageSpec } from "./registry/types.js";
 
-export { AxError, UsageError, ChecksumError, AbortedError } from "./errors.js";
-export type { Logger } from "./log.js";
-export { resolveConfig, findConfigFile } from "./config/config.js";
-export type {
-  Config,
-  ConfigSource,
-  ResolvedConfig,
-  ResolveConfigOptions,
-} from "./config/config.js";
-export { renderDefaultConfig } from "./config/render.js";
-export { parseRegistry, serializeImages } from "./registry/format.js";
-export { loadRegistry } from "./registry/load.js";
-export { parseSpec, formatSpec, findImage } from "./registry/resolve.js";
-export type { ImageEntry, IncludeEntry, RegistryFile, ImageSpec } from "./registry/types.js";
-export { pull, pullMany, resolveImage } from "./ops/pull.js";
+// The store and its operations.
+export { pull, pullMany } from "./ops/pull.js";
 export type { PullOptions, PullProgress, PullResult } from "./ops/pull.js";
-export { sync, openRegistry } from "./ops/sync.js";
-export type { OperationOptions, SyncOptions, SyncResult } from "./ops/sync.js";
+export { sync } from "./ops/sync.js";
+export type { SyncOptions, SyncResult } from "./ops/sync.js";
+export { openRegistry } from "./ops/open-registry.js";
+export type { OperationOptions } from "./ops/options.js";
 export { listImages } from "./ops/ls.js";
 export type { ListOptions, ListRow } from "./ops/ls.js";
 export { removeImages } from "./ops/rm.js";
@@ -52,17 +41,29 @@ export { storeUsage } from "./ops/du.js";
 export type { StoredImage, StoreUsage } from "./ops/du.js";
 export { resizeImage } from "./ops/resize.js";
 export type { ResizeOptions, ResizeResult } from "./ops/resize.js";
-export { publish } from "./ops/publish.js";
+export { publish, addImage } from "./ops/publish.js";
+export type { AddImageOptions, AddImageResult } from "./ops/publish.js";
 export type { PublishOptions, PublishResult } from "./ops/publish.js";
-export { upsertImage, upsertImageText } from "./registry/edit.js";
+
+// Registries: the format, loading, resolution, editing and checking.
+export { parseRegistry, serializeImages } from "./registry/format.js";
+export { loadRegistry } from "./registry/load.js";
+export { parseSpec, formatSpec, findImage, resolveImage } from "./registry/resolve.js";
+export type { ImageEntry, IncludeEntry, RegistryFile, ImageSpec } from "./registry/types.js";
+export { upsertImage } from "./registry/edit.js";
 export type { ImageUpdate, UpsertResult } from "./registry/edit.js";
 export { checkRegistry } from "./registry/check.js";
 export type { CheckOptions, CheckReport } from "./registry/check.js";
-export { parseOciReference } from "./transfer/oci-reference.js";
-export { imagePaths } from "./store/layout.js";
-export type { ImagePaths } from "./store/layout.js";
+
+// Configuration, OCI references, archives, errors, logging.
+export { resolveConfig } from "./config/config.js";
+export type { Config, ConfigSource, ResolvedConfig } from "./config/config.js";
+export type { ResolveConfigOptions } from "./config/config.js";
+export type { Mirror } from "./config/mirrors.js";
+export { parseOciReference } from "./transfer/oci/reference.js";
 export { ArchiveExtractor, extractFile } from "./archive/extract.js";
-export type { Mirror } from "./transfer/mirrors.js";
+export { AxError, UsageError, ChecksumError, AbortedError } from "./errors.js";
+export type { Logger } from "./log.js";
 
 /** A store bound to its effective configuration. */
 export interface Store {
@@ -101,3 +102,16 @@ export async function openStore(options: ResolveConfigOptions = {}): Promise<Sto
     sync: (o) => sync(config, o),
   };
 }
+
+// Internal: exported for this repository's tools and tests; no stability promise.
+
+/** @internal Finds the nearest `.image.toml` (the CLI's `config` command). */
+export { findConfigFile } from "./config/config.js";
+/** @internal The text `defconfig` writes. */
+export { renderDefaultConfig } from "./config/render.js";
+/** @internal `upsertImage` on text rather than a file. */
+export { upsertImageText } from "./registry/edit.js";
+/** @internal Where an image's files are in a store (the store's layout). */
+export { imagePaths } from "./store/layout.js";
+/** @internal */
+export type { ImagePaths } from "./store/layout.js";

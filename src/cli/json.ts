@@ -6,7 +6,7 @@
 import { existsSync } from "node:fs";
 import type { AxError } from "../errors.js";
 import type { StoredImage, StoreUsage } from "../ops/du.js";
-import { diskUsage, type LocalState } from "../ops/inventory.js";
+import { diskUsage, type LocalState } from "../store/scan.js";
 import type { PullResult } from "../ops/pull.js";
 import type { ImageEntry } from "../registry/types.js";
 import { escapeJsonText, redactCredentials } from "../text.js";

@@ -1,10 +1,10 @@
 import { CommanderError, type Command } from "commander";
 import { reportError, watchOutputStreams } from "./output.js";
-import { buildProgram } from "./program.js";
+import { buildProgram, prepareToParse } from "./program.js";
 
 /** Runs the CLI with `argv` (as `process.argv`) and returns the exit status. */
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  const program = prepareToParse(buildProgram(), argv.slice(2));
   const overrideExits = (command: Command): void => {
     command.exitOverride();
     command.commands.forEach(overrideExits);

@@ -1,8 +1,14 @@
 import { readFileSync } from "node:fs";
 import { Argument, Command, Option } from "commander";
+import { ARCHIVE_EXTENSIONS } from "../archive/extensions.js";
 import { parseThreshold, type ConfigOverrides } from "../config/config.js";
 import { UsageError } from "../errors.js";
+import { DEFAULT_PULL_CONCURRENCY } from "../ops/options.js";
+import { DEFAULT_LOW_SPEED, DEFAULT_STALL_TIMEOUT_MS } from "../transfer/tuning.js";
 import { displayText } from "./output.js";
+
+/** What the ARCHIVE argument of `registry add` and `publish` is. */
+const ARCHIVE_ARGUMENT = `the image archive (${ARCHIVE_EXTENSIONS.join(", ")})`;
 
 /** The shells `completion` writes scripts for. */
 export const SHELLS = ["bash", "zsh", "fish"] as const;
@@ -36,7 +42,7 @@ export async function overridesFrom(program: Command): Promise<ConfigOverrides> 
     overrides.autoSyncThreshold = parseThreshold(opts.autoSyncThreshold, "--auto-sync-threshold");
   }
   if (opts.mirror && opts.mirror.length > 0) {
-    const { parseMirrorFlag } = await import("../transfer/mirrors.js");
+    const { parseMirrorFlag } = await import("../config/mirrors.js");
     overrides.mirrors = opts.mirror.map(parseMirrorFlag);
   }
   return overrides;
@@ -156,22 +162,22 @@ export function buildProgram(): Command {
     .option("--verify", "hash present archives even when unchanged since they were last verified")
     .addOption(
       new Option("--stall-timeout <secs>", "abandon and resume a connection silent this long")
-        .default(30)
+        .default(DEFAULT_STALL_TIMEOUT_MS / 1000)
         .argParser(wholeNumber("--stall-timeout", 1)),
     )
     .addOption(
       new Option("--speed-limit <bytes>", "abandon and resume a download slower than this (B/s)")
-        .default(1024)
+        .default(DEFAULT_LOW_SPEED.bytesPerSecond)
         .argParser(wholeNumber("--speed-limit")),
     )
     .addOption(
       new Option("--speed-time <secs>", "... averaged over this long (0 = no speed limit)")
-        .default(30)
+        .default(DEFAULT_LOW_SPEED.seconds)
         .argParser(wholeNumber("--speed-time")),
     )
     .addOption(
       new Option("-j, --jobs <n>", "images downloaded at once")
-        .default(3)
+        .default(DEFAULT_PULL_CONCURRENCY)
         .argParser(wholeNumber("--jobs", 1)),
     )
     .option("--json", "print a JSON array, one object per image in argument order (see README)")
@@ -219,19 +225,32 @@ function firstOperand(program: Command, args: string[]): string | undefined {
   return undefined;
 }
 
-/** Commands with their own `--version` option. */
+/** Commands whose subcommands take `--version` as an alias of `--image-version`. */
 const OWN_VERSION_OPTION = ["registry", "publish"];
 
 /**
- * `registry add` and `publish` have their own `--version`: after them, options belong to the
- * subcommand, not to the program (whose `--version` would print the tool's version and exit).
+ * Prepares `program` to parse `args` (the arguments after the script). Global options may follow
+ * the command (`pull IMAGE -q`), as commander has it by default, except after `registry` and
+ * `publish`: there every option belongs to the subcommand (commander's positional options), so
+ * that their `--version`, an alias of `--image-version`, is the image's, not the tool's.
  */
-function subcommandOwnsVersionOption(program: Command): void {
-  const parseOptions = program.parseOptions.bind(program);
-  program.parseOptions = (args: string[]) => {
-    program.enablePositionalOptions(OWN_VERSION_OPTION.includes(firstOperand(program, args) ?? ""));
-    return parseOptions(args);
-  };
+export function prepareToParse(program: Command, args: string[]): Command {
+  return program.enablePositionalOptions(
+    OWN_VERSION_OPTION.includes(firstOperand(program, args) ?? ""),
+  );
+}
+
+/**
+ * The image's version, `--image-version <version>` (required), with `--version` accepted as a
+ * hidden alias (see {@link prepareToParse}).
+ */
+function imageVersionOption(command: Command): Command {
+  return command
+    .requiredOption("--image-version <version>", "image version")
+    .addOption(new Option("--version <version>", "alias of --image-version").hideHelp())
+    .on("option:version", (value: string) => {
+      command.setOptionValueWithSource("imageVersion", value, "cli");
+    });
 }
 
 /** `info`, `path`, `verify`, `prune`, `du`, `resize`, `registry` and `completion`. */
@@ -290,15 +309,14 @@ function registerEverydayCommands(program: Command): void {
     )
     .action(lazy(async () => (await import("./commands/resize.js")).resizeCommand as Lazy));
 
-  subcommandOwnsVersionOption(program);
   const registry = program.command("registry").description("edit and check registry files");
-  registry
+  const add = registry
     .command("add")
     .description("add an image to a registry file (or update it): computes the archive's sha256")
-    .argument("<archive>", "the image archive (.tar.gz, .tar.xz, .tar.zst, .tar)")
+    .argument("<archive>", ARCHIVE_ARGUMENT)
     .requiredOption("--file <file>", "the registry file to edit (created when missing)")
-    .requiredOption("--name <name>", "image name")
-    .requiredOption("--version <version>", "image version")
+    .requiredOption("--name <name>", "image name");
+  imageVersionOption(add)
     .option("--arch <arch>", "CPU architecture (required for a new image)")
     .option("--description <text>", "description (required for a new image)")
     .option("--url <url>", "where the archive will be downloaded from (required for a new image)")
@@ -313,14 +331,14 @@ function registerEverydayCommands(program: Command): void {
       lazy(async () => (await import("./commands/registry.js")).registryCheckCommand as Lazy),
     );
 
-  program
+  const publish = program
     .command("publish")
     .description(
       "push an archive to an OCI registry (or take its URL) and add it to a registry file",
     )
-    .argument("<archive>", "the image archive (.tar.gz, .tar.xz, .tar.zst, .tar)")
-    .requiredOption("--name <name>", "image name")
-    .requiredOption("--version <version>", "image version")
+    .argument("<archive>", ARCHIVE_ARGUMENT)
+    .requiredOption("--name <name>", "image name");
+  imageVersionOption(publish)
     .requiredOption("--arch <arch>", "CPU architecture, e.g. aarch64")
     .requiredOption("--description <text>", "description")
     .option("--released-at <time>", "RFC 3339 release time (default for a new image: now)")

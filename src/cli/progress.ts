@@ -1,7 +1,7 @@
 import type { MultiBar, SingleBar } from "cli-progress";
 import type { Logger } from "../log.js";
 import type { PullProgress } from "../ops/pull.js";
-import { formatBytes, formatDuration } from "./format.js";
+import { formatBytes, formatDuration } from "./human-readable.js";
 import { display, isInteractive, stderrLogger } from "./output.js";
 
 /** Shows the progress of pulls and carries their log lines without tearing the bars. */

@@ -3,7 +3,7 @@ import { homedir } from "node:os";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { AxError, UsageError } from "../errors.js";
 import { FileProblemError, describeProblem, readRegularFile } from "../regular-file.js";
-import type { Mirror } from "../transfer/mirrors.js";
+import type { Mirror } from "./mirrors.js";
 import {
   CONFIG_FILE_NAME,
   DEFAULT_AUTO_SYNC_THRESHOLD,

@@ -5,7 +5,8 @@
 import type { Config } from "../config/config.js";
 import { formatSpec } from "../registry/resolve.js";
 import { readRegistryState } from "../store/state.js";
-import { diskUsage, groupBy, scanStore, type Leftover, type StoredCopy } from "./inventory.js";
+import { groupBy } from "../group-by.js";
+import { diskUsage, scanStore, type Leftover, type StoredCopy } from "../store/scan.js";
 
 /** The archive and tree of one base name (`NAME` or `NAME-VERSION`) in the store. */
 export interface StoredImage {

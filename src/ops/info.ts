@@ -1,18 +1,16 @@
 /**
  * `info` and `path`: what the registry has of one image and what of it is in the store.
  */
-import { join } from "node:path";
 import type { Config } from "../config/config.js";
 import { AxError } from "../errors.js";
-import { findImage, formatSpec } from "../registry/resolve.js";
+import { compareNewestFirst, findImage, formatSpec, resolveImage } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
-import { StoreNames } from "../store/layout.js";
+import { StoreNames, imageBaseName, treePath } from "../store/layout.js";
 import { readRegistryState } from "../store/state.js";
-import { readMarker } from "../store/tree.js";
-import { localState, scanStore, type LocalState } from "./inventory.js";
-import { compareNewestFirst } from "./ls.js";
-import { resolveImage } from "./pull.js";
-import { openRegistry, type OperationOptions } from "./sync.js";
+import { readMarker } from "../store/copies.js";
+import { localState, scanStore, type LocalState } from "../store/scan.js";
+import { openRegistry } from "./open-registry.js";
+import type { OperationOptions } from "./options.js";
 
 /** One version of an image, with its local state. */
 export interface VersionInfo {
@@ -85,12 +83,12 @@ export async function imagePath(config: Config, spec: ImageSpec): Promise<PathRe
   const state = await readRegistryState(store);
   const images = state.kind === "ok" ? state.images : [];
   const names = StoreNames.of(images);
-  const own = join(store, names.baseName(spec));
+  const own = treePath(store, names.baseName(spec));
   const entry = findImage(images, spec);
   /** The tree `other` is also pulled as, when its store name is not refused. */
   const alsoAs = (other: ImageSpec) =>
-    names.problem(other) === undefined ? [join(store, names.baseName(other))] : [];
-  const unversioned = join(store, spec.name);
+    names.problem(other) === undefined ? [treePath(store, names.baseName(other))] : [];
+  const unversioned = treePath(store, imageBaseName({ name: spec.name }));
   const candidates: { path: string; wanted: boolean }[] = [];
   if (spec.version !== undefined) {
     candidates.push({ path: own, wanted: true });

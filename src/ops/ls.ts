@@ -1,4 +1,4 @@
-import { compareReleases } from "../registry/resolve.js";
+import { compareNewestFirst } from "../registry/resolve.js";
 import type { ImageEntry } from "../registry/types.js";
 
 /** One row of `ls`: an image name with its newest version, or one version with `verbose`. */
@@ -20,11 +20,6 @@ export interface ListOptions {
   pattern?: string;
   /** One row per version instead of one per name. */
   verbose?: boolean;
-}
-
-/** Newest first, by the order `NAME` resolves with ({@link compareReleases}). */
-export function compareNewestFirst(a: ImageEntry, b: ImageEntry): number {
-  return compareReleases(b, a);
 }
 
 /** A predicate for `ls PATTERN`: regex when it compiles, substring otherwise. */

@@ -6,15 +6,15 @@ import { rm } from "node:fs/promises";
 import type { Config } from "../config/config.js";
 import { AxError, fsError } from "../errors.js";
 import { silentLogger } from "../log.js";
+import { compareNewestFirst } from "../registry/resolve.js";
 import type { ImageEntry } from "../registry/types.js";
 import { tryWithLock } from "../store/lock.js";
-import { removePulledAs } from "../store/records.js";
-import { removeStamp } from "../store/stamps.js";
 import { readFallbackMark } from "../store/state.js";
-import { removeAtomically } from "../store/tree.js";
-import { groupBy, scanStore, type Leftover, type StoredCopy } from "./inventory.js";
-import { compareNewestFirst } from "./ls.js";
-import { openRegistry, type OperationOptions } from "./sync.js";
+import { removeArchive, removeTree } from "../store/copies.js";
+import { groupBy } from "../group-by.js";
+import { scanStore, type Leftover, type StoredCopy } from "../store/scan.js";
+import { openRegistry } from "./open-registry.js";
+import type { OperationOptions } from "./options.js";
 
 /** Why {@link prune} removes an item. */
 export type PruneReason =
@@ -146,18 +146,13 @@ function oldVersions(copies: StoredCopy[], keep: number): Planned[] {
 }
 
 async function removeItem(store: string, item: Planned): Promise<void> {
-  if (item.kind === "tree") {
-    await removeAtomically(store, item.path);
-    await removePulledAs(item.path);
-    return;
-  }
-  try {
-    await rm(item.path, { recursive: true, force: true });
-  } catch (err) {
-    throw fsError(err, "remove", item.path);
-  }
-  if (item.kind === "archive") {
-    await removeStamp(item.path);
-    await removePulledAs(item.path);
+  if (item.kind === "tree") await removeTree(store, item.path);
+  else if (item.kind === "archive") await removeArchive(item.path);
+  else {
+    try {
+      await rm(item.path, { recursive: true, force: true });
+    } catch (err) {
+      throw fsError(err, "remove", item.path);
+    }
   }
 }

@@ -1,8 +1,9 @@
 /**
- * `publish`: put an image archive where users can pull it and record it in a registry file. With
- * an `oci://` destination the archive is pushed to that OCI registry; with a URL it is assumed to
- * be served there already. Either way the archive's sha256 is computed and the registry file gets
- * the entry added or updated (other entries, includes and comments kept), ready to commit.
+ * `publish` and `registry add`: put an image archive where users can pull it and record it in a
+ * registry file. With an `oci://` destination the archive is pushed to that OCI registry; with a
+ * URL it is assumed to be served there already. Either way the archive's sha256 is computed and
+ * the registry file gets the entry added or updated (other entries, includes and comments kept),
+ * ready to commit: that last part alone is `registry add` ({@link addImage}).
  */
 import { stat } from "node:fs/promises";
 import type { Config } from "../config/config.js";
@@ -13,44 +14,57 @@ import { formatSpec } from "../registry/resolve.js";
 import { nameProblem, parseRfc3339 } from "../registry/rules.js";
 import type { ImageEntry } from "../registry/types.js";
 import { hashFile } from "../store/stamps.js";
-import { formatOciReference, parseOciReference } from "../transfer/oci-reference.js";
-import type { PushResult } from "../transfer/oci-upload.js";
+import { formatOciReference, parseOciReference } from "../transfer/oci/reference.js";
+import type { PushResult } from "../transfer/oci/upload.js";
 
-/** Options of {@link publish}. */
-export interface PublishOptions {
-  /** The archive file to publish. */
+/** Options of {@link addImage}: the archive, the registry file, and the entry's fields. */
+export interface AddImageOptions {
+  /** The archive file. */
   archive: string;
-  /** Image name, version, architecture and description of the entry. */
+  /** The registry file to add the entry to (created when missing). */
+  registryFile: string;
+  /** Image name and version of the entry: an entry with both is updated, else one is added. */
   name: string;
   version: string;
-  arch: string;
-  description: string;
+  /** Required for a new image; an update keeps every field not given. */
+  arch?: string;
+  description?: string;
+  /** Where the archive is served (required for a new image). */
+  url?: string;
   /** RFC 3339 release time; a new entry gets the current time when absent. */
   releasedAt?: string;
+  /** Told what is being done. */
+  logger?: Logger;
+}
+
+/** What {@link addImage} did. */
+export interface AddImageResult {
+  /** The entry as written to the registry file. */
+  entry: ImageEntry;
+  /** What happened to the registry file. */
+  action: UpsertResult["action"];
+}
+
+/** Options of {@link publish}. */
+export interface PublishOptions extends AddImageOptions {
+  arch: string;
+  description: string;
   /** Push the archive to this `oci://HOST/REPOSITORY:TAG` (exclusive with `url`). */
   to?: string;
   /** The archive is already served here; nothing is uploaded (exclusive with `to`). */
   url?: string;
-  /** The registry file to add the entry to (created when missing). */
-  registryFile: string;
   /** Insecure registries (plain HTTP) from the configuration. */
   config?: Pick<Config, "insecureRegistries">;
   /** Archives larger than this are uploaded in chunks of this size (default 4 MiB). */
   chunkSize?: number;
   /** Cancels the upload. */
   signal?: AbortSignal;
-  /** Told what is being done. */
-  logger?: Logger;
   /** Environment for `DOCKER_CONFIG` (default `process.env`). */
   env?: Record<string, string | undefined>;
 }
 
 /** What {@link publish} did. */
-export interface PublishResult {
-  /** The entry as written to the registry file. */
-  entry: ImageEntry;
-  /** What happened to the registry file. */
-  action: UpsertResult["action"];
+export interface PublishResult extends AddImageResult {
   /** With `to`: the push (manifest digest, layer, whether the blob was sent). */
   push?: PushResult;
 }
@@ -91,7 +105,10 @@ function destination(to: string) {
   return ref;
 }
 
-/** Size and sha256 of the archive; a missing file is a usage error naming it. */
+/**
+ * Size and sha256 of the archive; a missing file, or one that is not a regular file (a FIFO or a
+ * device would be read forever), is a usage error naming it.
+ */
 async function describeArchive(path: string): Promise<{ size: number; sha256: string }> {
   try {
     const info = await stat(path);
@@ -119,7 +136,7 @@ export async function publish(options: PublishOptions): Promise<PublishResult> {
   if (ref !== undefined) {
     const where = formatOciReference(ref);
     logger.info(`pushing ${options.archive} (${file.size} bytes) to ${where}`);
-    const { pushArchive } = await import("../transfer/oci-upload.js");
+    const { pushArchive } = await import("../transfer/oci/upload.js");
     push = await pushArchive(ref, options.archive, file, {
       insecureRegistries: options.config?.insecureRegistries,
       chunkSize: options.chunkSize,
@@ -131,15 +148,39 @@ export async function publish(options: PublishOptions): Promise<PublishResult> {
       `${where}: ${push.uploaded ? "uploaded" : "already had"} the archive; manifest ${push.manifestDigest}`,
     );
   }
+  const url = ref === undefined ? options.url : formatOciReference(ref);
+  return { ...(await addEntry(options, file.sha256, url)), push };
+}
+
+/**
+ * `registry add`: hashes the archive, and adds its entry to `registryFile` or updates the entry
+ * with that name and version there (only the lines of the values that change).
+ *
+ * @throws UsageError for a missing archive or a new image without arch, description and url;
+ *   AxError naming the registry file when it cannot be read or written.
+ */
+export async function addImage(options: AddImageOptions): Promise<AddImageResult> {
+  const { sha256 } = await describeArchive(options.archive);
+  return addEntry(options, sha256, options.url);
+}
+
+/** Adds or updates the entry of `options` with the archive's `sha256`, served at `url`. */
+async function addEntry(
+  options: AddImageOptions,
+  sha256: string,
+  url: string | undefined,
+): Promise<AddImageResult> {
   const { entry, action } = await upsertImage(options.registryFile, {
     name: options.name,
     version: options.version,
     arch: options.arch,
     description: options.description,
     released_at: options.releasedAt,
-    sha256: file.sha256,
-    url: ref === undefined ? options.url : formatOciReference(ref),
+    sha256,
+    url,
   });
-  logger.info(`${action} image ${formatSpec(entry)} in ${options.registryFile}`);
-  return { entry, action, push };
+  (options.logger ?? silentLogger).info(
+    `${action} image ${formatSpec(entry)} in ${options.registryFile} (sha256 ${entry.sha256})`,
+  );
+  return { entry, action };
 }

@@ -1,9 +1,9 @@
-import { createHash, type Hash } from "node:crypto";
-import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { mkdir, rm, stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { ArchiveExtractor } from "../archive/extract.js";
 import { mapSettled } from "../concurrency.js";
 import type { Config } from "../config/config.js";
+import { candidateUrls } from "../config/mirrors.js";
 import {
   AbortedError,
   AxError,
@@ -14,17 +14,16 @@ import {
   isNoSpace,
 } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
-import { findImage, formatSpec, parseSpec, suggest } from "../registry/resolve.js";
+import { formatSpec, parseSpec, resolveImage } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
-import { StoreNames, imagePaths, type ImagePaths } from "../store/layout.js";
-import { withLock, type HeldLock } from "../store/lock.js";
-import { pulledAs, removePulledAs, writePulledAs } from "../store/records.js";
-import { archiveDigest, removeStamp, writeStamp } from "../store/stamps.js";
-import { installTree, readMarker, removeStaleStaging, stagingPath } from "../store/tree.js";
+import { placeImage, type ImagePlace } from "../store/image-place.js";
+import { StoreNames } from "../store/layout.js";
+import type { HeldLock } from "../store/lock.js";
 import type { DownloadSink } from "../transfer/download.js";
-import { isOciUrl } from "../transfer/oci-reference.js";
+import { archiveTitle, openSources, sourceKind, type SourceOptions } from "../transfer/sources.js";
 import type { LowSpeedRule } from "../transfer/watchdog.js";
-import { openRegistry, type OperationOptions } from "./sync.js";
+import { openRegistry } from "./open-registry.js";
+import { DEFAULT_PULL_CONCURRENCY, type OperationOptions } from "./options.js";
 
 /** What a pull is doing, for progress bars. */
 export interface PullProgress {
@@ -48,7 +47,8 @@ export interface PullOptions extends OperationOptions {
   verify?: boolean;
   /** Progress of each image. */
   onProgress?: (progress: PullProgress) => void;
-  /** Abandon and resume a connection that delivers no byte for this long (ms, default 30000). */
+  /** Abandon and resume a connection that delivers no byte for this long (ms, default
+   *  `DEFAULT_STALL_TIMEOUT_MS`). */
   stallTimeoutMs?: number;
   /** Abandon and resume a connection slower than this (default 1 KiB/s over 30 s); such
    *  failures do not renew the retries, so a server dripping bytes ends the pull. */
@@ -75,28 +75,6 @@ export interface PullResult {
   extracted: boolean;
   /** The URL that served the download (a mirror or the original). */
   servedBy?: string;
-}
-
-/** Up to this many images download at once in {@link pullMany}. */
-export const DEFAULT_PULL_CONCURRENCY = 3;
-
-/** Resolves `spec` in `images`, or fails naming it with a hint. */
-export function resolveImage(images: ImageEntry[], spec: ImageSpec): ImageEntry {
-  const entry = findImage(images, spec);
-  if (entry) return entry;
-  const text = formatSpec(spec);
-  const versions = images.filter((i) => i.name === spec.name).map((i) => i.version);
-  if (spec.version !== undefined && versions.length > 0) {
-    throw new AxError(`image ${spec.name} has no version ${spec.version}`, {
-      hint: `available versions: ${versions.join(", ")}`,
-    });
-  }
-  const close = suggest(images, spec.name);
-  throw new AxError(`image not found: ${text}`, {
-    hint:
-      (close.length > 0 ? `did you mean ${close.join(", ")}? ` : "") +
-      "run `axvisor-image ls` to see the available images",
-  });
 }
 
 async function ensureOutputDir(dir: string): Promise<void> {
@@ -132,25 +110,29 @@ export async function pull(
   const dir = resolve(options.outputDir ?? config.localStorage);
   await ensureOutputDir(dir);
   const image = formatSpec(parsed);
-  // OCI support is loaded only for oci:// entries: a warm pull of an https image stays light.
-  const title = isOciUrl(entry.url)
-    ? await (
-        await import("../transfer/oci.js")
-      ).ociArchiveTitle(dir, parsed, { ...options, image, entry, config })
-    : undefined;
-  const paths = imagePaths(dir, parsed, entry.url, title);
+  // Only an oci:// URL leaves the archive's name to its source: OCI is loaded for those alone.
+  const titleFromSource =
+    sourceKind(entry.url) === "oci"
+      ? () =>
+          archiveTitle(
+            candidateUrls(entry.url, config.mirrors),
+            sourceOptions(config, image, entry, options),
+          )
+      : undefined;
+  const place = await placeImage(dir, parsed, entry.url, {
+    sha256: entry.sha256,
+    archiveTitle: titleFromSource,
+  });
   const logger = options.logger ?? silentLogger;
   const extract = options.extract ?? true;
   // Fast path without the lock: a marker is written last and trees are renamed into place, so a
   // matching marker means a complete tree.
-  if (extract && !options.verify && (await readMarker(paths.tree)) === entry.sha256) {
+  if (extract && !options.verify && (await place.treeMarker()) === entry.sha256) {
     options.onProgress?.({ image, phase: "done", received: 0 });
-    return upToDate(image, entry, paths, logger);
+    return upToDate(place, entry, logger);
   }
-  const res = await withLock(
-    dir,
-    paths.baseName,
-    (lock) => pullLocked(config, image, entry, paths, lock, options).catch(naming(image)),
+  const res = await place.withLock(
+    (lock) => pullLocked(config, place, entry, lock, options).catch(naming(image)),
     {
       signal: options.signal,
       onWait: () => {
@@ -168,19 +150,14 @@ export async function pull(
  * brought up to date too: the same archive may have been pulled as an older version that the
  * registry released it under.
  */
-async function upToDate(
-  image: string,
-  entry: ImageEntry,
-  paths: ImagePaths,
-  logger: Logger,
-): Promise<PullResult> {
-  await writePulledAs(paths.tree, pulledAs(image, entry));
-  logger.info(`${image}: up to date at ${paths.tree}`);
+async function upToDate(place: ImagePlace, entry: ImageEntry, logger: Logger): Promise<PullResult> {
+  await place.recordPulled("tree", entry);
+  logger.info(`${place.image}: up to date at ${place.tree}`);
   return {
-    image,
+    image: place.image,
     entry,
-    path: paths.tree,
-    archive: paths.archive,
+    path: place.tree,
+    archive: place.archive,
     downloaded: false,
     extracted: false,
   };
@@ -188,51 +165,49 @@ async function upToDate(
 
 async function pullLocked(
   config: Config,
-  image: string,
+  place: ImagePlace,
   entry: ImageEntry,
-  paths: ImagePaths,
   lock: HeldLock,
   options: PullOptions,
 ): Promise<PullResult> {
+  const { image } = place;
   const logger = options.logger ?? silentLogger;
   const extract = options.extract ?? true;
   const result = (path: string, downloaded: boolean, extracted: boolean): PullResult => ({
     image,
     entry,
     path,
-    archive: paths.archive,
+    archive: place.archive,
     downloaded,
     extracted,
   });
 
-  await removeStaleStaging(paths.dir, paths.baseName);
+  await place.removeStaleStaging();
   // Looked at again under the lock: another process may have finished it while we waited.
-  const marker = extract ? await readMarker(paths.tree) : undefined;
-  if (marker === entry.sha256 && !options.verify) return upToDate(image, entry, paths, logger);
+  const marker = extract ? await place.treeMarker() : undefined;
+  if (marker === entry.sha256 && !options.verify) return upToDate(place, entry, logger);
 
-  const digest = await archiveDigest(paths.archive, {
+  const digest = await place.archiveDigest({
     force: options.verify,
     onBytes: progressCounter(image, "verify", options),
   });
   if (digest === entry.sha256) {
-    await writePulledAs(paths.archive, pulledAs(image, entry));
-    if (!extract) return result(paths.archive, false, false);
+    await place.recordPulled("archive", entry);
+    if (!extract) return result(place.archive, false, false);
     if (marker === entry.sha256) {
-      await writePulledAs(paths.tree, pulledAs(image, entry));
-      return result(paths.tree, false, false);
+      await place.recordPulled("tree", entry);
+      return result(place.tree, false, false);
     }
-    logger.info(`${image}: extracting ${paths.archive}`);
-    await extractPresentArchive(image, paths, entry, lock, logger, options);
-    return result(paths.tree, false, true);
+    logger.info(`${image}: extracting ${place.archive}`);
+    await extractPresentArchive(place, entry, lock, logger, options);
+    return result(place.tree, false, true);
   }
   if (digest !== undefined) {
-    logger.info(`${image}: ${paths.archive} does not match the registry; downloading it again`);
-    await rm(paths.archive, { force: true });
-    await removeStamp(paths.archive);
-    await removePulledAs(paths.archive);
+    logger.info(`${image}: ${place.archive} does not match the registry; downloading it again`);
+    await place.discardArchive();
   }
-  const servedBy = await downloadAndInstall(config, image, entry, paths, lock, extract, options);
-  return { ...result(extract ? paths.tree : paths.archive, true, extract), servedBy };
+  const servedBy = await downloadAndInstall(config, place, entry, lock, extract, options);
+  return { ...result(extract ? place.tree : place.archive, true, extract), servedBy };
 }
 
 /**
@@ -269,27 +244,39 @@ function progressCounter(
 }
 
 async function extractPresentArchive(
-  image: string,
-  paths: ImagePaths,
+  place: ImagePlace,
   entry: ImageEntry,
   lock: HeldLock,
   logger: Logger,
   options: PullOptions,
 ): Promise<void> {
   const { extractFile } = await import("../archive/extract.js");
-  const staging = await stagingPath(paths.dir, paths.baseName);
+  const staging = await place.newStaging();
   try {
-    await extractFile(paths.archive, staging, {
+    await extractFile(place.archive, staging, {
       onWarning: (m: string) => logger.warn(m),
       signal: options.signal,
     });
     lock.assertHeld();
-    await installTree(paths.dir, staging, paths.tree, entry.sha256);
+    await place.installTree(staging, entry.sha256);
   } catch (err) {
     await rm(staging, { recursive: true, force: true });
     throw err;
   }
-  await writePulledAs(paths.tree, pulledAs(image, entry));
+  await place.recordPulled("tree", entry);
+}
+
+/** What the sources of `entry`'s download need: its sha256, and how to reach OCI registries. */
+function sourceOptions(
+  config: Config,
+  image: string,
+  entry: ImageEntry,
+  options: PullOptions,
+): SourceOptions {
+  const { signal, logger, retries, stallTimeoutMs } = options;
+  const integrity = { sha256: entry.sha256, what: `image ${image}` };
+  const { insecureRegistries } = config;
+  return { integrity, insecureRegistries, signal, logger, retries, stallTimeoutMs };
 }
 
 /**
@@ -299,19 +286,17 @@ async function extractPresentArchive(
  */
 async function downloadAndInstall(
   config: Config,
-  image: string,
+  place: ImagePlace,
   entry: ImageEntry,
-  paths: ImagePaths,
   lock: HeldLock,
   extract: boolean,
   options: PullOptions,
 ): Promise<string> {
   const logger = options.logger ?? silentLogger;
-  const [{ download, partMetaPath }, extractModule] = await Promise.all([
+  const [{ download }, extractModule] = await Promise.all([
     import("../transfer/download.js"),
     extract ? import("../archive/extract.js") : undefined,
   ]);
-  let hash: Hash = createHash("sha256");
   let extractor: ArchiveExtractor | undefined;
   let staging: string | undefined;
   /** Set when the bytes themselves were refused (bad archive, full disk): no point resuming. */
@@ -325,11 +310,10 @@ async function downloadAndInstall(
   };
   const freshPipeline = async () => {
     await discardStaging();
-    hash = createHash("sha256");
     if (extractModule) {
-      staging = await stagingPath(paths.dir, paths.baseName);
+      staging = await place.newStaging();
       extractor = new extractModule.ArchiveExtractor(staging, {
-        onWarning: (m: string) => logger.warn(`${image}: ${m}`),
+        onWarning: (m: string) => logger.warn(`${place.image}: ${m}`),
         signal: options.signal,
       });
     }
@@ -337,7 +321,6 @@ async function downloadAndInstall(
   const sink: DownloadSink = {
     reset: freshPipeline,
     async write(chunk: Buffer) {
-      hash.update(chunk);
       try {
         await extractor?.write(chunk);
       } catch (err) {
@@ -348,31 +331,23 @@ async function downloadAndInstall(
   };
 
   await freshPipeline();
-  const deletePart = () =>
-    Promise.all([rm(paths.part, { force: true }), rm(partMetaPath(paths.part), { force: true })]);
   try {
-    const { downloadCandidates } = await import("../transfer/oci.js");
-    const urls = downloadCandidates({ ...options, image, entry, config });
-    logger.info(`${image}: downloading ${entry.url}`);
+    const sourcing = sourceOptions(config, place.image, entry, options);
+    const sources = await openSources(candidateUrls(entry.url, config.mirrors), sourcing);
+    logger.info(`${place.image}: downloading ${entry.url}`);
+    // The download checks the sha256 as the bytes flow: past it, they are the entry's.
     const done = await download({
-      urls,
-      partPath: paths.part,
+      sources,
+      part: { path: place.part, meta: place.partMeta },
+      integrity: sourcing.integrity,
       sink,
       signal: options.signal,
       logger,
       stallTimeoutMs: options.stallTimeoutMs,
       lowSpeed: options.lowSpeed,
       retries: options.retries,
-      onProgress: (p) => options.onProgress?.({ image, phase: "download", ...p }),
+      onProgress: (p) => options.onProgress?.({ image: place.image, phase: "download", ...p }),
     });
-    const digest = hash.digest("hex");
-    if (digest !== entry.sha256) {
-      contentFailed = true;
-      throw new ChecksumError(
-        `checksum mismatch for image ${image}: expected ${entry.sha256}, got ${digest} (from ${done.url})`,
-        { hint: "the registry entry or the file on the server is wrong; nothing was kept" },
-      );
-    }
     try {
       await extractor?.end();
     } catch (err) {
@@ -380,34 +355,24 @@ async function downloadAndInstall(
       throw err;
     }
     lock.assertHeld();
-    try {
-      await rename(paths.part, paths.archive);
-    } catch (err) {
-      throw fsError(err, "move the download to", paths.archive);
-    }
-    await rm(partMetaPath(paths.part), { force: true });
-    await writeStamp(paths.archive, digest);
-    await writePulledAs(paths.archive, pulledAs(image, entry));
+    await place.installArchive(entry.sha256);
+    await place.recordPulled("archive", entry);
     if (staging) {
-      await installTree(paths.dir, staging, paths.tree, digest);
+      await place.installTree(staging, entry.sha256);
       staging = undefined;
       extractor = undefined;
-      await writePulledAs(paths.tree, pulledAs(image, entry));
+      await place.recordPulled("tree", entry);
     }
     return done.url;
   } catch (err) {
     await discardStaging();
     if (options.signal?.aborted) {
-      throw new AbortedError(`pull of ${image} interrupted`, {
+      throw new AbortedError(`pull of ${place.image} interrupted`, {
         hint: "run the same command again: the download resumes where it stopped",
       });
     }
     // Refused content, a full disk, or nothing received: a .part kept for resuming is useless.
-    const partSize = await stat(paths.part).then(
-      (st) => st.size,
-      () => 0,
-    );
-    if (contentFailed || isNoSpace(err) || partSize === 0) await deletePart();
+    if (contentFailed || isNoSpace(err) || (await place.partSize()) === 0) await place.removePart();
     throw err;
   }
 }

@@ -1,16 +1,13 @@
-import { readdir, rm } from "node:fs/promises";
-import { join } from "node:path";
+import { readdir } from "node:fs/promises";
 import type { Config } from "../config/config.js";
 import { silentLogger } from "../log.js";
 import { parseSpec } from "../registry/resolve.js";
 import type { ImageSpec } from "../registry/types.js";
-import { StoreNames, archiveFileNames } from "../store/layout.js";
+import { removeStored } from "../store/copies.js";
+import { StoreNames } from "../store/layout.js";
 import { withLock } from "../store/lock.js";
-import { removePulledAs } from "../store/records.js";
-import { removeStamp } from "../store/stamps.js";
 import { readRegistryState } from "../store/state.js";
-import { removeAtomically } from "../store/tree.js";
-import type { OperationOptions } from "./sync.js";
+import type { OperationOptions } from "./options.js";
 
 /** What `rm` removed for one argument. */
 export interface RemoveResult {
@@ -74,26 +71,10 @@ export async function removeImages(
   for (const [i, spec] of parsed.entries()) {
     const removed: string[] = [];
     for (const base of plans[i]!) {
-      const files = archiveFileNames(base).filter((f) => entries.includes(f));
-      await withLock(
-        store,
-        base,
-        async () => {
-          for (const file of files) {
-            const path = join(store, file);
-            await rm(path, { force: true });
-            await removeStamp(path);
-            await removePulledAs(path);
-            removed.push(path);
-          }
-          const tree = join(store, base);
-          if (entries.includes(base) && (await removeAtomically(store, tree))) {
-            await removePulledAs(tree);
-            removed.push(tree);
-          }
-        },
-        { signal: options.signal },
-      );
+      const gone = await withLock(store, base, () => removeStored(store, base, entries), {
+        signal: options.signal,
+      });
+      removed.push(...gone);
     }
     const raw = specs[i]!;
     results.push({ image: typeof raw === "string" ? raw : spec.name, removed });

@@ -1,24 +1,15 @@
+/**
+ * `sync`: fetch the configured registry (or the fallback) with its includes and replace the
+ * store's `images.toml`, refusing an answer that looks broken.
+ */
 import type { Config } from "../config/config.js";
 import { AxError } from "../errors.js";
-import { silentLogger, type Logger } from "../log.js";
+import { silentLogger } from "../log.js";
 import type { ImageEntry } from "../registry/types.js";
 import { SYNC_LOCK, bookkeeping } from "../store/layout.js";
 import { withLock } from "../store/lock.js";
-import {
-  isStale,
-  markSource,
-  readLastSync,
-  readRegistryState,
-  readSyncSource,
-  writeRegistry,
-} from "../store/state.js";
-
-/** Options shared by every operation. */
-export interface OperationOptions {
-  signal?: AbortSignal;
-  /** Status lines and warnings; silent by default. */
-  logger?: Logger;
-}
+import { markSource, readRegistryState, readSyncSource, writeRegistry } from "../store/state.js";
+import type { OperationOptions } from "./options.js";
 
 /** Options of {@link sync}. */
 export interface SyncOptions extends OperationOptions {
@@ -142,57 +133,4 @@ async function refuseSuspicious(
 function droppedNames(previous: readonly ImageEntry[], images: readonly ImageEntry[]): string[] {
   const now = new Set(images.map((e) => e.name));
   return [...new Set(previous.map((e) => e.name))].filter((n) => !now.has(n)).sort();
-}
-
-/**
- * The store's registry, synced first when the auto-sync rules say so: no readable `images.toml`
- * means a sync (with auto-sync off, an error naming the file); a stale one means a sync whose
- * failure only warns and keeps the registry already there.
- */
-export async function openRegistry(
-  config: Config,
-  options: OperationOptions = {},
-): Promise<ImageEntry[]> {
-  const logger = options.logger ?? silentLogger;
-  const store = config.localStorage;
-  const state = await readRegistryState(store);
-  if (state.kind !== "ok") {
-    if (!config.autoSync) {
-      if (state.kind === "missing") {
-        throw new AxError(`no image registry in the store: ${state.path} does not exist`, {
-          hint: "run `axvisor-image sync`, or drop --no-auto-sync",
-        });
-      }
-      throw new AxError(`the store's registry is corrupt: ${state.error.message}`, {
-        hint: "run `axvisor-image sync` to repair it",
-      });
-    }
-    logger.info(
-      state.kind === "missing"
-        ? "no local registry yet: syncing"
-        : `the store's registry is corrupt (${state.error.message}): syncing to repair it`,
-    );
-    await sync(config, options);
-    return loadSynced(store);
-  }
-  const now = Math.floor(Date.now() / 1000);
-  if (config.autoSync && isStale(await readLastSync(store), config.autoSyncThreshold, now)) {
-    logger.info("local registry is older than the auto-sync threshold: syncing");
-    try {
-      await sync(config, options);
-      return loadSynced(store);
-    } catch (err) {
-      if (!(err instanceof AxError) || options.signal?.aborted) throw err;
-      logger.warn(`auto-sync failed: ${err.message}; using the registry already in the store`);
-    }
-  }
-  return state.images;
-}
-
-async function loadSynced(store: string): Promise<ImageEntry[]> {
-  const state = await readRegistryState(store);
-  if (state.kind === "ok") return state.images;
-  throw state.kind === "corrupt"
-    ? state.error
-    : new AxError(`${state.path} disappeared right after the sync`);
 }

@@ -10,10 +10,12 @@ import type { ImageEntry, ImageSpec } from "../registry/types.js";
 import { StoreNames } from "../store/layout.js";
 import { withLock } from "../store/lock.js";
 import { archiveDigest } from "../store/stamps.js";
-import { readMarker } from "../store/tree.js";
-import { groupBy, scanStore, type StoredCopy } from "./inventory.js";
+import { readMarker } from "../store/copies.js";
+import { groupBy } from "../group-by.js";
+import { scanStore, type StoredCopy } from "../store/scan.js";
 import { pullMany, type PullResult } from "./pull.js";
-import { openRegistry, type OperationOptions } from "./sync.js";
+import { openRegistry } from "./open-registry.js";
+import type { OperationOptions } from "./options.js";
 
 /** The verdict on one archive or tree. */
 export interface CopyCheck {

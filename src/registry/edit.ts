@@ -11,7 +11,7 @@ import { FileProblemError, readRegularFile } from "../regular-file.js";
 import { CANONICAL_IMAGE_KEYS, serializeImages } from "./canonical.js";
 import { RegistryError } from "./errors.js";
 import { parseRegistry } from "./format.js";
-import { ARRAY_HEADER } from "./locate.js";
+import { ARRAY_HEADER } from "./line-numbers.js";
 import { formatSpec } from "./resolve.js";
 import { MAX_REGISTRY_FILE_BYTES } from "./source.js";
 import type { ImageEntry, RegistryFile } from "./types.js";

@@ -10,7 +10,7 @@
 import { parse, TomlDate, TomlError } from "smol-toml";
 import { CANONICAL_IMAGE_KEYS, readCanonicalImages } from "./canonical.js";
 import { RegistryError } from "./errors.js";
-import { LineLocator, type RegistryTable } from "./locate.js";
+import { LineLocator, type RegistryTable } from "./line-numbers.js";
 import {
   IMAGE_URL_SCHEMES,
   nameProblem,

@@ -1,6 +1,9 @@
-/** Image specs on the command line (`NAME[:VERSION]`) and finding them in a registry. */
+/**
+ * Resolution: image specs on the command line (`NAME[:VERSION]`), finding them in a registry (or
+ * failing with a "did you mean" hint), and the release order every listing sorts by.
+ */
 
-import { UsageError } from "../errors.js";
+import { AxError, UsageError } from "../errors.js";
 import { nameProblem, parseRfc3339 } from "./rules.js";
 import type { ImageEntry, ImageSpec } from "./types.js";
 
@@ -74,6 +77,11 @@ function releaseTime(image: ImageEntry): number {
   return time;
 }
 
+/** Newest first, by the order `NAME` resolves with ({@link compareReleases}). */
+export function compareNewestFirst(a: ImageEntry, b: ImageEntry): number {
+  return compareReleases(b, a);
+}
+
 /**
  * Orders versions part by part: runs of digits compare as numbers (`0.0.9` < `0.0.26`), other
  * runs as text; a version that is a prefix of the other sorts first. Returns <0, 0 or >0.
@@ -105,6 +113,25 @@ function compareDigits(x: string, y: string): number {
 
 function compareText(x: string, y: string): number {
   return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/** Resolves `spec` in `images`, or fails naming it with a hint. */
+export function resolveImage(images: ImageEntry[], spec: ImageSpec): ImageEntry {
+  const entry = findImage(images, spec);
+  if (entry) return entry;
+  const text = formatSpec(spec);
+  const versions = images.filter((i) => i.name === spec.name).map((i) => i.version);
+  if (spec.version !== undefined && versions.length > 0) {
+    throw new AxError(`image ${spec.name} has no version ${spec.version}`, {
+      hint: `available versions: ${versions.join(", ")}`,
+    });
+  }
+  const close = suggest(images, spec.name);
+  throw new AxError(`image not found: ${text}`, {
+    hint:
+      (close.length > 0 ? `did you mean ${close.join(", ")}? ` : "") +
+      "run `axvisor-image ls` to see the available images",
+  });
 }
 
 /** Largest edit distance {@link suggest} accepts for a name of `length` characters. */

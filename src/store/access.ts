@@ -3,9 +3,9 @@
  * that is not a directory, a store that cannot be written. Never a bare `ENOTDIR` or `EROFS`.
  */
 import { stat } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { dirname } from "node:path";
 import { AxError, fsError, hasCode, type SystemError } from "../errors.js";
-import { BOOKKEEPING_DIR } from "./layout.js";
+import { bookkeeping as bookkeepingPaths } from "./layout.js";
 
 /** Error codes that mean the store cannot be written: a read-only mount, or no permission. */
 const NOT_WRITABLE = ["EROFS", "EACCES", "EPERM"];
@@ -44,7 +44,7 @@ function notADirectory(store: string, culprit: string, cause: unknown): AxError 
       },
     );
   }
-  const bookkeeping = join(store, BOOKKEEPING_DIR);
+  const bookkeeping = bookkeepingPaths(store).root;
   return new AxError(
     culprit === bookkeeping
       ? `${culprit} is not a directory: the store keeps its bookkeeping there`

@@ -1,29 +1,33 @@
 /**
- * The store's layout: every path in a store (or `-o DIR`), and the one mapping from what an image
- * was pulled as (`NAME` or `NAME:VERSION`) to its base name, which names its archive, `.part`,
- * tree, lock, staging trees, stamp and pulled-as records. The Rust tool's layout is kept
+ * The store's layout: every path in a store (or `-o DIR`), the only module that joins one (the
+ * registry and its sync marks, archives, `.part` files and their resume metadata, trees and their
+ * markers, staging trees, trash, locks, verified-archive stamps, pulled-as records, caches), and
+ * the one mapping from what an image was pulled as (`NAME` or `NAME:VERSION`) to its base name,
+ * which names its archive, `.part`, tree, lock, staging trees, stamp and pulled-as records. The Rust tool's layout is kept
  * (`<name>`, `<name>-<version>`, `<base>.<ext>`); what it cannot map without ambiguity is refused
  * ({@link StoreNames}), so that no image's files are ever the store's own or another image's.
  */
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
+import { ARCHIVE_EXTENSIONS, archiveExtension } from "../archive/extensions.js";
 import { AxError } from "../errors.js";
 import { formatSpec } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
 
 /** The merged registry in the store. */
-export const REGISTRY_FILE = "images.toml";
+const REGISTRY_FILE = "images.toml";
 /** Unix seconds of the last successful sync. */
-export const LAST_SYNC_FILE = ".last_sync";
+const LAST_SYNC_FILE = ".last_sync";
 /** Marker inside an extracted tree: sha256 of the archive it came from. */
-export const MARKER_FILE = ".archive.sha256";
+const MARKER_FILE = ".archive.sha256";
 /** Our own bookkeeping directory inside a store (or `-o DIR`). */
-export const BOOKKEEPING_DIR = ".axvisor-image";
+const BOOKKEEPING_DIR = ".axvisor-image";
 
-/** Archive extensions the store uses, longest first so that `.tar.gz` wins over `.tar`. */
-export const ARCHIVE_EXTENSIONS = [".tar.gz", ".tar.xz", ".tar.zst", ".tgz", ".txz", ".tar"];
-
+/** A download in progress: `<archive>.part`. */
+const PART_SUFFIX = ".part";
+/** The resume metadata of a download in progress: `<archive>.part.json`. */
+const PART_META_SUFFIX = ".json";
 /** Suffixes of a download in progress: `<archive>.part` and its resume metadata. */
-const PART_SUFFIXES = [".part", ".part.json"];
+const PART_SUFFIXES = [PART_SUFFIX, PART_SUFFIX + PART_META_SUFFIX];
 
 /**
  * The lock `sync` holds. Image locks are named by base names, which never start with a dot: no
@@ -35,9 +39,8 @@ export const SYNC_LOCK = ".registry";
  * The archive extension named by a URL's path (`.tar.gz` when it names none we know): the
  * extension only names the file; the format is detected from the content.
  */
-function archiveExtension(url: string, title?: string): string {
-  const path = (title ?? url).split(/[?#]/)[0]?.toLowerCase() ?? "";
-  return ARCHIVE_EXTENSIONS.find((ext) => path.endsWith(ext)) ?? ".tar.gz";
+function archiveExtensionFor(url: string, title?: string): string {
+  return archiveExtension((title ?? url).split(/[?#]/)[0] ?? "") ?? ".tar.gz";
 }
 
 /** `<name>` or `<name>-<version>`: the tree's directory name and the archive's base name. */
@@ -61,7 +64,7 @@ export function reservedNameProblem(baseName: string): string | undefined {
     (s, suffix) => (s.endsWith(suffix) ? s.slice(0, -suffix.length) : s),
     lower,
   );
-  const ext = ARCHIVE_EXTENSIONS.find((e) => stem.endsWith(e));
+  const ext = archiveExtension(stem);
   return ext === undefined ? undefined : `ends like an archive or a download of the store (${ext})`;
 }
 
@@ -172,6 +175,8 @@ export interface ImagePaths {
   archive: string;
   /** `<archive>.part` while downloading. */
   part: string;
+  /** The resume metadata of `part` (URL, validator, size). */
+  partMeta: string;
   /** The extracted tree. */
   tree: string;
   /** The marker file inside the tree. */
@@ -186,9 +191,33 @@ export interface ImagePaths {
  */
 export function imagePaths(dir: string, spec: ImageSpec, url: string, title?: string): ImagePaths {
   const baseName = new StoreNames([]).baseName(spec);
-  const archive = join(dir, baseName + archiveExtension(url, title));
-  const tree = join(dir, baseName);
-  return { dir, baseName, archive, part: `${archive}.part`, tree, marker: join(tree, MARKER_FILE) };
+  const archive = join(dir, baseName + archiveExtensionFor(url, title));
+  const tree = treePath(dir, baseName);
+  const part = archive + PART_SUFFIX;
+  return {
+    dir,
+    baseName,
+    archive,
+    part,
+    partMeta: partMetaPath(part),
+    tree,
+    marker: markerPath(tree),
+  };
+}
+
+/** The extracted tree of the base name `baseName` in `dir`. */
+export function treePath(dir: string, baseName: string): string {
+  return join(dir, baseName);
+}
+
+/** The resume metadata of the download in progress `part`: removed together with it. */
+export function partMetaPath(part: string): string {
+  return part + PART_META_SUFFIX;
+}
+
+/** The marker inside the extracted tree `tree`. */
+export function markerPath(tree: string): string {
+  return join(tree, MARKER_FILE);
 }
 
 /** Every file name an archive of `baseName` may have, one per extension. */
@@ -202,6 +231,15 @@ export function archiveFileNames(baseName: string): string[] {
     archive,
     ...PART_SUFFIXES.map((suffix) => archive + suffix),
   ]);
+}
+
+/**
+ * Every path the image files of `baseName` may have in `dir`: its archive under each extension
+ * with its download in progress (`.part`, resume metadata), and its tree.
+ */
+export function storedPaths(dir: string, baseName: string): { files: string[]; tree: string } {
+  const files = archiveFileNames(baseName).map((f) => join(dir, f));
+  return { files, tree: treePath(dir, baseName) };
 }
 
 /**
@@ -225,8 +263,18 @@ export function storeFileKind(
 const STAGING_NAME = /^(.+)\.\d+\.[0-9a-f]{8}$/;
 
 /** The name of a new staging tree (or trash entry) for `baseName`, made unique by `token`. */
-export function stagingName(baseName: string, token: string): string {
+function stagingName(baseName: string, token: string): string {
   return `${baseName}.${process.pid}.${token}`;
+}
+
+/** A new staging tree of `baseName` in `dir` (`token`: 8 hex digits making it unique). */
+export function stagingPath(dir: string, baseName: string, token: string): string {
+  return join(bookkeeping(dir).staging, stagingName(baseName, token));
+}
+
+/** Where the tree or file `path` of `dir` goes to be deleted (`token` as for staging). */
+export function trashPath(dir: string, path: string, token: string): string {
+  return join(bookkeeping(dir).trash, stagingName(basename(path), token));
 }
 
 /** The base name a staging tree belongs to, or undefined when `name` is not a staging tree's. */
@@ -260,4 +308,25 @@ export function bookkeeping(dir: string): {
     fallbackMark: join(root, "from-fallback-registry"),
     syncSource: join(root, "synced-from"),
   };
+}
+
+/** The store's merged registry, and the unix time of its last sync. */
+export function registryFiles(store: string): { registry: string; lastSync: string } {
+  return { registry: join(store, REGISTRY_FILE), lastSync: join(store, LAST_SYNC_FILE) };
+}
+
+/** The lock `name` of `dir` (a directory, as proper-lockfile makes it) and its owner file. */
+export function lockPaths(dir: string, name: string): { lock: string; owner: string } {
+  const lock = join(bookkeeping(dir).locks, `${name}.lock`);
+  return { lock, owner: `${lock}.owner` };
+}
+
+/** The verified-archive stamp of `archive` (its size, mtime, inode and sha256). */
+export function stampPath(archive: string): string {
+  return join(bookkeeping(dirname(archive)).stamps, `${basename(archive)}.json`);
+}
+
+/** The pulled-as record of the archive or tree `item`. */
+export function recordPath(item: string): string {
+  return join(bookkeeping(dirname(item)).pulled, `${basename(item)}.json`);
 }

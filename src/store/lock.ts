@@ -1,9 +1,8 @@
 import { mkdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
-import { join } from "node:path";
 import { AxError, hasCode, throwIfAborted } from "../errors.js";
 import { isNotWritable, storeError } from "./access.js";
-import { bookkeeping } from "./layout.js";
+import { bookkeeping, lockPaths } from "./layout.js";
 
 /** A held lock; {@link HeldLock.assertHeld} fails if another process took it over meanwhile. */
 export interface HeldLock {
@@ -49,9 +48,9 @@ function isAlive(pid: number): boolean {
  * When the lock's owner was a process of this machine that no longer exists, ages the lock
  * directory so that the next attempt treats it as stale at once, instead of after `staleMs`.
  */
-async function expireIfOwnerDied(lockPath: string): Promise<boolean> {
+async function expireIfOwnerDied(lockPath: string, ownerPath: string): Promise<boolean> {
   try {
-    const owner = JSON.parse(await readFile(`${lockPath}.owner`, "utf8")) as Owner;
+    const owner = JSON.parse(await readFile(ownerPath, "utf8")) as Owner;
     const st = await stat(lockPath);
     if (owner.host === hostname() && owner.ino === st.ino && !isAlive(owner.pid)) {
       await utimes(lockPath, 0, 0);
@@ -82,7 +81,7 @@ async function acquire(
   wait: boolean,
 ): Promise<Acquired | undefined> {
   const locks = bookkeeping(dir).locks;
-  const lockPath = join(locks, `${name}.lock`);
+  const { lock: lockPath, owner: ownerPath } = lockPaths(dir, name);
   const cannotLock = async (err: unknown) => {
     if (options.unlessReadOnly && isNotWritable(err)) return NO_LOCK;
     throw await storeError(dir, err, "lock", lockPath);
@@ -113,7 +112,7 @@ async function acquire(
       break;
     } catch (err) {
       if (!hasCode(err, "ELOCKED")) return cannotLock(err);
-      if (await expireIfOwnerDied(lockPath)) continue;
+      if (await expireIfOwnerDied(lockPath, ownerPath)) continue;
       if (!wait) return undefined;
       if (!waited) {
         waited = true;
@@ -122,7 +121,6 @@ async function acquire(
       await new Promise((r) => setTimeout(r, POLL_MS));
     }
   }
-  const ownerPath = `${lockPath}.owner`;
   const owner: Owner = { pid: process.pid, host: hostname(), ino: (await stat(lockPath)).ino };
   await writeFile(ownerPath, JSON.stringify(owner)).catch(() => {});
   return {

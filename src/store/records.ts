@@ -5,10 +5,9 @@
  * so a digest alone cannot say.
  */
 import { readFile, rm } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
 import { parseSpec } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
-import { bookkeeping } from "./layout.js";
+import { recordPath } from "./layout.js";
 import { writeOptionalJson } from "./optional-file.js";
 
 /** What an archive or tree was pulled as. */
@@ -25,10 +24,6 @@ export interface PulledAs {
 /** A record is a few hundred bytes; anything bigger is not one. */
 const MAX_RECORD_BYTES = 4096;
 const SHA256 = /^[0-9a-f]{64}$/;
-
-function recordPath(item: string): string {
-  return join(bookkeeping(dirname(item)).pulled, `${basename(item)}.json`);
-}
 
 /** The record of `entry` pulled as `spec`. */
 export function pulledAs(spec: string, entry: ImageEntry): PulledAs {

@@ -1,9 +1,8 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { readFile, rm, stat } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
 import { fsError, hasCode } from "../errors.js";
-import { bookkeeping } from "./layout.js";
+import { stampPath } from "./layout.js";
 import { writeOptionalJson } from "./optional-file.js";
 
 /** What we knew about an archive file when we last hashed it. */
@@ -12,10 +11,6 @@ interface Stamp {
   mtimeMs: number;
   ino: number;
   sha256: string;
-}
-
-function stampPath(archive: string): string {
-  return join(bookkeeping(dirname(archive)).stamps, `${basename(archive)}.json`);
 }
 
 /** sha256 of a file, streamed; `onBytes` reports progress. */

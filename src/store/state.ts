@@ -1,10 +1,9 @@
 import { mkdir, readFile, rm, stat } from "node:fs/promises";
-import { join } from "node:path";
 import writeFileAtomic from "write-file-atomic";
 import { AxError, hasCode } from "../errors.js";
 import type { ImageEntry } from "../registry/types.js";
 import { storeError } from "./access.js";
-import { LAST_SYNC_FILE, REGISTRY_FILE, bookkeeping } from "./layout.js";
+import { bookkeeping, registryFiles } from "./layout.js";
 import { writeOptionalJson } from "./optional-file.js";
 
 /** What the store's `images.toml` holds right now. */
@@ -20,17 +19,12 @@ interface ImagesCache {
   images: ImageEntry[];
 }
 
-/** Path of the store's merged registry. */
-function registryPath(store: string): string {
-  return join(store, REGISTRY_FILE);
-}
-
 /**
  * Reads the store's `images.toml`. A parsed copy is kept as JSON under `.axvisor-image/` keyed by
  * the file's size, mtime and inode, so listing a 20,000-entry registry does not re-parse TOML.
  */
 export async function readRegistryState(store: string): Promise<RegistryState> {
-  const path = registryPath(store);
+  const path = registryFiles(store).registry;
   let st;
   try {
     st = await stat(path);
@@ -75,7 +69,7 @@ function writeImagesCache(store: string, cache: ImagesCache): Promise<void> {
  */
 export async function writeRegistry(store: string, images: ImageEntry[]): Promise<void> {
   const { serializeImages } = await import("../registry/format.js");
-  const path = registryPath(store);
+  const { registry: path, lastSync } = registryFiles(store);
   try {
     await mkdir(store, { recursive: true });
     await writeFileAtomic(path, serializeImages(images));
@@ -84,7 +78,6 @@ export async function writeRegistry(store: string, images: ImageEntry[]): Promis
   } catch (err) {
     throw await storeError(store, err, "write", path);
   }
-  const lastSync = join(store, LAST_SYNC_FILE);
   try {
     await writeFileAtomic(lastSync, String(Math.floor(Date.now() / 1000)));
   } catch (err) {
@@ -95,7 +88,7 @@ export async function writeRegistry(store: string, images: ImageEntry[]): Promis
 /** Unix seconds of the last successful sync, or undefined when unknown or unreadable. */
 export async function readLastSync(store: string): Promise<number | undefined> {
   try {
-    const text = (await readFile(join(store, LAST_SYNC_FILE), "utf8")).trim();
+    const text = (await readFile(registryFiles(store).lastSync, "utf8")).trim();
     return /^\d+$/.test(text) ? Number(text) : undefined;
   } catch {
     return undefined;

@@ -1,18 +1,21 @@
 /**
- * The resumable download: bytes go to `<archive>.part` (through a file descriptor, with real
- * backpressure) and to a sink, in one pass. The validator that makes a later resume safe (ETag,
- * else Last-Modified), the URL it belongs to and the total size live in `<partPath>.json`, written
- * before the first byte is appended. A resume asks for the rest with `Range` + `If-Range`; any
- * answer that cannot be spliced restarts from byte 0, so the result is never a spliced file.
+ * The resumable download, written once for every source (`sources.ts`): bytes go to the `.part`
+ * file (through a file descriptor, with real backpressure) and to a sink, in one pass, while their
+ * sha256 is checked. The validator that makes a later resume safe (ETag, else Last-Modified), the
+ * URL it belongs to and the total size live in the `.part`'s metadata file, written before the
+ * first byte is appended. A source asked to resume answers with the rest, or says it cannot; an
+ * answer that cannot be spliced restarts from byte 0, so the result is never a spliced file. A cut
+ * or stalled connection is resumed in the same run, on a budget of retries renewed by progress; a
+ * source that cannot serve the file gives way to the next one (mirrors first, the original last).
  */
-import { createReadStream } from "node:fs";
-import { open, rename, readFile, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
-import { Readable } from "node:stream";
-import { fileURLToPath } from "node:url";
-import { AxError, fsError, hasCode, throwIfAborted } from "../errors.js";
+import { createHash, type Hash } from "node:crypto";
+import { open, rename, readFile, rm, writeFile, type FileHandle } from "node:fs/promises";
+import type { Readable } from "node:stream";
+import { AxError, ChecksumError, fsError, hasCode, throwIfAborted } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
-import { statusReason, toTransferError, TransferError } from "./http.js";
-import { isRetryableStatus, requestWithBudget, RetryBudget } from "./retry.js";
+import { toTransferError, TransferError } from "./http.js";
+import { RetryBudget } from "./retry.js";
+import type { Integrity, ResumePoint, Source } from "./sources.js";
 import type { LowSpeedRule } from "./watchdog.js";
 
 /** Body bytes gathered before they are written and fed to the sink. */
@@ -26,29 +29,6 @@ export interface DownloadSink {
   write(chunk: Buffer): Promise<void>;
 }
 
-/** Where a candidate's bytes are and how to ask for them (see {@link DownloadCandidate}). */
-export interface HttpSource {
-  /** The http(s) URL to request; the `.part`'s resume metadata is tied to it. */
-  url: string;
-  /** Headers sent with every request to `url` (an `Authorization` header never follows a redirect
-   *  to another origin). */
-  headers?: Record<string, string>;
-  /**
-   * Called when `url` answers 401 (an expired token, say) with its `WWW-Authenticate` value:
-   * resolves with the headers to try again with. A second 401 in a row fails the candidate.
-   */
-  reauthorize?: (challenge: string | undefined) => Promise<Record<string, string>>;
-}
-
-/** A candidate that is more than a URL: it finds its {@link HttpSource} when its turn comes. */
-export interface DownloadCandidate {
-  /** Names the candidate in messages and in {@link DownloadResult.url} (an `oci://` URL, say). */
-  name: string;
-  /** Finds the bytes. A {@link TransferError} moves on to the next candidate; any other error
-   *  ends the download. */
-  resolve(signal?: AbortSignal): Promise<HttpSource>;
-}
-
 /** How far a download got. */
 export interface DownloadProgress {
   /** Bytes of the file had so far (including those resumed from an earlier run). */
@@ -57,26 +37,39 @@ export interface DownloadProgress {
   total?: number;
 }
 
+/** The files a download writes; the store says where they are. */
+export interface PartPaths {
+  /** The `.part` file: the bytes received so far. */
+  path: string;
+  /** Its resume metadata (URL, validator, size): removed together with the `.part`. */
+  meta: string;
+}
+
 /** Options of {@link download}. */
 export interface DownloadOptions {
-  /** Candidates in order, mirrors first, the original last: URLs, or {@link DownloadCandidate}s. */
-  urls: (string | DownloadCandidate)[];
-  /** The `.part` file; its resume metadata lives in {@link partMetaPath}(partPath). */
-  partPath: string;
+  /** Where the bytes come from, in order: mirrors first, the original last (`openSources`). */
+  sources: readonly Source[];
+  /** The `.part` and its metadata: resumed when they are there. */
+  part: PartPaths;
   /** Receives every byte of the file, in order. */
   sink: DownloadSink;
+  /**
+   * Checks the file's sha256 as the bytes flow: a mismatch removes the `.part` and its metadata
+   * and fails with a ChecksumError naming the file and the source that served it.
+   */
+  integrity?: Integrity;
   /** Cancels the download (the `.part` is kept for a later resume). */
   signal?: AbortSignal;
   /** Called as bytes arrive (throttled), and once at the end. */
   onProgress?: (progress: DownloadProgress) => void;
   /** Told about retries, and which URL served when it is a mirror. */
   logger?: Logger;
-  /** No byte for this long: abandon the connection and resume (default 30000). */
+  /** No byte for this long: abandon the connection and resume (default `DEFAULT_STALL_TIMEOUT_MS`). */
   stallTimeoutMs?: number;
-  /** Slower than this: abandon the connection and resume (default {@link DEFAULT_LOW_SPEED}).
+  /** Slower than this: abandon the connection and resume (default `DEFAULT_LOW_SPEED`).
    *  Unlike a stall, a connection abandoned as too slow does not renew the retries. */
   lowSpeed?: LowSpeedRule;
-  /** Retries without progress per URL (default 5); the count restarts whenever bytes flowed. */
+  /** Retries without progress per URL (default `DEFAULT_RETRIES`); the count restarts whenever bytes flowed. */
   retries?: number;
   /** Backoff base in ms (default 500, or `AXVISOR_IMAGE_RETRY_BASE_MS`). */
   retryBaseMs?: number;
@@ -84,20 +77,17 @@ export interface DownloadOptions {
 
 /** What {@link download} did. */
 export interface DownloadResult {
-  /** The candidate that served the file: its URL, or its {@link DownloadCandidate.name}. */
+  /** The source that served the file: its {@link Source.name}. */
   url: string;
   /** Size of the complete `.part`. */
   size: number;
   /** Body bytes received in this run (not counting bytes resumed from an earlier run). */
   transferred: number;
+  /** With `integrity`: the sha256 of the file, the one expected. */
+  sha256?: string;
 }
 
-/** The resume metadata beside a `.part` file: remove it together with the `.part`. */
-export function partMetaPath(partPath: string): string {
-  return `${partPath}.json`;
-}
-
-/** Contents of the {@link partMetaPath} file. */
+/** Contents of the {@link PartPaths.meta} file. */
 interface PartMeta {
   /** The candidate URL the validator came from: a resume only ever asks this URL. */
   url: string;
@@ -121,31 +111,6 @@ async function readMeta(path: string): Promise<PartMeta | undefined> {
   }
 }
 
-/** The validator `If-Range` may use: a strong ETag, else Last-Modified. */
-function validatorOf(headers: Record<string, string | undefined>): string | undefined {
-  const etag = headers["etag"];
-  if (etag !== undefined && !etag.startsWith("W/")) return etag;
-  return headers["last-modified"];
-}
-
-/** `Content-Range: bytes START-END/TOTAL` (or `bytes *\/TOTAL`), parsed; TOTAL may be `*`. */
-function parseContentRange(
-  value: string | undefined,
-): { start: number | undefined; total: number | undefined } | undefined {
-  const match = /^bytes\s+(?:(\d+)-\d+|\*)\/(\d+|\*)$/.exec(value?.trim() ?? "");
-  if (!match) return undefined;
-  const [, start, total] = match;
-  return {
-    start: start === undefined ? undefined : Number(start),
-    total: total === undefined || total === "*" ? undefined : Number(total),
-  };
-}
-
-function contentLength(headers: Record<string, string | undefined>): number | undefined {
-  const value = headers["content-length"];
-  return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined;
-}
-
 /**
  * The `.part` file and the sink, kept in step: `offset` bytes of the `.part` are good, and `fed`
  * of them went to the sink since its last reset (fewer only until an earlier run's bytes are
@@ -153,6 +118,7 @@ function contentLength(headers: Record<string, string | undefined>): number | un
  */
 class PartFile {
   readonly #path: string;
+  readonly #metaPath: string;
   readonly #fh: FileHandle;
   readonly #sink: DownloadSink;
   readonly #onProgress: ((progress: DownloadProgress) => void) | undefined;
@@ -167,7 +133,7 @@ class PartFile {
   transferred = 0;
 
   private constructor(
-    path: string,
+    { path, meta: metaPath }: PartPaths,
     fh: FileHandle,
     sink: DownloadSink,
     meta: PartMeta | undefined,
@@ -175,6 +141,7 @@ class PartFile {
     onProgress: ((progress: DownloadProgress) => void) | undefined,
   ) {
     this.#path = path;
+    this.#metaPath = metaPath;
     this.#fh = fh;
     this.#sink = sink;
     this.#meta = meta;
@@ -185,10 +152,11 @@ class PartFile {
 
   /** Opens (or creates) the `.part`; its bytes count only if its metadata is there. */
   static async open(
-    path: string,
+    paths: PartPaths,
     sink: DownloadSink,
     onProgress?: (progress: DownloadProgress) => void,
   ): Promise<PartFile> {
+    const { path } = paths;
     let fh: FileHandle;
     try {
       fh = await open(path, "r+").catch((err: unknown) => {
@@ -198,14 +166,14 @@ class PartFile {
     } catch (err) {
       throw fsError(err, "open", path);
     }
-    const [{ size }, meta] = await Promise.all([fh.stat(), readMeta(partMetaPath(path))]);
-    return new PartFile(path, fh, sink, meta, size, onProgress);
+    const [{ size }, meta] = await Promise.all([fh.stat(), readMeta(paths.meta)]);
+    return new PartFile(paths, fh, sink, meta, size, onProgress);
   }
 
-  /** `Range` + `If-Range` to ask `url` for the rest, or none when only a restart is possible. */
-  resumeHeaders(url: string): Record<string, string> {
-    if (this.offset === 0 || this.#meta?.url !== url) return {};
-    return { range: `bytes=${this.offset}-`, "if-range": this.#meta.validator };
+  /** Where to resume `url`'s file from, or undefined when only a restart is possible. */
+  resumeFrom(url: string): ResumePoint | undefined {
+    if (this.offset === 0 || this.#meta?.url !== url) return undefined;
+    return { offset: this.offset, validator: this.#meta.validator };
   }
 
   /**
@@ -214,7 +182,7 @@ class PartFile {
    * leave metadata that vouches for bytes of another file.
    */
   async restart(url: string, validator: string | undefined, total: number | undefined) {
-    const metaPath = partMetaPath(this.#path);
+    const metaPath = this.#metaPath;
     try {
       await rm(metaPath, { force: true });
       await this.#fh.truncate(0);
@@ -341,117 +309,75 @@ class PartFile {
   async close(): Promise<void> {
     await this.#fh.close().catch(() => {});
   }
+
+  /** Closes and deletes the `.part` and its metadata: their bytes are not the file. */
+  async discard(): Promise<void> {
+    await this.close();
+    await Promise.all([rm(this.#path, { force: true }), rm(this.#metaPath, { force: true })]);
+  }
 }
 
 /** Shared settings of one {@link download} call. */
 interface Context {
   part: PartFile;
-  /** Name of the last candidate. */
+  /** Name of the last source. */
   original: string;
   options: DownloadOptions;
   logger: Logger;
 }
 
-/** Copies a `file://` URL into the `.part` (always from byte 0: a local copy needs no resume). */
-async function copyLocalFile(url: string, { part, options }: Context): Promise<void> {
-  let path: string;
-  let size: number;
-  try {
-    path = fileURLToPath(url);
-    const st = await stat(path);
-    size = st.size;
-    if (!st.isFile()) {
-      throw new TransferError(url, "not a regular file", { retryable: false });
-    }
-  } catch (err) {
-    if (err instanceof TransferError) throw err;
-    throw toTransferError(err, url, options.signal);
-  }
-  await part.restart(url, undefined, size);
-  // Never more than the size seen: a file growing while it is copied cannot fill the disk.
-  const input =
-    size === 0 ? Readable.from([]) : createReadStream(path, { start: 0, end: size - 1 });
-  const failure = await part.pump(input, url, options.signal);
-  if (failure !== undefined) throw failure;
+/** The failure of a body that ended before the size its source announced, if it did. */
+function cutShort(part: PartFile, url: string): TransferError | undefined {
+  if (part.total === undefined || part.offset >= part.total) return undefined;
+  return new TransferError(url, `connection closed at byte ${part.offset} of ${part.total}`, {
+    retryable: true,
+  });
 }
 
 /**
- * Completes the `.part` from one http(s) source (named `name` in messages): resumes when the
- * `.part` came from its URL, follows cuts and stalls by resuming in the same run, and throws a
- * {@link TransferError} when it cannot serve the file (a failure status, or retries without
- * progress exhausted).
+ * Completes the `.part` from one source: resumes when the `.part` came from it, follows cuts and
+ * stalls by resuming in the same run, and throws a {@link TransferError} when it cannot serve the
+ * file (a failure status, or retries without progress exhausted).
  */
-async function fetchFromSource(
-  source: HttpSource,
-  name: string,
-  { part, original, options, logger }: Context,
-) {
-  const { url } = source;
-  const { signal, retries, retryBaseMs } = options;
-  // A mirror nobody answers at costs one attempt; the original URL, the last hope, keeps its retries.
-  const failFastWhenUnreachable = name !== original;
+async function fetchFrom(source: Source, { part, original, options, logger }: Context) {
+  const { signal, retries, retryBaseMs, stallTimeoutMs, lowSpeed } = options;
+  // A mirror nobody answers at costs one attempt; the original, the last hope, keeps its retries.
+  const failFastWhenUnreachable = source.name !== original;
   const budget = new RetryBudget({ retries, retryBaseMs, logger, signal, failFastWhenUnreachable });
+  const request = {
+    resumeFrom: (url: string) => part.resumeFrom(url),
+    budget,
+    signal,
+    stallTimeoutMs,
+    lowSpeed,
+  };
   let announced = false;
-  let auth = source.headers ?? {};
-  let reauthorized = false;
   /** The furthest the `.part` got: only going past it counts as progress (a server that cuts
    *  every answer at the same byte without allowing a resume must not loop forever). */
   let furthest = part.offset;
   for (;;) {
     throwIfAborted(signal);
-    const resume = part.resumeHeaders(url);
-    const from = resume["range"] === undefined ? 0 : part.offset;
-    const request = {
-      headers: { ...auth, ...resume },
-      signal,
-      stallTimeoutMs: options.stallTimeoutMs,
-      lowSpeed: options.lowSpeed,
-    };
-    const response = await requestWithBudget(url, request, budget);
-    if (response.status === 401 && source.reauthorize !== undefined && !reauthorized) {
-      response.body.destroy();
-      auth = await source.reauthorize(response.headers["www-authenticate"]);
-      reauthorized = true;
-      continue;
+    const answer = await source.open(request);
+    if (answer.kind === "complete") {
+      await part.catchUp(answer.total);
+      return;
     }
-    reauthorized = false;
-    const range = parseContentRange(response.headers["content-range"]);
-    if (response.status === 416 && from > 0) {
-      response.body.destroy();
-      if (range?.total === from) {
-        await part.catchUp(range.total); // the .part was complete already
-        return;
-      }
-      await part.restart(url, undefined, undefined);
-      continue;
+    if (answer.kind === "restart") {
+      await part.restart(answer.url, undefined, undefined);
+      if (answer.retry === undefined || (await budget.retry(answer.retry.reason))) continue;
+      throw answer.retry.exhausted;
     }
-    if (response.status === 206 && from > 0 && range?.start === from) {
-      await part.catchUp(range.total);
-    } else if (response.status === 200) {
-      await part.restart(url, validatorOf(response.headers), contentLength(response.headers));
-    } else {
-      response.body.destroy();
-      if (response.status !== 206) {
-        throw new TransferError(url, statusReason(response.status), {
-          status: response.status,
-          retryable: isRetryableStatus(response.status),
-        });
-      }
-      await part.restart(url, undefined, undefined); // a range we did not ask for: start over
-      const got = response.headers["content-range"] ?? "no Content-Range";
-      if (await budget.retry(`${url}: answered ${got} when asked from byte ${from}`)) continue;
-      throw new TransferError(url, "answers with unusable byte ranges", { retryable: false });
-    }
-    if (!announced && name !== original) logger.info(`downloading from ${name}`);
+    if (answer.start > 0) await part.catchUp(answer.total);
+    else await part.restart(answer.url, answer.validator, answer.total);
+    if (!announced && source.name !== original) logger.info(`downloading from ${source.name}`);
     announced = true;
 
-    const failure =
-      (await part.pump(response.body, url, signal)) ??
-      (part.total === undefined || part.offset >= part.total
-        ? undefined
-        : new TransferError(url, `connection closed at byte ${part.offset} of ${part.total}`, {
-            retryable: true,
-          }));
+    const pumped = await part.pump(answer.body, answer.url, signal);
+    if (answer.local) {
+      if (pumped !== undefined) throw pumped;
+      return;
+    }
+    const failure = pumped ?? cutShort(part, answer.url);
     if (failure === undefined) return;
     if (part.offset > furthest) {
       furthest = part.offset;
@@ -463,49 +389,76 @@ async function fetchFromSource(
   }
 }
 
-function candidateName(candidate: string | DownloadCandidate): string {
-  return typeof candidate === "string" ? candidate : candidate.name;
+/** `sink`, with the sha256 of the bytes it took since its last reset. */
+function hashing(sink: DownloadSink): { sink: DownloadSink; digest(): string } {
+  let hash: Hash = createHash("sha256");
+  return {
+    sink: {
+      reset: async () => {
+        hash = createHash("sha256");
+        await sink.reset();
+      },
+      write: (chunk) => {
+        hash.update(chunk);
+        return sink.write(chunk);
+      },
+    },
+    digest: () => hash.digest("hex"),
+  };
 }
 
 /**
- * Downloads the file the candidate `urls` name (mirrors first, the original last) into
- * `partPath`, feeding every byte to `sink`. An existing `.part` with its metadata is resumed with
- * `Range` + `If-Range`; an answer that cannot be spliced restarts from byte 0 (`sink.reset()`).
- * A URL that cannot serve the file (404, 403, retries exhausted) moves on to the next; when all
- * fail, an {@link AxError} names the original URL and the last reason. On success the `.part` is
- * complete (renaming it, and removing {@link partMetaPath}, is the caller's job).
+ * Downloads the file `sources` serve (mirrors first, the original last) into the `.part`, feeding
+ * every byte to `sink`. An existing `.part` with its metadata is resumed; an answer that cannot be
+ * spliced restarts from byte 0 (`sink.reset()`). A source that cannot serve the file (404, 403,
+ * retries exhausted) gives way to the next; when all fail, an {@link AxError} names the original
+ * and the last reason. With `integrity`, the bytes must have its sha256 (see
+ * {@link DownloadOptions.integrity}). On success the `.part` is complete (renaming it, and
+ * removing its metadata, is the caller's job).
  */
 export async function download(options: DownloadOptions): Promise<DownloadResult> {
-  const names = options.urls.map(candidateName);
+  const names = options.sources.map((source) => source.name);
   const original = names.at(-1);
   if (original === undefined) throw new AxError("download: no URL given");
   const logger = options.logger ?? silentLogger;
-  const part = await PartFile.open(options.partPath, options.sink, options.onProgress);
+  const hashed = options.integrity === undefined ? undefined : hashing(options.sink);
+  const part = await PartFile.open(options.part, hashed?.sink ?? options.sink, options.onProgress);
+  let served: string | undefined;
   try {
     let last: TransferError | undefined;
-    for (const candidate of options.urls) {
-      const name = candidateName(candidate);
-      const context = { part, original, options, logger };
+    for (const source of options.sources) {
       try {
-        if (typeof candidate !== "string") {
-          await fetchFromSource(await candidate.resolve(options.signal), name, context);
-        } else if (candidate.startsWith("file:")) await copyLocalFile(candidate, context);
-        else await fetchFromSource({ url: candidate }, name, context);
+        await fetchFrom(source, { part, original, options, logger });
       } catch (err) {
         if (!(err instanceof TransferError)) throw err;
         last = err;
-        if (name !== original) logger.info(`${err.message}; trying the next URL`);
+        if (source.name !== original) logger.info(`${err.message}; trying the next URL`);
         continue;
       }
       part.reportProgress();
-      return { url: name, size: part.offset, transferred: part.transferred };
+      served = source.name;
+      break;
     }
-    const tried = names.length > 1 ? `tried ${names.join(", ")}` : undefined;
-    throw new AxError(`cannot download ${original}: ${last?.reason}`, {
-      cause: last,
-      hint: tried ?? last?.hint,
-    });
+    if (served === undefined) {
+      const tried = names.length > 1 ? `tried ${names.join(", ")}` : undefined;
+      throw new AxError(`cannot download ${original}: ${last?.reason}`, {
+        cause: last,
+        hint: tried ?? last?.hint,
+      });
+    }
   } finally {
     await part.close();
   }
+  const result: DownloadResult = { url: served, size: part.offset, transferred: part.transferred };
+  if (hashed === undefined || options.integrity === undefined) return result;
+  const { sha256, what } = options.integrity;
+  result.sha256 = hashed.digest();
+  if (result.sha256 !== sha256) {
+    await part.discard();
+    throw new ChecksumError(
+      `checksum mismatch for ${what}: expected ${sha256}, got ${result.sha256} (from ${served})`,
+      { hint: "the registry entry or the file on the server is wrong; nothing was kept" },
+    );
+  }
+  return result;
 }

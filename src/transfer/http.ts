@@ -11,7 +11,8 @@ import type { Readable } from "node:stream";
 import { AbortedError, AxError, type SystemError } from "../errors.js";
 import { agentFor } from "./agents.js";
 import { ResponseBody } from "./response-body.js";
-import { DEFAULT_LOW_SPEED, Watchdog, type Expiry, type LowSpeedRule } from "./watchdog.js";
+import { DEFAULT_LOW_SPEED, DEFAULT_STALL_TIMEOUT_MS } from "./tuning.js";
+import { Watchdog, type Expiry, type LowSpeedRule } from "./watchdog.js";
 
 /** Options of {@link httpRequest}. */
 export interface HttpRequestOptions {
@@ -24,7 +25,7 @@ export interface HttpRequestOptions {
   /** Cancels the request, and the response body once it is flowing. */
   signal?: AbortSignal;
   /** No byte for this long (connecting, waiting for the answer, or waiting for body bytes the
-   *  reader asked for): abandon. Default 30000. */
+   *  reader asked for): abandon. Default {@link DEFAULT_STALL_TIMEOUT_MS}. */
   stallTimeoutMs?: number;
   /** Abandon a body arriving slower than this (default {@link DEFAULT_LOW_SPEED}). */
   lowSpeed?: LowSpeedRule;
@@ -86,8 +87,6 @@ export class TransferError extends AxError {
   }
 }
 
-/** Default for {@link HttpRequestOptions.stallTimeoutMs}. */
-export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
 const DEFAULT_MAX_REDIRECTS = 10;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 

@@ -12,11 +12,11 @@ import {
   type HttpRequestOptions,
   type HttpResponse,
 } from "./http.js";
-import { retryBaseMsFromEnv } from "./tuning.js";
+import { DEFAULT_RETRIES, retryBaseMsFromEnv } from "./tuning.js";
 
 /** How often and how patiently to retry. */
 export interface RetryOptions {
-  /** Retries after the first attempt; default 5. */
+  /** Retries after the first attempt; default {@link DEFAULT_RETRIES}. */
   retries?: number;
   /** Backoff base in ms (the n-th retry waits up to base * 2^(n-1)); default 500, or the
    *  environment variable `AXVISOR_IMAGE_RETRY_BASE_MS`. */
@@ -28,8 +28,6 @@ export interface RetryOptions {
   failFastWhenUnreachable?: boolean;
 }
 
-/** Default for {@link RetryOptions.retries}. */
-export const DEFAULT_RETRIES = 5;
 /** The longest wait a `Retry-After` header can impose. */
 export const MAX_RETRY_AFTER_MS = 60_000;
 /** The longest backoff wait, whatever the retry count. */

@@ -1,9 +1,25 @@
 /**
- * Tuning read from the environment, for unusual networks and for tests: the backoff base of
- * retries (`AXVISOR_IMAGE_RETRY_BASE_MS`) and the deadline of a registry fetch
+ * Every default of a transfer, in one place (the CLI's help shows them from here: this module
+ * loads nothing of HTTP): the stall timeout, the low-speed rule, the retries, and the tuning read
+ * from the environment for unusual networks and for tests, the backoff base of retries
+ * (`AXVISOR_IMAGE_RETRY_BASE_MS`) and the deadline of a registry fetch
  * (`AXVISOR_IMAGE_REGISTRY_TIMEOUT`). A malformed value is a usage error naming the variable.
  */
 import { UsageError } from "../errors.js";
+import type { LowSpeedRule } from "./watchdog.js";
+
+/** No byte for this long while waiting on a server: abandon the connection (and resume). */
+export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
+
+/**
+ * Default low-speed rule: 1 KiB/s averaged over 30 s. Far below any usable link (an image of
+ * 50 MiB would take 14 hours), so it never cuts a slow but working download, and 30 s is the
+ * stall timeout: a connection that is nearly silent is treated like a silent one.
+ */
+export const DEFAULT_LOW_SPEED: LowSpeedRule = { bytesPerSecond: 1024, seconds: 30 };
+
+/** Retries after the first attempt of a request (renewed whenever a download's bytes flowed). */
+export const DEFAULT_RETRIES = 5;
 
 const DEFAULT_RETRY_BASE_MS = 500;
 

@@ -24,13 +24,6 @@ export interface LowSpeedRule {
   seconds: number;
 }
 
-/**
- * Default low-speed rule: 1 KiB/s averaged over 30 s. Far below any usable link (an image of
- * 50 MiB would take 14 hours), so it never cuts a slow but working download, and 30 s is the
- * stall timeout: a connection that is nearly silent is treated like a silent one.
- */
-export const DEFAULT_LOW_SPEED: LowSpeedRule = { bytesPerSecond: 1024, seconds: 30 };
-
 /** Which limit a {@link Watchdog} saw passed. */
 export interface Expiry {
   /** `connect`: no connection within the stall timeout; `headers`: no answer; `body`: no byte

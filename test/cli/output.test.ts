@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { closeSync, openSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { formatBytes } from "../../src/cli/format.js";
+import { formatBytes } from "../../src/cli/human-readable.js";
 import { escapeJsonText, printable, redactCredentials } from "../../src/text.js";
 import { closedPort } from "../helpers/fault-server.js";
 import {

@@ -1,6 +1,7 @@
 /**
  * What the CLI loads: nothing of HTTP (Node's http/https/tls, our transfer layer, proxy agents)
- * for `--help`, `ls`, `path` and a warm pull, and no proxy agent for a download without a proxy.
+ * for `--help`, `ls`, `path` and a warm pull, and no proxy agent for a download without a proxy
+ * (nor OCI support for one from an https URL).
  * Each module the CLI resolves is traced by a module hook (`register`, through NODE_OPTIONS).
  */
 import assert from "node:assert/strict";
@@ -11,6 +12,8 @@ import { after, before, describe, it } from "node:test";
 import { startWorld, type World } from "../helpers/world.js";
 
 const HTTP_MODULES = /^(node:(https?|tls|net)|.*\/transfer\/(http|agents|download)\.js|.*proxy)/;
+/** OCI support: loaded only when an oci:// URL appears. */
+const OCI_MODULES = /\/transfer\/oci\//;
 
 describe("start-up: what each command loads", () => {
   let w: World;
@@ -50,6 +53,10 @@ describe("start-up: what each command loads", () => {
     assert.ok(modules.includes("node:http"), "the trace sees HTTP being loaded");
     assert.deepEqual(
       modules.filter((m) => /proxy-agent/.test(m)),
+      [],
+    );
+    assert.deepEqual(
+      modules.filter((m) => OCI_MODULES.test(m)),
       [],
     );
   });

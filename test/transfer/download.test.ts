@@ -6,14 +6,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, afterEach, before, beforeEach, describe, it } from "node:test";
 import { pathToFileURL } from "node:url";
-import { AbortedError, AxError } from "../../src/errors.js";
+import { AbortedError, AxError, ChecksumError } from "../../src/errors.js";
 import type { Logger } from "../../src/log.js";
-import {
-  download,
-  partMetaPath,
-  type DownloadOptions,
-  type DownloadSink,
-} from "../../src/transfer/download.js";
+import { partMetaPath } from "../../src/store/layout.js";
+import { download, type DownloadOptions, type DownloadSink } from "../../src/transfer/download.js";
+import { openSources } from "../../src/transfer/sources.js";
 import { startFaultServer, type FaultServer } from "../helpers/fault-server.js";
 
 const SIZE = 1 << 20;
@@ -72,9 +69,17 @@ describe("download", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  /** Downloads `/img` (or `urls`) into `partPath` with fast retries. */
-  function run(sink: DownloadSink, options: Partial<DownloadOptions> = {}) {
-    return download({ urls: [server.url("/img")], partPath, sink, retryBaseMs: 1, ...options });
+  /** Downloads `/img` (or `urls`, from the sources they name) into `partPath` with fast retries. */
+  async function run(
+    sink: DownloadSink,
+    {
+      urls = [server.url("/img")],
+      ...options
+    }: Partial<DownloadOptions> & { urls?: string[] } = {},
+  ) {
+    const sources = await openSources(urls, {});
+    const part = { path: partPath, meta: partMetaPath(partPath) };
+    return download({ sources, part, sink, retryBaseMs: 1, ...options });
   }
 
   it("downloads into the .part and the sink, with the validator written first", async () => {
@@ -282,6 +287,27 @@ describe("download", () => {
     assert.equal(sink.digest, sha256(other));
     assert.deepEqual(await readFile(partPath), other);
     assert.equal(result.size, other.length);
+  });
+
+  it("checks the sha256 as the bytes flow: a mismatch keeps nothing and names the source", async () => {
+    const sink = new CollectingSink();
+    const good = await run(sink, { integrity: { sha256: sha256(content), what: "image good" } });
+    assert.equal(good.sha256, sha256(content));
+    await rm(partPath);
+    const wrong = "0".repeat(64);
+    await assert.rejects(
+      run(new CollectingSink(), { integrity: { sha256: wrong, what: "image bad" } }),
+      (err) => {
+        assert.ok(err instanceof ChecksumError);
+        assert.equal(
+          err.message,
+          `checksum mismatch for image bad: expected ${wrong}, got ${sha256(content)} (from ${server.url("/img")})`,
+        );
+        return true;
+      },
+    );
+    assert.equal(existsSync(partPath), false);
+    assert.equal(existsSync(partMetaPath(partPath)), false);
   });
 
   it("stops with AbortedError and keeps the .part for later", async () => {

@@ -10,7 +10,9 @@ import { execFileSync } from "node:child_process";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { partMetaPath } from "../../src/store/layout.js";
 import { download } from "../../src/transfer/download.js";
+import { httpSource } from "../../src/transfer/http-source.js";
 import { missing } from "../helpers/daemon.js";
 import {
   cliEnv,
@@ -104,6 +106,7 @@ describe("nginx: keep-alive, Range, TLS, redirects and credentials", { skip }, (
     const big = randomBytes(3 << 20);
     await writeFile(join(www, "big.bin"), big);
     const partPath = join(dir.path, "big.bin.part");
+    const part = { path: partPath, meta: partMetaPath(partPath) };
     const received: Buffer[] = [];
     const sink = {
       reset: async () => void received.splice(0),
@@ -112,8 +115,8 @@ describe("nginx: keep-alive, Range, TLS, redirects and credentials", { skip }, (
     const controller = new AbortController();
     await assert.rejects(
       download({
-        urls: [nginx.url("big.bin")],
-        partPath,
+        sources: [httpSource(nginx.url("big.bin"))],
+        part,
         sink: {
           reset: sink.reset,
           write: async (chunk) => {
@@ -126,7 +129,7 @@ describe("nginx: keep-alive, Range, TLS, redirects and credentials", { skip }, (
     );
     const resumedFrom = Buffer.concat(received).length;
     assert.ok(resumedFrom > 0 && resumedFrom < big.length);
-    const done = await download({ urls: [nginx.url("big.bin")], partPath, sink });
+    const done = await download({ sources: [httpSource(nginx.url("big.bin"))], part, sink });
     assert.equal(done.size, big.length);
     assert.equal(sha256(Buffer.concat(received)), sha256(big));
     const last = (await nginx.requests()).at(-1)!;

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { storeUsage } from "../../ops/du.js";
 import { commandContext } from "../context.js";
-import { count, formatBytes, formatTable } from "../format.js";
+import { count, formatBytes, formatTable } from "../human-readable.js";
 import { result } from "../output.js";
 
 /** `du [--json]` (also `ls --local`): what the store holds and its size. */

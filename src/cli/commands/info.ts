@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { imageInfo, type VersionInfo } from "../../ops/info.js";
 import { parseSpec } from "../../registry/resolve.js";
 import { commandContext } from "../context.js";
-import { formatBytes } from "../format.js";
+import { formatBytes } from "../human-readable.js";
 import { result } from "../output.js";
 
 /** `info NAME[:VERSION] [--json]`. */

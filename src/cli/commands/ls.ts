@@ -1,8 +1,8 @@
 import type { Command } from "commander";
 import { listImages } from "../../ops/ls.js";
-import { openRegistry } from "../../ops/sync.js";
+import { openRegistry } from "../../ops/open-registry.js";
 import { commandContext } from "../context.js";
-import { formatTable } from "../format.js";
+import { formatTable } from "../human-readable.js";
 import { result } from "../output.js";
 
 /** `ls [-v] [--json] [--local] [PATTERN]`. */
@@ -24,7 +24,7 @@ export async function lsCommand(
   const rows = listImages(images, { pattern, verbose: options.verbose });
   if (options.json) {
     const { imageJson, printJson } = await import("../json.js");
-    const { localState, scanStore } = await import("../../ops/inventory.js");
+    const { localState, scanStore } = await import("../../store/scan.js");
     const inventory = await scanStore(ctx.config.localStorage, images, { sizes: true });
     printJson(rows.map((r) => imageJson(r.entry, localState(inventory, r.entry))));
     return;

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { prune, type PruneReason } from "../../ops/prune.js";
 import { commandContext } from "../context.js";
-import { count, formatBytes } from "../format.js";
+import { count, formatBytes } from "../human-readable.js";
 import { result } from "../output.js";
 
 const REASONS: Record<PruneReason, string> = {

@@ -6,11 +6,11 @@ import { result } from "../output.js";
 /** Options of `publish`, as commander parses them. */
 export type PublishCommandOptions = Omit<
   PublishOptions,
-  "archive" | "config" | "chunkSize" | "signal" | "logger" | "env"
->;
+  "archive" | "version" | "config" | "chunkSize" | "signal" | "logger" | "env"
+> & { imageVersion: string };
 
 /**
- * `publish ARCHIVE --name N --version V --arch A --description D [--released-at T]
+ * `publish ARCHIVE --name N --image-version V --arch A --description D [--released-at T]
  * (--to oci://HOST/REPO:TAG | --url URL) --registry-file FILE`: prints the entry's URL.
  */
 export async function publishCommand(
@@ -19,9 +19,11 @@ export async function publishCommand(
   command: Command,
 ): Promise<void> {
   const ctx = await commandContext(command);
+  const { imageVersion, ...fields } = options;
   const { entry } = await publish({
-    ...options,
+    ...fields,
     archive,
+    version: imageVersion,
     config: ctx.config,
     signal: ctx.signal,
     logger: ctx.logger,

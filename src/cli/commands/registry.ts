@@ -1,53 +1,40 @@
-import { stat } from "node:fs/promises";
 import type { Command } from "commander";
-import { AxError, UsageError, hasCode } from "../../errors.js";
+import { AxError } from "../../errors.js";
+import { addImage } from "../../ops/publish.js";
 import { checkRegistry } from "../../registry/check.js";
-import { upsertImage } from "../../registry/edit.js";
-import { hashFile } from "../../store/stamps.js";
 import { commandContext } from "../context.js";
-import { count } from "../format.js";
+import { count } from "../human-readable.js";
 import { result } from "../output.js";
 
-/** Options of `registry add`. */
+/** Options of `registry add`, as commander parses them. */
 interface AddOptions {
   file: string;
   name: string;
-  version: string;
+  imageVersion: string;
   arch?: string;
   description?: string;
   url?: string;
   releasedAt?: string;
 }
 
-/** `registry add ARCHIVE --file FILE --name N --version V [--arch] [--description] [--url] [--released-at]`. */
+/**
+ * `registry add ARCHIVE --file FILE --name N --image-version V [--arch] [--description] [--url]
+ * [--released-at]`.
+ */
 export async function registryAddCommand(
   archive: string,
   options: AddOptions,
   command: Command,
 ): Promise<void> {
   const ctx = await commandContext(command);
-  let sha256: string;
-  try {
-    // A FIFO or a device would be read forever.
-    if (!(await stat(archive)).isFile()) throw new UsageError(`archive ${archive} is not a file`);
-    sha256 = await hashFile(archive);
-  } catch (err) {
-    if (hasCode(err, "ENOENT") || (err instanceof AxError && hasCode(err.cause, "ENOENT")))
-      throw new UsageError(`no such file: ${archive}`);
-    throw err;
-  }
-  const { entry, action } = await upsertImage(options.file, {
-    name: options.name,
-    version: options.version,
-    arch: options.arch,
-    description: options.description,
-    url: options.url,
-    released_at: options.releasedAt,
-    sha256,
+  const { file, imageVersion, ...fields } = options;
+  await addImage({
+    ...fields,
+    archive,
+    registryFile: file,
+    version: imageVersion,
+    logger: ctx.logger,
   });
-  ctx.logger.info(
-    `${action} image ${entry.name}:${entry.version} in ${options.file} (sha256 ${entry.sha256})`,
-  );
 }
 
 /** `registry check FILE|URL [--online]`: every problem on stdout, exit 1 when there is one. */

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { resizeImage } from "../../ops/resize.js";
 import { commandContext } from "../context.js";
-import { formatBytes } from "../format.js";
+import { formatBytes } from "../human-readable.js";
 import { result } from "../output.js";
 
 /** `resize IMAGE_FILE --size-mib N [-o OUT]`: prints the grown image's path. */

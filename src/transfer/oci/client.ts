@@ -13,10 +13,10 @@ import {
   TransferError,
   type HttpRequestOptions,
   type HttpResponse,
-} from "./http.js";
-import { dockerConfigPath, dockerCredentials, type Credentials } from "./oci-credentials.js";
-import { registryBaseUrl, type OciReference } from "./oci-reference.js";
-import { isRetryableStatus, requestWithRetry, type RetryOptions } from "./retry.js";
+} from "../http.js";
+import { isRetryableStatus, requestWithRetry, type RetryOptions } from "../retry.js";
+import { dockerConfigPath, dockerCredentials, type Credentials } from "./credentials.js";
+import { registryBaseUrl, type OciReference } from "./reference.js";
 
 /** What a client may do in its repository. */
 export type OciAccess = "pull" | "pull,push";
@@ -27,7 +27,7 @@ export interface OciClientOptions extends RetryOptions {
   insecureRegistries?: readonly string[];
   /** Cancels every request. */
   signal?: AbortSignal;
-  /** No byte for this long: abandon a request (default 30000). */
+  /** No byte for this long: abandon a request (default `DEFAULT_STALL_TIMEOUT_MS`). */
   stallTimeoutMs?: number;
   /** Environment for `DOCKER_CONFIG` (default `process.env`). */
   env?: Record<string, string | undefined>;

@@ -93,6 +93,42 @@ describe("registry add and check", () => {
     assert.match(after, /description = "Linux for the lab" {3}# keep me/);
   });
 
+  it("--image-version is the image's version; after add and publish --version is its alias", async () => {
+    await writeFile(file("image.tar.gz"), "another build");
+    const add = await cli([
+      "registry", "add", "image.tar.gz", "--file", "lab.toml", "--name", "lab_linux", "--image-version", "1.0",
+    ]); // prettier-ignore
+    assert.equal(add.code, 0, add.stderr);
+    assert.match(add.stderr, /^updated image lab_linux:1\.0 in lab\.toml/m);
+    const help = await cli(["registry", "add", "--help"]);
+    assert.match(help.stdout, /--image-version <version>/);
+    assert.doesNotMatch(help.stdout, /--version/);
+    const missing = await cli([
+      "registry", "add", "image.tar.gz", "--file", "lab.toml", "--name", "lab_linux",
+    ]); // prettier-ignore
+    assert.equal(missing.code, 2);
+    assert.match(
+      missing.stderr,
+      /^error: required option '--image-version <version>' not specified$/m,
+    );
+    const url = "https://example.com/pub-3.0.tar.gz";
+    for (const flag of ["--image-version", "--version"]) {
+      const published = await cli([
+        "publish", "image.tar.gz", "--name", "pub", flag, "3.0", "--arch", "x86_64",
+        "--description", "Published", "--url", url, "--registry-file", "pub.toml",
+      ]); // prettier-ignore
+      assert.equal(published.code, 0, published.stderr);
+      assert.equal(published.stdout, `${url}\n`);
+    }
+    const entries = parseRegistry(await readFile(file("pub.toml"), "utf8"), "pub.toml").images;
+    assert.deepEqual(
+      entries.map((e) => `${e.name}:${e.version}`),
+      ["pub:3.0"],
+    );
+    const tool = await cli(["--version"]);
+    assert.match(tool.stdout, /^\d+\.\d+\.\d+\n$/);
+  });
+
   it("add refuses a new image without its required fields, naming them", async () => {
     const run = await cli([
       "registry", "add", "image.tar.gz", "--file", "lab.toml", "--name", "lab_new", "--version", "1",
@@ -107,7 +143,7 @@ describe("registry add and check", () => {
       "registry", "add", "nothing.tar.gz", "--file", "lab.toml", "--name", "x", "--version", "1",
     ]); // prettier-ignore
     assert.equal(missing.code, 2);
-    assert.match(missing.stderr, /^error: no such file: nothing\.tar\.gz$/m);
+    assert.match(missing.stderr, /^error: archive nothing\.tar\.gz does not exist$/m);
   });
 
   it("check accepts a good registry with its includes", async () => {

@@ -7,11 +7,12 @@
 import { createHash } from "node:crypto";
 import { open, type FileHandle } from "node:fs/promises";
 import { basename } from "node:path";
-import { fsError } from "../errors.js";
-import type { HttpResponse } from "./http.js";
-import { OciClient, registryFailure, type OciClientOptions } from "./oci-client.js";
-import { OCI_MANIFEST, TITLE_ANNOTATION, type Descriptor } from "./oci-manifest.js";
-import { formatOciReference, type OciReference } from "./oci-reference.js";
+import { compressionOf } from "../../archive/extensions.js";
+import { fsError } from "../../errors.js";
+import type { HttpResponse } from "../http.js";
+import { OciClient, registryFailure, type OciClientOptions } from "./client.js";
+import { OCI_MANIFEST, TITLE_ANNOTATION, type Descriptor } from "./manifest.js";
+import { formatOciReference, type OciReference } from "./reference.js";
 
 /** `artifactType` of the manifests `publish` writes. */
 export const GUEST_IMAGE_ARTIFACT = "application/vnd.axvisor.guest-image.v1";
@@ -41,12 +42,9 @@ export interface PushResult {
 
 /** The OCI layer media type for an archive file name. */
 export function layerMediaType(fileName: string): string {
-  const name = fileName.toLowerCase();
+  const compression = compressionOf(fileName);
   const base = "application/vnd.oci.image.layer.v1.tar";
-  if (name.endsWith(".tar.gz") || name.endsWith(".tgz")) return `${base}+gzip`;
-  if (name.endsWith(".tar.zst")) return `${base}+zstd`;
-  if (name.endsWith(".tar.xz") || name.endsWith(".txz")) return `${base}+xz`;
-  return base;
+  return compression === "none" ? base : `${base}+${compression}`;
 }
 
 /** Where the next part of an upload goes: the `Location` of `response`, made absolute. */

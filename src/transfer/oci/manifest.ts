@@ -3,10 +3,10 @@
  * against a pinned digest, and picking the layer that holds the guest-image archive.
  */
 import { createHash } from "node:crypto";
-import { ARCHIVE_EXTENSIONS } from "../store/layout.js";
-import { TransferError } from "./http.js";
-import { readText, registryFailure, type OciClient } from "./oci-client.js";
-import { formatOciReference, manifestReference } from "./oci-reference.js";
+import { ARCHIVE_EXTENSIONS, archiveExtension } from "../../archive/extensions.js";
+import { TransferError } from "../http.js";
+import { readText, registryFailure, type OciClient } from "./client.js";
+import { formatOciReference, manifestReference } from "./reference.js";
 
 /** Media type of an OCI image manifest. */
 export const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
@@ -110,8 +110,8 @@ export function layerTitle(layer: Descriptor): string | undefined {
 export function pickArchiveLayer(manifest: ImageManifest, where: string): Descriptor {
   if (manifest.layers.length === 1 && manifest.layers[0] !== undefined) return manifest.layers[0];
   const archives = manifest.layers.filter((layer) => {
-    const title = layerTitle(layer)?.toLowerCase();
-    return title !== undefined && ARCHIVE_EXTENSIONS.some((ext) => title.endsWith(ext));
+    const title = layerTitle(layer);
+    return title !== undefined && archiveExtension(title) !== undefined;
   });
   if (archives.length === 1 && archives[0] !== undefined) return archives[0];
   const found = `${manifest.layers.length} layers, ${archives.length} titled as an archive`;

@@ -3,11 +3,11 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import type { Config } from "../../src/config/config.js";
-import { publish } from "../../src/ops/publish.js";
-import { pull } from "../../src/ops/pull.js";
-import { parseRegistry } from "../../src/registry/format.js";
-import { cliEnv, makeTar, makeTarGz, runCli, sha256, tempDir } from "../helpers/images.js";
+import type { Config } from "../../../src/config/config.js";
+import { publish } from "../../../src/ops/publish.js";
+import { pull } from "../../../src/ops/pull.js";
+import { parseRegistry } from "../../../src/registry/format.js";
+import { cliEnv, makeTar, makeTarGz, runCli, sha256, tempDir } from "../../helpers/images.js";
 import { missingRegistry, startDockerRegistry, type DockerRegistry } from "./docker-registry.js";
 
 const KERNEL = randomBytes(200_000);

@@ -8,7 +8,7 @@ import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { tempDir } from "../helpers/images.js";
+import { tempDir } from "../../helpers/images.js";
 
 const BINARY = "/usr/bin/docker-registry";
 

@@ -3,12 +3,12 @@ import { randomBytes } from "node:crypto";
 import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, beforeEach, describe, it } from "node:test";
-import type { Config } from "../../src/config/config.js";
-import { AxError, ChecksumError } from "../../src/errors.js";
-import { pull, type PullOptions } from "../../src/ops/pull.js";
-import type { ImageEntry } from "../../src/registry/types.js";
-import { closedPort } from "../helpers/fault-server.js";
-import { makeTar, makeTarGz, sha256, tempDir } from "../helpers/images.js";
+import type { Config } from "../../../src/config/config.js";
+import { AxError, ChecksumError } from "../../../src/errors.js";
+import { pull, type PullOptions } from "../../../src/ops/pull.js";
+import type { ImageEntry } from "../../../src/registry/types.js";
+import { closedPort } from "../../helpers/fault-server.js";
+import { makeTar, makeTarGz, sha256, tempDir } from "../../helpers/images.js";
 import { FAKE_SERVICE, startFakeGhcr, type FakeGhcr } from "./fake-ghcr.js";
 
 /** Incompressible, so that the archive is big enough to be cut in the middle. */

@@ -6,7 +6,8 @@ import { fileURLToPath } from "node:url";
 import { AxError } from "../../src/errors.js";
 import type { Logger } from "../../src/log.js";
 import { prune } from "../../src/ops/prune.js";
-import { openRegistry, sync } from "../../src/ops/sync.js";
+import { openRegistry } from "../../src/ops/open-registry.js";
+import { sync } from "../../src/ops/sync.js";
 import { registryToml, sha256 } from "../helpers/images.js";
 import { startWorld, type World } from "../helpers/world.js";
 

@@ -2,8 +2,9 @@
  * `oci://HOST[:PORT]/REPOSITORY[:TAG][@sha256:DIGEST]` references, and the base URL of the
  * registry they name (https, or plain http for loopback hosts and `insecure_registries`).
  */
-import { AxError } from "../errors.js";
-import { hostName, isLoopbackHost } from "./hosts.js";
+import { AxError } from "../../errors.js";
+import { hostName, isLoopbackHost } from "../hosts.js";
+import { sourceKind } from "../sources.js";
 
 /** A parsed `oci://` reference. */
 export interface OciReference {
@@ -17,7 +18,6 @@ export interface OciReference {
   digest: string | undefined;
 }
 
-const SCHEME = /^oci:\/\//i;
 const HOST =
   /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(?::\d{1,5})?$/;
 const REPOSITORY =
@@ -27,7 +27,7 @@ const DIGEST = /^sha256:[a-f0-9]{64}$/;
 
 /** True when `url` uses the `oci://` scheme. */
 export function isOciUrl(url: string): boolean {
-  return SCHEME.test(url);
+  return sourceKind(url) === "oci";
 }
 
 /**
@@ -37,7 +37,7 @@ export function isOciUrl(url: string): boolean {
 export function parseOciReference(url: string): OciReference {
   const bad = (why: string) => new AxError(`invalid OCI reference ${url}: ${why}`);
   if (!isOciUrl(url)) throw bad("expected oci://HOST/REPOSITORY:TAG or ...@sha256:DIGEST");
-  const rest = url.replace(SCHEME, "");
+  const rest = url.slice("oci://".length);
   const slash = rest.indexOf("/");
   if (slash <= 0) throw bad("no repository after the host");
   const host = rest.slice(0, slash).toLowerCase();

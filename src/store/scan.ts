@@ -1,11 +1,12 @@
 /**
- * What a store holds: every archive and extracted tree, which registry entry owns each, and the
- * leftovers of interrupted work (`.part` downloads, staging trees, trash). `info`, `ls --json`,
- * `du`, `verify` and `prune` all read the store through {@link scanStore}.
+ * The store scanner: what a store holds, every archive and extracted tree, which registry entry
+ * owns each, and the leftovers of interrupted work (`.part` downloads, staging trees, trash).
+ * `info`, `ls --json`, `du`, `verify` and `prune` all read the store through {@link scanStore}.
  */
 import { lstat, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { fsError, hasCode } from "../errors.js";
+import { groupBy } from "../group-by.js";
 import { compareReleases } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
 import {
@@ -16,10 +17,10 @@ import {
   stagingBaseName,
   storeFileKind,
   type Owner,
-} from "../store/layout.js";
-import { readPulledAs, recordSpec, type PulledAs } from "../store/records.js";
-import { archiveDigest } from "../store/stamps.js";
-import { readMarker } from "../store/tree.js";
+} from "./layout.js";
+import { readPulledAs, recordSpec, type PulledAs } from "./records.js";
+import { archiveDigest } from "./stamps.js";
+import { readMarker } from "./copies.js";
 
 /** One archive file or extracted tree in the store. */
 export interface StoredCopy {
@@ -324,18 +325,6 @@ async function bookkeepingLeftovers(store: string): Promise<Leftover[]> {
     found.push({ kind: "trash", path: join(trash, name), bytes: 0 });
   }
   return found;
-}
-
-/** `items` grouped by `key`, groups and items in first-seen order (`Map.groupBy` needs Node 21). */
-export function groupBy<T, K>(items: readonly T[], key: (item: T) => K): Map<K, T[]> {
-  const groups = new Map<K, T[]>();
-  for (const item of items) {
-    const k = key(item);
-    const group = groups.get(k);
-    if (group) group.push(item);
-    else groups.set(k, [item]);
-  }
-  return groups;
 }
 
 /** True when `copy` holds `entry`. */

@@ -7,8 +7,8 @@
 import { createHash } from "node:crypto";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { startFaultServer, type FaultServer } from "../helpers/fault-server.js";
-import { sha256 } from "../helpers/images.js";
+import { startFaultServer, type FaultServer } from "../../helpers/fault-server.js";
+import { sha256 } from "../../helpers/images.js";
 
 const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 const DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json";

@@ -1,4 +1,8 @@
-/** Mirrors: URL prefix rewriting, so that archives are fetched from a nearer copy first. */
+/**
+ * Mirrors, as `[[mirrors]]` in `.image.toml` and `--mirror PREFIX=REPLACEMENT` give them: URL
+ * prefix rewriting, so that an archive is fetched from a nearer copy first. The candidates for
+ * every URL (mirrors first, the original last) are computed here, whatever the URL's scheme.
+ */
 import { UsageError } from "../errors.js";
 
 /** A mirror: URLs starting with `prefix` are also tried with that prefix replaced by `replace`. */

@@ -2,19 +2,19 @@ import assert from "node:assert/strict";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { AxError } from "../../src/errors.js";
-import { TransferError } from "../../src/transfer/http.js";
-import { parseChallenge } from "../../src/transfer/oci-client.js";
-import { dockerCredentials } from "../../src/transfer/oci-credentials.js";
-import { pickArchiveLayer, type ImageManifest } from "../../src/transfer/oci-manifest.js";
+import { AxError } from "../../../src/errors.js";
+import { TransferError } from "../../../src/transfer/http.js";
+import { parseChallenge } from "../../../src/transfer/oci/client.js";
+import { dockerCredentials } from "../../../src/transfer/oci/credentials.js";
+import { pickArchiveLayer, type ImageManifest } from "../../../src/transfer/oci/manifest.js";
 import {
   formatOciReference,
   isOciUrl,
   parseOciReference,
   registryBaseUrl,
-} from "../../src/transfer/oci-reference.js";
-import { layerMediaType } from "../../src/transfer/oci-upload.js";
-import { tempDir } from "../helpers/images.js";
+} from "../../../src/transfer/oci/reference.js";
+import { layerMediaType } from "../../../src/transfer/oci/upload.js";
+import { tempDir } from "../../helpers/images.js";
 
 const DIGEST = `sha256:${"ab".repeat(32)}`;
 

@@ -1,17 +1,17 @@
-/** What `download` gained for OCI: candidates that resolve late, carry headers and renew auth. */
+/**
+ * Sources behind one interface: the dispatch by scheme, and what an OCI source relies on from the
+ * download: sources that resolve late, carry headers and renew their authorization.
+ */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { after, afterEach, before, beforeEach, describe, it } from "node:test";
 import { AxError } from "../../src/errors.js";
-import {
-  download,
-  type DownloadCandidate,
-  type DownloadOptions,
-  type DownloadSink,
-  type HttpSource,
-} from "../../src/transfer/download.js";
+import { partMetaPath } from "../../src/store/layout.js";
+import { download, type DownloadSink } from "../../src/transfer/download.js";
 import { TransferError } from "../../src/transfer/http.js";
+import { httpSource, type HttpSourceOptions } from "../../src/transfer/http-source.js";
+import { openSources, sourceKind, type Source } from "../../src/transfer/sources.js";
 import { startFaultServer, type FaultServer } from "../helpers/fault-server.js";
 import { sha256, tempDir } from "../helpers/images.js";
 
@@ -27,9 +27,36 @@ function collector(): DownloadSink & { bytes(): Buffer } {
   };
 }
 
-function candidate(name: string, resolve: () => Promise<HttpSource>): DownloadCandidate {
-  return { name, resolve };
+/** A source named `name` that finds where its bytes are when the download first opens it. */
+function lateSource(name: string, resolve: () => Promise<HttpSourceOptions & { url: string }>) {
+  let resolved: Source | undefined;
+  const source: Source = {
+    name,
+    async open(request) {
+      if (resolved === undefined) {
+        const { url, ...options } = await resolve();
+        resolved = httpSource(url, options);
+      }
+      return resolved.open(request);
+    },
+  };
+  return source;
 }
+
+describe("sources", () => {
+  it("are dispatched once, by scheme: oci://, file: and http(s)", async () => {
+    assert.equal(sourceKind("oci://ghcr.io/a/b:1"), "oci");
+    assert.equal(sourceKind("OCI://ghcr.io/a/b:1"), "oci");
+    assert.equal(sourceKind("file:///srv/a.tar.gz"), "file");
+    assert.equal(sourceKind("https://example.org/a.tar.gz"), "http");
+    const urls = ["oci://127.0.0.1:1/a/b:1", "file:///srv/a.tar.gz", "http://127.0.0.1:1/a"];
+    const sources = await openSources(urls, {});
+    assert.deepEqual(
+      sources.map((s) => s.name),
+      urls,
+    );
+  });
+});
 
 describe("download candidates", () => {
   let server: FaultServer;
@@ -53,13 +80,17 @@ describe("download candidates", () => {
     await dir.cleanup();
   });
 
-  function run(urls: DownloadOptions["urls"], sink = collector()) {
-    const partPath = join(dir.path, `image-${++runs}.tar.gz.part`);
-    return download({ urls, partPath, sink, logger, retryBaseMs: 1 }).then((r) => ({ ...r, sink }));
+  async function run(candidates: (string | Source)[], sink = collector()) {
+    const path = join(dir.path, `image-${++runs}.tar.gz.part`);
+    const sources = await Promise.all(
+      candidates.map(async (c) => (typeof c === "string" ? (await openSources([c], {}))[0]! : c)),
+    );
+    const part = { path, meta: partMetaPath(path) };
+    return download({ sources, part, sink, logger, retryBaseMs: 1 }).then((r) => ({ ...r, sink }));
   }
 
   it("sends the candidate's headers and names it in the result and the log", async () => {
-    const mirror = candidate("oci://mirror/a:1", async () => ({
+    const mirror = lateSource("oci://mirror/a:1", async () => ({
       url: server.url("/blob"),
       headers: { authorization: "Bearer first" },
     }));
@@ -78,7 +109,7 @@ describe("download candidates", () => {
       headers: { "www-authenticate": challenge },
     });
     const seen: (string | undefined)[] = [];
-    const source = candidate("oci://h/a:1", async () => ({
+    const source = lateSource("oci://h/a:1", async () => ({
       url: server.url("/blob"),
       headers: { authorization: "Bearer expired" },
       reauthorize: async (value) => {
@@ -97,7 +128,7 @@ describe("download candidates", () => {
   it("gives up on a candidate refused twice in a row and tries the next", async () => {
     server.setFault("/blob", { kind: "status", status: 401, times: 2 });
     let renewals = 0;
-    const source = candidate("oci://mirror/a:1", async () => ({
+    const source = lateSource("oci://mirror/a:1", async () => ({
       url: server.url("/blob"),
       reauthorize: async () => ({ authorization: `Bearer ${++renewals}` }),
     }));
@@ -111,14 +142,14 @@ describe("download candidates", () => {
   });
 
   it("skips a candidate that cannot resolve, and stops on any other error", async () => {
-    const unreachable = candidate("oci://gone/a:1", async () => {
+    const unreachable = lateSource("oci://gone/a:1", async () => {
       throw new TransferError("oci://gone/a:1", "manifest unknown", { retryable: false });
     });
     const result = await run([unreachable, server.url("/elsewhere")]);
     assert.equal(result.url, server.url("/elsewhere"));
     assert.ok(lines.includes("oci://gone/a:1: manifest unknown; trying the next URL"));
 
-    const broken = candidate("oci://bad/a:1", async () => {
+    const broken = lateSource("oci://bad/a:1", async () => {
       throw new AxError("checksum mismatch for image a:1");
     });
     const before = server.requestsFor("/elsewhere").length;
@@ -130,7 +161,7 @@ describe("download candidates", () => {
   });
 
   it("names the last candidate when all fail", async () => {
-    const gone = candidate("oci://h/gone:1", async () => {
+    const gone = lateSource("oci://h/gone:1", async () => {
       throw new TransferError("oci://h/gone:1", "HTTP 404 Not Found", { retryable: false });
     });
     await assert.rejects(run([server.url("/absent"), gone]), (err) => {

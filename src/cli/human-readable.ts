@@ -1,3 +1,4 @@
+/** Figures and tables for people: byte counts, durations, padded tables, counted nouns. */
 import { display } from "./output.js";
 
 /**

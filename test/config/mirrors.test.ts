@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { UsageError } from "../../src/errors.js";
-import { candidateUrls, parseMirrorFlag } from "../../src/transfer/mirrors.js";
+import { candidateUrls, parseMirrorFlag } from "../../src/config/mirrors.js";
 
 describe("candidateUrls", () => {
   const url = "https://github.com/org/repo/releases/download/v1/img.tar.gz";

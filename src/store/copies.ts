@@ -1,18 +1,33 @@
+/**
+ * An image's copies in the store, put in place and taken away atomically: staging trees (where an
+ * archive is extracted), the tree's marker, installing a tree, removing a tree through the
+ * store's trash so that no reader sees it half-deleted, removing an archive with its stamp and
+ * pulled-as record, and removing all an image has.
+ */
 import { randomBytes } from "node:crypto";
 import { lstat, mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { fsError, hasCode } from "../errors.js";
-import { MARKER_FILE, bookkeeping, stagingBaseName, stagingName } from "./layout.js";
+import {
+  bookkeeping,
+  markerPath,
+  stagingBaseName,
+  stagingPath,
+  storedPaths,
+  trashPath,
+} from "./layout.js";
+import { removePulledAs } from "./records.js";
+import { removeStamp } from "./stamps.js";
 
-function unique(name: string): string {
-  return stagingName(name, randomBytes(4).toString("hex"));
+/** What makes a staging or trash name unique: 8 hex digits. */
+function token(): string {
+  return randomBytes(4).toString("hex");
 }
 
 /** A fresh staging directory path (not created) for the tree `baseName` in store `dir`. */
-export async function stagingPath(dir: string, baseName: string): Promise<string> {
-  const staging = bookkeeping(dir).staging;
-  await mkdir(staging, { recursive: true });
-  return join(staging, unique(baseName));
+export async function newStagingPath(dir: string, baseName: string): Promise<string> {
+  await mkdir(bookkeeping(dir).staging, { recursive: true });
+  return stagingPath(dir, baseName, token());
 }
 
 /**
@@ -33,10 +48,9 @@ export async function removeStaleStaging(dir: string, baseName: string): Promise
  * Makes `path` disappear at once (a rename into the store's trash), then deletes it. Readers never
  * see a half-deleted tree under its real name. Returns false when there was nothing there.
  */
-export async function removeAtomically(dir: string, path: string): Promise<boolean> {
-  const trash = bookkeeping(dir).trash;
-  await mkdir(trash, { recursive: true });
-  const target = join(trash, unique(basename(path)));
+async function removeAtomically(dir: string, path: string): Promise<boolean> {
+  await mkdir(bookkeeping(dir).trash, { recursive: true });
+  const target = trashPath(dir, path, token());
   try {
     await rename(path, target);
   } catch (err) {
@@ -55,7 +69,7 @@ const MARKER_MAX_BYTES = 128;
  * marker is not a small regular file (an archive may not pass off a link or a device as one).
  */
 export async function readMarker(tree: string): Promise<string | undefined> {
-  const marker = join(tree, MARKER_FILE);
+  const marker = markerPath(tree);
   try {
     const st = await lstat(marker);
     if (!st.isFile() || st.size > MARKER_MAX_BYTES) return undefined;
@@ -77,7 +91,7 @@ export async function installTree(
   tree: string,
   sha256: string,
 ): Promise<void> {
-  const marker = join(staging, MARKER_FILE);
+  const marker = markerPath(staging);
   try {
     // The archive may hold a member of that name, even a symlink: replace it, never write through.
     await rm(marker, { recursive: true, force: true });
@@ -91,4 +105,45 @@ export async function installTree(
   } catch (err) {
     throw fsError(err, "move the extracted tree to", tree);
   }
+}
+
+/**
+ * Removes the extracted tree `path` of `dir` at once ({@link removeAtomically}) and forgets its
+ * pulled-as record. Returns false when there was no tree.
+ */
+export async function removeTree(dir: string, path: string): Promise<boolean> {
+  const removed = await removeAtomically(dir, path);
+  await removePulledAs(path);
+  return removed;
+}
+
+/** Removes the archive (or download in progress) `path`, its stamp and its pulled-as record. */
+export async function removeArchive(path: string): Promise<void> {
+  try {
+    await rm(path, { force: true });
+  } catch (err) {
+    throw fsError(err, "remove", path);
+  }
+  await removeStamp(path);
+  await removePulledAs(path);
+}
+
+/**
+ * Removes what the base name `baseName` has in `dir`: its archives under every extension, its
+ * downloads in progress and its tree, with their stamps and records. `present` lists the names in
+ * `dir` (read once for many base names): only those are touched. Returns the paths removed.
+ */
+export async function removeStored(
+  dir: string,
+  baseName: string,
+  present: readonly string[],
+): Promise<string[]> {
+  const removed: string[] = [];
+  const { files, tree } = storedPaths(dir, baseName);
+  for (const file of files.filter((f) => present.includes(basename(f)))) {
+    await removeArchive(file);
+    removed.push(file);
+  }
+  if (present.includes(baseName) && (await removeTree(dir, tree))) removed.push(tree);
+  return removed;
 }

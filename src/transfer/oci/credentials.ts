@@ -6,7 +6,7 @@
 import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { AxError, hasCode } from "../errors.js";
+import { AxError, hasCode } from "../../errors.js";
 
 /** A user name and password (or token) for one registry. */
 export interface Credentials {

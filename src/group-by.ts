@@ -1,0 +1,13 @@
+/** Grouping a list by a key. */
+
+/** `items` grouped by `key`, groups and items in first-seen order (`Map.groupBy` needs Node 21). */
+export function groupBy<T, K>(items: readonly T[], key: (item: T) => K): Map<K, T[]> {
+  const groups = new Map<K, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const group = groups.get(k);
+    if (group) group.push(item);
+    else groups.set(k, [item]);
+  }
+  return groups;
+}

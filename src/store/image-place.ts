@@ -1,0 +1,174 @@
+/**
+ * One image's place in a store (or `-o DIR`), as one object a pull asks: its paths (archive,
+ * `.part` and its metadata, tree, marker), what is there (the tree's marker, the archive's
+ * verified digest), and the steps that change it, each atomic (staging trees, installing the
+ * download and the tree, removing a bad archive, pulled-as records, the image's lock).
+ */
+import { access, rename, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { fsError } from "../errors.js";
+import { formatSpec } from "../registry/resolve.js";
+import type { ImageEntry, ImageSpec } from "../registry/types.js";
+import {
+  installTree,
+  newStagingPath,
+  readMarker,
+  removeArchive,
+  removeStaleStaging,
+} from "./copies.js";
+import { archiveNames, imageBaseName, imagePaths, type ImagePaths } from "./layout.js";
+import { withLock, type HeldLock, type LockOptions } from "./lock.js";
+import { pulledAs, writePulledAs } from "./records.js";
+import { archiveDigest, writeStamp } from "./stamps.js";
+
+/** Options of {@link placeImage}. */
+export interface PlaceOptions {
+  /** The sha256 of the entry being pulled (a tree whose marker has it needs no archive name). */
+  sha256: string;
+  /**
+   * For a URL that does not name the archive (an `oci://` reference): the file name its source
+   * gives it (an OCI layer's title), asked only when neither an archive a previous pull left nor
+   * a matching tree decides it.
+   */
+  archiveTitle?: () => Promise<string | undefined>;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * The file name that gives the archive of `baseName` its extension when the URL does not: the
+ * archive a previous pull left in `dir` keeps its name; a tree whose marker matches needs no name
+ * (the default one); otherwise the title the source gives.
+ */
+async function archiveName(
+  dir: string,
+  baseName: string,
+  sha256: string,
+  archiveTitle: () => Promise<string | undefined>,
+): Promise<string | undefined> {
+  for (const archive of archiveNames(baseName)) {
+    if (await exists(join(dir, archive))) return archive;
+  }
+  if ((await readMarker(join(dir, baseName))) === sha256) return undefined;
+  return archiveTitle();
+}
+
+/**
+ * Where the image pulled as `spec`, with its archive at `url`, lives in `dir`.
+ *
+ * @throws AxError when its store name is one the store keeps for itself.
+ */
+export async function placeImage(
+  dir: string,
+  spec: ImageSpec,
+  url: string,
+  options: PlaceOptions,
+): Promise<ImagePlace> {
+  const { sha256, archiveTitle } = options;
+  const title =
+    archiveTitle === undefined
+      ? undefined
+      : await archiveName(dir, imageBaseName(spec), sha256, archiveTitle);
+  return new ImagePlace(spec, imagePaths(dir, spec, url, title));
+}
+
+/** See the module comment. */
+export class ImagePlace implements ImagePaths {
+  /** What the image is pulled as, `NAME` or `NAME:VERSION` (its records say so). */
+  readonly image: string;
+  readonly dir: string;
+  readonly baseName: string;
+  readonly archive: string;
+  readonly part: string;
+  readonly partMeta: string;
+  readonly tree: string;
+  readonly marker: string;
+
+  constructor(spec: ImageSpec, paths: ImagePaths) {
+    this.image = formatSpec(spec);
+    ({
+      dir: this.dir,
+      baseName: this.baseName,
+      archive: this.archive,
+      part: this.part,
+      partMeta: this.partMeta,
+      tree: this.tree,
+      marker: this.marker,
+    } = paths);
+  }
+
+  /** Runs `fn` holding the image's cross-process lock (see `withLock`). */
+  withLock<T>(fn: (lock: HeldLock) => Promise<T>, options: LockOptions = {}): Promise<T> {
+    return withLock(this.dir, this.baseName, fn, options);
+  }
+
+  /** The sha256 the tree's marker records; undefined without a tree or marker. */
+  treeMarker(): Promise<string | undefined> {
+    return readMarker(this.tree);
+  }
+
+  /**
+   * The archive's sha256, from its stamp when the file is unchanged since it was hashed (unless
+   * `force`), else by hashing it; undefined when there is no archive.
+   */
+  archiveDigest(options: { force?: boolean; onBytes?: (n: number) => void } = {}) {
+    return archiveDigest(this.archive, options);
+  }
+
+  /** Records that the archive or the tree holds `entry`, pulled as {@link ImagePlace.image}. */
+  async recordPulled(copy: "archive" | "tree", entry: ImageEntry): Promise<void> {
+    await writePulledAs(copy === "archive" ? this.archive : this.tree, pulledAs(this.image, entry));
+  }
+
+  /** Removes an archive that does not match the registry, with its stamp and record. */
+  discardArchive(): Promise<void> {
+    return removeArchive(this.archive);
+  }
+
+  /** Deletes staging trees killed processes left; call it holding the lock. */
+  removeStaleStaging(): Promise<void> {
+    return removeStaleStaging(this.dir, this.baseName);
+  }
+
+  /** A fresh staging tree's path (not created), for extracting into. */
+  newStaging(): Promise<string> {
+    return newStagingPath(this.dir, this.baseName);
+  }
+
+  /**
+   * Puts a complete, verified download in place: the `.part` becomes the archive, its metadata
+   * goes, and the archive is stamped with its `sha256`.
+   */
+  async installArchive(sha256: string): Promise<void> {
+    try {
+      await rename(this.part, this.archive);
+    } catch (err) {
+      throw fsError(err, "move the download to", this.archive);
+    }
+    await rm(this.partMeta, { force: true });
+    await writeStamp(this.archive, sha256);
+  }
+
+  /** Puts a fully extracted staging tree in place as the tree, its marker saying `sha256`. */
+  installTree(staging: string, sha256: string): Promise<void> {
+    return installTree(this.dir, staging, this.tree, sha256);
+  }
+
+  /** Bytes in the `.part` (0 when there is none). */
+  partSize(): Promise<number> {
+    return stat(this.part).then(
+      (st) => st.size,
+      () => 0,
+    );
+  }
+
+  /** Deletes the `.part` and its metadata: their bytes are of no use for a resume. */
+  async removePart(): Promise<void> {
+    await Promise.all([rm(this.part, { force: true }), rm(this.partMeta, { force: true })]);
+  }
+}
