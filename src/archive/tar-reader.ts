@@ -287,7 +287,7 @@ export class TarReader {
   /** Passes the data of a pseudo-member (pax header, long name) to `consume`, then its padding. */
   async #pseudoData(header: HeaderBlock, consume: (piece: Buffer) => void): Promise<void> {
     if (typeof header.size !== "number") {
-      throw this.#corrupt(`extended header with a ${sizeProblem(header.size)}`);
+      throw this.#corrupt(`extended header: ${sizeProblem(header.size)}`);
     }
     if (header.size > MAX_EXTENDED_HEADER) {
       throw this.#corrupt(`extended header of ${header.size} bytes (the limit is 64 MiB)`);
