@@ -4,14 +4,16 @@
  * never copied or scanned here.
  *
  * Formats: POSIX ustar and pax (local `x`/`X` and global `g` headers), GNU and old GNU (long names
- * `L`, long link targets `K`, old sparse members `S` with their extension blocks), and pre-POSIX v7
- * headers; sizes in octal or base-256; GNU sparse maps of formats 0.0, 0.1 and 1.0. The archive ends
- * at its first zero block, as in GNU tar: what follows a lone zero block is ignored (with a warning).
+ * `L`, long link targets `K`, old sparse members `S` with their extension blocks; volume labels
+ * `V` are skipped), and pre-POSIX v7 headers; sizes in octal or base-256; GNU sparse maps of
+ * formats 0.0, 0.1 and 1.0. The archive ends at its first zero block, as in GNU tar: what follows
+ * a lone zero block is ignored (with a warning).
  *
  * Hostile input: every header is checksummed, every size checked (a member's data is read as its
- * size says, whatever its type, so that no data can pass for headers), and what is kept in memory
- * is bounded: pax records of the keys used, long names, sparse maps (see pax.ts, sparse.ts).
- */
+ * size says, and members whose data GNU tar would not read, directories and hard links, must have
+ * none, so that no data can pass for headers in one reader and not in another), and what is kept
+ * in memory is bounded: pax records of the keys used, long names, sparse maps (see pax.ts,
+ * sparse.ts). */
 
 import { AxError } from "../errors.js";
 import { MAX_PATH_BYTES, decodeName, quoteName, refused } from "./member-path.js";
@@ -78,8 +80,8 @@ const PAX_SOLARIS = 0x58; // 'X'
 const PAX_GLOBAL = 0x67; // 'g'
 const LONG_NAME = 0x4c; // 'L'
 const LONG_LINK = 0x4b; // 'K'
+const VOLUME_LABEL = 0x56; // 'V'
 const UNSUPPORTED = new Map<number, string>([
-  [0x56, "volume label"], // 'V'
   [0x4d, "multi-volume continuation"], // 'M'
   [0x44, "GNU incremental directory"], // 'D'
   [0x4e, "old GNU long names"], // 'N'
@@ -175,6 +177,9 @@ export class TarReader {
         case LONG_LINK:
           longLink = await this.#longName(header);
           extended = true;
+          continue;
+        case VOLUME_LABEL: // `tar -V`: names the archive, not a file; GNU tar skips it too
+          await this.#pseudoData(header, () => {});
           continue;
       }
       return this.#member(block, header, local, longName, longLink);

@@ -98,6 +98,21 @@ describe("archives GNU tar reads, read as GNU tar reads them", { skip }, () => {
     );
   });
 
+  test("a volume label (tar -V) names the archive, not a file: skipped, as GNU tar skips it", async () => {
+    const sb = await sandbox();
+    try {
+      const src = path.join(sb.root, "src");
+      fs.mkdirSync(src);
+      fs.writeFileSync(path.join(src, "f"), "labelled\n");
+      const made = spawnSync("tar", ["-V", "guest images 0.0.15", "-cf", "-", "-C", src, "."]);
+      assert.equal(made.status, 0, made.stderr.toString());
+      assert.equal(String.fromCharCode(made.stdout[156] ?? 0), "V");
+      await sameAsGnu(made.stdout);
+    } finally {
+      await sb.cleanup();
+    }
+  });
+
   test("an empty member name is `.`, the target directory", async () => {
     await sameAsGnu(tar(member({ name: "", type: "5" }), file("f")));
     const sb = await sandbox();
