@@ -57,13 +57,13 @@ function makeTree(root: string): void {
   // 108 bytes with "./": a GNU long name, a ustar prefix, a pax path
   fs.writeFileSync(at("deep/a/b", `${"n".repeat(95)}.txt`), "long name\n");
   fs.writeFileSync(at("caf\u00e9.txt"), "utf-8 name\n");
-  sparseFile(at("disk.img"), 2 * MiB, [
+  sparseFile(at("disk.img"), MiB + 512 * 1024, [
     [0, noise(4096, 2)],
-    [MiB + 123, Buffer.from("unaligned")],
-    [MiB + 512 * 1024, noise(64 * 1024, 3)],
-    [2 * MiB - 4, Buffer.from("TAIL")],
+    [512 * 1024 + 123, Buffer.from("unaligned")],
+    [MiB, noise(64 * 1024, 3)],
+    [MiB + 512 * 1024 - 4, Buffer.from("TAIL")],
   ]);
-  sparseFile(at("hole-at-end.img"), MiB / 2, [[0, Buffer.from("only at the start")]]);
+  sparseFile(at("hole-at-end.img"), 256 * 1024, [[0, Buffer.from("only at the start")]]);
 }
 
 const PYTHON_PACK = `

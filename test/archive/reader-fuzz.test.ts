@@ -16,11 +16,11 @@ import { extractBuffer, sandbox, snapshot } from "./sandbox.js";
 
 /** Archive parts; every part opens with a header block. */
 function parts(): Buffer[] {
-  const content = Buffer.alloc(64 * 1024);
+  const content = Buffer.alloc(12 * 1024);
   const map: [number, number][] = [];
   for (let i = 0; i < 12; i++) {
-    content.write(`stretch ${i}`, i * 4096 + 7);
-    map.push([i * 4096 + 7, 10]);
+    content.write(`stretch ${i}`, i * 1024 + 7);
+    map.push([i * 1024 + 7, 10]);
   }
   map.push([content.length, 0]);
   const sparse10 = Buffer.concat([
@@ -99,7 +99,7 @@ describe("tar reader (property-based)", () => {
             { arbitrary: fc.constant(undefined), weight: 3 },
             { arbitrary: fc.nat({ max: ARCHIVE.length }), weight: 1 },
           ),
-          fc.constantFrom(1, 100, 512, 4096, 65536),
+          fc.constantFrom(7, 512, 4096, 65536),
           async (changes, cut, chunkSize) => {
             runs++;
             const archive = Buffer.from(ARCHIVE);
@@ -121,7 +121,7 @@ describe("tar reader (property-based)", () => {
             await fs.rm(dest, { recursive: true, force: true });
           },
         ),
-        { numRuns: 200, seed: 20261202 },
+        { numRuns: 150, seed: 20261202 },
       );
     } finally {
       await sb.cleanup();
