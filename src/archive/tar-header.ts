@@ -75,7 +75,7 @@ export function isZeroBlock(block: Buffer): boolean {
  * one leading NUL), ended by a space, a NUL or the field's end; or base-256 (first byte 0x80, or
  * 0xff for a negative number). An empty field reads as 0, as in GNU tar.
  */
-export function readNumber(block: Buffer, start: number, length: number): Numeric {
+function readNumber(block: Buffer, start: number, length: number): Numeric {
   const end = start + length;
   let i = start;
   const first = block[i] ?? 0;
