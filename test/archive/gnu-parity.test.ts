@@ -10,7 +10,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { describe, test } from "node:test";
 import { AxError } from "../../src/errors.js";
-import { member, oldGnuSparse, pad, pax, tar } from "../helpers/tar.js";
+import { member, oldGnuSparse, pad, pax, stretches, tar } from "../helpers/tar.js";
 import { extractBuffer, sandbox } from "./sandbox.js";
 import { gnuExtract, haveTool, treeDifferences } from "./trees.js";
 
@@ -230,14 +230,8 @@ describe("archives GNU tar reads, read as GNU tar reads them", { skip }, () => {
       ),
     );
     // old GNU with 30 stretches: 4 in the header, the rest in two extension blocks
-    const long = Buffer.alloc(30 * 4096);
-    const map: [number, number][] = [];
-    for (let i = 0; i < 30; i++) {
-      long.write(`stretch ${i}`, i * 4096 + 100);
-      map.push([i * 4096 + 100, 20]);
-    }
-    map.push([long.length, 0]);
-    await sameAsGnu(tar(oldGnuSparse({ name: "long", realSize: long.length, map, content: long })));
+    const long = stretches(30, 4096, 100, 20);
+    await sameAsGnu(tar(oldGnuSparse({ name: "long", realSize: long.content.length, ...long })));
     // pax 0.0: repeated offset and numbytes records
     await sameAsGnu(
       tar(

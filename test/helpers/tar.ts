@@ -171,6 +171,26 @@ export function oldGnuSparse(options: {
   return Buffer.concat([head, ...extensions, pad(data)]);
 }
 
+/**
+ * A file of `count * step` bytes holding `stretch <i>` at `i * step + at`, and its sparse map:
+ * stretches of `length` bytes there, then the `(size, 0)` entry GNU tar ends its maps with.
+ */
+export function stretches(
+  count: number,
+  step: number,
+  at: number,
+  length: number,
+): { content: Buffer; map: [number, number][] } {
+  const content = Buffer.alloc(count * step);
+  const map: [number, number][] = [];
+  for (let i = 0; i < count; i++) {
+    content.write(`stretch ${i}`, i * step + at);
+    map.push([i * step + at, length]);
+  }
+  map.push([content.length, 0]);
+  return { content, map };
+}
+
 /** Members followed by the two zero blocks that end an archive. */
 export function tar(...parts: Buffer[]): Buffer {
   return Buffer.concat([...parts, Buffer.alloc(2 * BLOCK)]);
