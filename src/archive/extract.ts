@@ -2,7 +2,7 @@
  * The streaming extractor: compressed archive bytes in, a confined directory tree out, in one pass
  * and with bounded memory. See docs/ARCHITECTURE.md ("archive") and SECURITY.md.
  *
- * Bytes flow: write() -> decoder (picked by magic bytes) -> tar-stream parser -> one member at a
+ * Bytes flow: write() -> decoder (picked by magic bytes) -> {@link TarReader} -> one member at a
  * time -> {@link ConfinedTree}. Each stage waits for the next one to take its data (backpressure),
  * so write() resolves only once its chunk was taken and memory stays at a few megabytes.
  */
@@ -10,113 +10,46 @@
 import fs from "node:fs";
 import fsp from "node:fs/promises";
 import path from "node:path";
-import type { Extract } from "tar-stream";
+import type { Writable } from "node:stream";
 import { AbortedError, AxError, fsError, hasCode } from "../errors.js";
+import { ChunkQueue } from "./chunk-queue.js";
 import { MAGIC_LENGTH, detectFormat, openDecoder, type Decoder } from "./detect.js";
 import { HoleWriter, WRITE_BUFFER, writeWithHolesSync } from "./hole-writer.js";
 import { printable } from "../text.js";
-import { MAX_PATH_BYTES, quoteName, refused, splitMemberPath } from "./member-path.js";
 import {
-  SparseMapReader,
-  checkSegments,
-  sparseLayout,
-  type SparseLayout,
-  type SparseSegment,
-} from "./sparse.js";
+  ABSOLUTE_PATH,
+  ABSOLUTE_PATH_HINT,
+  MAX_PATH_BYTES,
+  byteLength,
+  quoteName,
+  refused,
+  splitMemberPath,
+} from "./member-path.js";
+import { blockAligned } from "./sparse.js";
+import { TarReader, type TarMember } from "./tar-reader.js";
 import { ConfinedTree, type ExtractStats, type OpenFile } from "./tree.js";
 
 export type { ExtractStats } from "./tree.js";
 
 /** Options of {@link ArchiveExtractor} and {@link extractFile}. */
 export interface ExtractOptions {
-  /** Told about members that were skipped (device nodes, FIFOs). */
+  /** Told about members that were skipped (device nodes, FIFOs) and data after the archive's end. */
   onWarning?: (message: string) => void;
   /** Aborts the extraction: pending and later calls reject with an AbortedError. */
   signal?: AbortSignal;
 }
 
-/** The fields of a tar-stream header this module reads (`pax` is not in tar-stream's types). */
-interface TarHeader {
-  name: string;
-  type: string | null;
-  size: number;
-  mode: number;
-  mtime: Date;
-  linkname: string | null;
-  pax: Record<string, string> | null;
-}
-
-/** Where bytes are pushed with backpressure: a Node stream or a streamx one (the tar parser). */
-interface ByteSink {
-  write(chunk: Buffer): boolean;
-  once(event: "drain", listener: () => void): unknown;
-  off(event: "drain", listener: () => void): unknown;
-}
-
-/** The data of one member, as the tar parser hands it out. */
-type MemberData = AsyncIterable<unknown>;
-
 /** Regular files up to this size are read whole, then written with synchronous calls. */
 const SMALL_FILE = WRITE_BUFFER;
-
-/** Reads the whole content of a small member. */
-async function collect(stream: MemberData): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
-}
-
-/** Reads and drops the data of a member that has no content to write. */
-async function skip(stream: MemberData): Promise<void> {
-  for await (const _chunk of stream);
-}
-
-/** A member's mtime in seconds: the pax record (sub-second) when present, else the header's. */
-function mtimeOf(header: TarHeader): number {
-  const seconds = header.pax?.mtime ? Number(header.pax.mtime) : header.mtime.getTime() / 1000;
-  return Number.isFinite(seconds) ? seconds : 0;
-}
 
 /** Components of a member's name; refuses the member when the name is unsafe. */
 function partsOf(member: string, name = member, role = "path"): string[] {
   const parts = splitMemberPath(name);
   if (typeof parts === "string") {
-    throw refused(member, role === "path" ? parts : `${role} ${quoteName(name)}: ${parts}`);
+    const reason = role === "path" ? parts : `${role} ${quoteName(name)}: ${parts}`;
+    throw refused(member, reason, parts === ABSOLUTE_PATH ? ABSOLUTE_PATH_HINT : undefined);
   }
   return parts;
-}
-
-/**
- * Why a member's size is not a size, if it is not. tar-stream reads a negative base-256 size field
- * whose other bytes are all 0xff (-1 in two's complement) or a pax `size=-0` as -0, and a
- * base-256 field with a bad first byte as null; both would pass for an empty member.
- */
-function checkSize(size: unknown): string | undefined {
-  if (typeof size !== "number" || !Number.isSafeInteger(size)) return "unparsable size field";
-  if (size < 0 || Object.is(size, -0)) return "negative size";
-  return undefined;
-}
-
-/** Turns an error of the tar parser into a message naming where the archive went wrong. */
-function parserError(err: unknown, lastMember: string | undefined): AxError {
-  if (err instanceof AxError) return err;
-  const message = err instanceof Error ? err.message : String(err);
-  const last = lastMember === undefined ? undefined : quoteName(lastMember);
-  const badHeader = message.startsWith("Invalid tar header");
-  let text: string;
-  if (message === "Unexpected end of data") {
-    text = `the archive is truncated (${last ? `in or after member ${last}` : "at its start"})`;
-  } else if (badHeader && last === undefined) {
-    text = "not a tar archive: the (decompressed) data does not start with a tar header";
-  } else {
-    const detail = badHeader
-      ? "bad header checksum or format"
-      : message === "Invalid header"
-        ? "invalid member size"
-        : message;
-    text = `corrupt tar archive ${last ? `after member ${last}` : "at its start"}: ${detail}`;
-  }
-  return new AxError(text, { cause: err });
 }
 
 /** Creates `dest` (and its parents); an existing `dest` must be an empty directory. */
@@ -153,11 +86,11 @@ export class ArchiveExtractor {
   #headLength = 0;
   /** Takes the next archive bytes once the format is known. */
   #input: ((chunk: Buffer) => Promise<void>) | undefined;
-  #parser: Extract | undefined;
+  /** Where plain tar bytes go (no decoder), or the decoder. */
+  #queue: ChunkQueue | undefined;
   #decoder: Decoder | undefined;
-  /** The member loop and the decoder pump: they never reject, failures go to #fail. */
-  readonly #tasks: Promise<void>[] = [];
-  #lastMember: string | undefined;
+  /** The member loop: it never rejects, failures go to #fail. */
+  #task: Promise<void> | undefined;
   #writeBuffers: [Buffer, Buffer] | undefined;
 
   /** Starts creating `dest`; see the class description. */
@@ -197,8 +130,8 @@ export class ArchiveExtractor {
       if (this.#headLength === 0) throw new AxError("the archive is empty");
       if (!this.#input) await this.#start();
       if (this.#decoder) this.#decoder.input.end();
-      else this.#parser?.end(undefined);
-      await Promise.race([Promise.all(this.#tasks), this.#failed]);
+      else this.#queue?.end();
+      await Promise.race([this.#task, this.#failed]);
       this.#check();
       this.#tree.finish();
     } catch (err) {
@@ -212,7 +145,7 @@ export class ArchiveExtractor {
   /** Stops now (an error elsewhere); never throws. Resolves once no file is open any more. */
   async abort(): Promise<void> {
     this.#fail(new AbortedError("extraction aborted"));
-    await Promise.allSettled([this.#ready, ...this.#tasks]);
+    await Promise.allSettled([this.#ready, this.#task]);
   }
 
   #check(): void {
@@ -231,33 +164,34 @@ export class ArchiveExtractor {
     this.#reject(this.#failure);
     this.#signal?.removeEventListener("abort", this.#onAbort);
     this.#decoder?.destroy();
-    this.#parser?.destroy(this.#failure);
+    this.#queue?.fail(this.#failure);
   }
 
-  /** Knows the format: starts the parser, the member loop and the decoder, then feeds the head. */
+  /** Knows the format: starts the decoder (if any) and the member loop, then feeds the head. */
   async #start(): Promise<void> {
     await this.#ready;
-    const { extract } = await import("tar-stream");
     this.#check();
     const head = Buffer.concat(this.#head);
     this.#head = [];
-    const parser = extract();
-    this.#parser = parser;
-    this.#tasks.push(this.#extractMembers(parser));
     const format = detectFormat(head);
+    let source: AsyncIterable<Buffer>;
     if (format === "tar") {
-      this.#input = (chunk) => this.#push(parser, chunk);
+      const queue = new ChunkQueue();
+      this.#queue = queue;
+      source = queue;
+      this.#input = (chunk) => Promise.race([queue.push(chunk), this.#failed]);
     } else {
       const decoder = openDecoder(format);
       this.#decoder = decoder;
-      this.#tasks.push(this.#pump(decoder, parser));
+      source = decoder.output();
       this.#input = (chunk) => this.#push(decoder.input, chunk);
     }
+    this.#task = this.#extractMembers(new TarReader(source, { onWarning: this.#onWarning }));
     if (head.length > 0) await this.#input(head);
   }
 
-  /** Writes `chunk` to `stream`; resolves when the stream can take more (or rejects on failure). */
-  async #push(stream: ByteSink, chunk: Buffer): Promise<void> {
+  /** Writes `chunk` to the decoder; resolves when it can take more (or rejects on failure). */
+  async #push(stream: Writable, chunk: Buffer): Promise<void> {
     if (stream.write(chunk)) return;
     let onDrain = (): void => {};
     const drained = new Promise<void>((resolve) => {
@@ -271,84 +205,54 @@ export class ArchiveExtractor {
     }
   }
 
-  /** Moves decompressed bytes into the parser. */
-  async #pump(decoder: Decoder, parser: Extract): Promise<void> {
+  /** The member loop: one member at a time, in archive order, then what follows the archive. */
+  async #extractMembers(reader: TarReader): Promise<void> {
     try {
-      for await (const chunk of decoder.output()) await this.#push(parser, chunk);
-      parser.end(undefined);
+      for (let member = await reader.next(); member; member = await reader.next()) {
+        await this.#extractMember(member, reader);
+      }
+      await reader.drain();
     } catch (err) {
       this.#fail(err);
     }
   }
 
-  /** The member loop: one member at a time, in archive order. */
-  async #extractMembers(parser: Extract): Promise<void> {
-    try {
-      for await (const entry of parser) {
-        const header = entry.header as unknown as TarHeader;
-        this.#lastMember = header.name;
-        await this.#extractMember(header, entry);
-      }
-    } catch (err) {
-      this.#fail(parserError(err, this.#lastMember));
-    }
-  }
-
-  async #extractMember(header: TarHeader, stream: MemberData): Promise<void> {
-    const name = header.name;
-    const sizeProblem = checkSize(header.size);
-    if (sizeProblem !== undefined) throw refused(name, sizeProblem);
-    switch (header.type) {
+  async #extractMember(member: TarMember, reader: TarReader): Promise<void> {
+    const name = member.name;
+    switch (member.type) {
       case "file":
-      case "contiguous-file":
-        return this.#regularFile(header, stream);
+        return this.#regularFile(member, reader);
       case "directory":
-        // tar-stream would parse a directory's data as headers: refuse rather than desynchronize.
-        if (header.size > 0) throw refused(name, "directory member with data");
-        return this.#tree.directory(name, partsOf(name), header.mode, mtimeOf(header));
+        return this.#tree.directory(name, partsOf(name), member.mode, member.mtime);
       case "symlink":
-        this.#tree.symlink(name, partsOf(name), this.#symlinkTarget(header));
-        break;
+        return this.#tree.symlink(name, partsOf(name), this.#symlinkTarget(member));
       case "link": {
-        const target = header.linkname ?? "";
+        const target = member.linkname;
         this.#tree.hardlink(name, partsOf(name), target, partsOf(name, target, "hard link target"));
-        break;
+        return;
       }
-      case "character-device":
-      case "block-device":
-      case "fifo":
-        this.#onWarning(
-          `skipped ${header.type} ${quoteName(name)}: device nodes and FIFOs are never created`,
-        );
-        break;
       default:
-        throw refused(
-          name,
-          "unsupported member type (if old-GNU sparse: re-create the archive with --format=posix)",
+        this.#onWarning(
+          `skipped ${member.type} ${quoteName(name)}: device nodes and FIFOs are never created`,
         );
     }
-    await skip(stream);
   }
 
-  #symlinkTarget(header: TarHeader): string {
-    const target = header.linkname ?? "";
-    if (target === "") throw refused(header.name, "symbolic link without a target");
-    if (target.includes("\0")) throw refused(header.name, "symbolic link target has a NUL byte");
-    if (Buffer.byteLength(target) > MAX_PATH_BYTES) {
-      throw refused(header.name, `symbolic link target longer than ${MAX_PATH_BYTES} bytes`);
+  #symlinkTarget(member: TarMember): string {
+    const target = member.linkname;
+    if (target === "") throw refused(member.name, "symbolic link without a target");
+    if (target.includes("\0")) throw refused(member.name, "symbolic link target has a NUL byte");
+    if (byteLength(target) > MAX_PATH_BYTES) {
+      throw refused(member.name, `symbolic link target longer than ${MAX_PATH_BYTES} bytes`);
     }
     return target;
   }
 
-  async #regularFile(header: TarHeader, stream: MemberData): Promise<void> {
-    const layout = sparseLayout(header.pax, header.name);
-    if (typeof layout === "string") throw refused(header.name, layout);
-    const name = layout?.name ?? header.name;
-    const parts = partsOf(name);
-    const mtime = mtimeOf(header);
-    if (layout === undefined && header.size <= SMALL_FILE) {
-      const data = await collect(stream);
-      const file = this.#tree.createFile(name, parts, header.mode, mtime);
+  async #regularFile(member: TarMember, reader: TarReader): Promise<void> {
+    const parts = partsOf(member.name);
+    if (member.sparse === undefined && member.size <= SMALL_FILE) {
+      const data = await reader.readAll();
+      const file = this.#tree.createFile(member.name, parts, member.mode, member.mtime);
       try {
         if (writeWithHolesSync(file.fd, data, 0) < data.length) {
           fs.ftruncateSync(file.fd, data.length);
@@ -359,52 +263,34 @@ export class ArchiveExtractor {
       }
       return this.#tree.closeFile(file, data.length);
     }
-    const file = this.#tree.createFile(name, parts, header.mode, mtime);
-    await this.#streamFile(file, name, header.size, layout, stream);
+    const file = this.#tree.createFile(member.name, parts, member.mode, member.mtime);
+    await this.#streamFile(file, member, reader);
   }
 
-  /** Writes a big or sparse member through a {@link HoleWriter}. */
-  async #streamFile(
-    file: OpenFile,
-    name: string,
-    size: number,
-    layout: SparseLayout | undefined,
-    stream: MemberData,
-  ): Promise<void> {
+  /**
+   * Writes a big or sparse member through a {@link HoleWriter}: each stretch of a sparse map is
+   * read from the next 512-byte boundary of the member's data (as GNU tar reads it) and written at
+   * its offset; the gaps stay holes.
+   */
+  async #streamFile(file: OpenFile, member: TarMember, reader: TarReader): Promise<void> {
     this.#writeBuffers ??= [Buffer.allocUnsafe(WRITE_BUFFER), Buffer.allocUnsafe(WRITE_BUFFER)];
     const writer = new HoleWriter(file.fd, this.#writeBuffers);
-    const realSize = layout?.realSize ?? size;
-    const mapReader = layout && !layout.segments ? new SparseMapReader() : undefined;
-    let segments: SparseSegment[] = layout?.segments ?? [{ offset: 0, length: size }];
-    let index = -1;
-    let left = 0;
+    const segments = member.sparse?.segments ?? [{ offset: 0, length: member.size }];
+    const size = member.sparse?.size ?? member.size;
     try {
-      if (layout?.segments) this.#checkSparse(name, segments, realSize, size);
-      for await (const chunk of stream) {
-        let data = chunk as Buffer;
-        if (mapReader && !mapReader.done) {
-          const rest = mapReader.push(data);
-          if (typeof rest === "string") throw refused(name, rest);
-          if (!mapReader.done) continue;
-          segments = mapReader.segments;
-          this.#checkSparse(name, segments, realSize, size - mapReader.mapBytes);
-          data = rest;
-        }
-        while (data.length > 0) {
-          while (left === 0) {
-            const segment = segments[++index];
-            if (segment === undefined) throw refused(name, "more data than its sparse map holds");
-            left = segment.length;
-            await writer.seek(segment.offset);
-          }
-          const n = Math.min(left, data.length);
-          await writer.write(data.subarray(0, n));
-          left -= n;
-          data = data.subarray(n);
+      let stored = 0;
+      for (const { offset, length } of segments) {
+        if (length === 0) continue;
+        await reader.skipData(blockAligned(stored) - stored);
+        stored = blockAligned(stored) + length;
+        await writer.seek(offset);
+        for (let left = length; left > 0;) {
+          const piece = await reader.read(left);
+          await writer.write(piece);
+          left -= piece.length;
         }
       }
-      if (mapReader && !mapReader.done) throw refused(name, "corrupt GNU sparse map");
-      await writer.finish(realSize);
+      await writer.finish(size);
     } catch (err) {
       await writer.settle();
       this.#tree.discardFile(file);
@@ -412,12 +298,7 @@ export class ArchiveExtractor {
         ? fsError(err, "write", printable(file.path))
         : err;
     }
-    this.#tree.closeFile(file, realSize);
-  }
-
-  #checkSparse(name: string, segments: SparseSegment[], realSize: number, dataSize: number): void {
-    const problem = checkSegments(segments, realSize, dataSize);
-    if (problem !== undefined) throw refused(name, problem);
+    this.#tree.closeFile(file, size);
   }
 }
 

@@ -1,8 +1,12 @@
 /**
- * GNU sparse members in pax archives (`tar --sparse --format=posix`): formats 1.0 (the map is at
- * the start of the member's data) and 0.1 (the map is a pax record). Format 0.0 repeats pax keys,
- * which the tar parser cannot keep, so it is refused, as is the old GNU `S` type (see extract.ts).
+ * GNU sparse members, in every format GNU tar writes: old GNU (type `S`, the map in the header and
+ * its extension blocks; read by tar-reader.ts), and pax formats 0.0 (repeated offset/numbytes
+ * records), 0.1 (a `GNU.sparse.map` record) and 1.0 (a decimal map opening the member's data).
+ * Each map is checked the same way, and the data is laid out as GNU tar reads it: each stretch
+ * starts on a 512-byte boundary of the member's data, and the file ends where the map ends.
  */
+
+import type { PaxRecords } from "./pax.js";
 
 /** One stretch of real data in a sparse file. */
 export interface SparseSegment {
@@ -12,23 +16,33 @@ export interface SparseSegment {
   length: number;
 }
 
-/** What the pax records say about a sparse member. */
-export interface SparseLayout {
-  /** The member's real name (the header's name is a `GNUSparseFile.N/...` placeholder). */
-  name: string;
-  /** The file's real size. */
+/** What the pax records of a sparse member say. */
+export interface PaxSparse {
+  /** The member's real name (`GNU.sparse.name`), when given. */
+  name: Buffer | undefined;
+  /** The file's size as recorded (`GNU.sparse.realsize` or `GNU.sparse.size`). */
   realSize: number;
-  /** The map, when the pax records carry it (0.1); absent when it opens the data (1.0). */
+  /** The map (formats 0.0 and 0.1); absent for 1.0, whose map opens the member's data. */
   segments?: SparseSegment[];
 }
 
-/** Longest sparse map accepted at the start of a 1.0 member, in bytes. */
+/** Longest sparse map accepted (a `GNU.sparse.map` record, or the map opening 1.0 data). */
 export const MAX_SPARSE_MAP_BYTES = 4 * 1024 * 1024;
+/** Most entries accepted in a sparse map, whatever its format. */
+export const MAX_SPARSE_SEGMENTS = 256 * 1024;
 
-const NUMBER = /^\d{1,16}$/;
+const DECIMAL = /^\d{1,20}$/;
 
-function parseNumber(text: string): number | undefined {
-  return NUMBER.test(text) ? Number(text) : undefined;
+/** A decimal number of at most 2^53 - 1, or `undefined`. */
+export function parseDecimal(text: string): number | undefined {
+  if (!DECIMAL.test(text)) return undefined;
+  const value = Number(text);
+  return Number.isSafeInteger(value) ? value : undefined;
+}
+
+/** `position` rounded up to a 512-byte boundary. */
+export function blockAligned(position: number): number {
+  return Math.ceil(position / 512) * 512;
 }
 
 function pairs(numbers: number[]): SparseSegment[] {
@@ -39,110 +53,127 @@ function pairs(numbers: number[]): SparseSegment[] {
   return segments;
 }
 
-/**
- * The sparse layout described by a member's pax records, `undefined` for an ordinary member, or
- * the reason (a string) when the records describe a sparse format this extractor does not handle.
- */
-export function sparseLayout(
-  pax: Record<string, string> | null,
-  headerName: string,
-): SparseLayout | undefined | string {
-  if (!pax || !Object.keys(pax).some((key) => key.startsWith("GNU.sparse."))) return undefined;
-  const major = pax["GNU.sparse.major"];
-  const minor = pax["GNU.sparse.minor"];
-  if (major !== undefined || minor !== undefined) {
-    if (major !== "1" || minor !== "0")
-      return `GNU sparse format ${major}.${minor} is not supported`;
-    const name = pax["GNU.sparse.name"];
-    const realSize = parseNumber(pax["GNU.sparse.realsize"] ?? "");
-    if (!name || realSize === undefined) return "GNU sparse 1.0 member without name or size";
-    return { name, realSize };
-  }
-  const map = pax["GNU.sparse.map"];
-  if (map === undefined) return "GNU sparse format 0.0 is not supported (re-create with 1.0)";
-  const realSize = parseNumber(pax["GNU.sparse.size"] ?? "");
-  const numbers = map === "" ? [] : map.split(",").map(parseNumber);
-  if (realSize === undefined || numbers.length % 2 !== 0 || numbers.includes(undefined)) {
-    return "corrupt GNU sparse 0.1 map";
-  }
-  return {
-    name: pax["GNU.sparse.name"] ?? headerName,
-    realSize,
-    segments: pairs(numbers as number[]),
-  };
+function text(records: PaxRecords, key: string): string | undefined {
+  return records.values.get(key)?.toString("latin1");
+}
+
+/** Refuses a map whose declared number of entries is not its length. */
+function checkCount(records: PaxRecords, segments: SparseSegment[]): string | undefined {
+  const numblocks = text(records, "GNU.sparse.numblocks");
+  if (numblocks === undefined || parseDecimal(numblocks) === segments.length) return undefined;
+  return "corrupt GNU sparse map (GNU.sparse.numblocks does not match the map)";
 }
 
 /**
- * Checks that `segments` are in order, do not overlap, fit in `realSize` and hold exactly
- * `dataSize` bytes; returns the reason when they do not.
+ * What a member's pax records say about its sparse layout: `undefined` for an ordinary member, or
+ * the reason (a string) when the records describe a sparse map that cannot be used.
  */
-export function checkSegments(
+export function paxSparse(records: PaxRecords | undefined): PaxSparse | undefined | string {
+  if (!records) return undefined;
+  const keys = [...records.values.keys()];
+  if (!keys.some((key) => key.startsWith("GNU.sparse.")) && records.segments.length === 0) {
+    return records.sparseProblem;
+  }
+  const name = records.values.get("GNU.sparse.name");
+  const realSize = parseDecimal(
+    text(records, "GNU.sparse.realsize") ?? text(records, "GNU.sparse.size") ?? "",
+  );
+  const major = text(records, "GNU.sparse.major");
+  const minor = text(records, "GNU.sparse.minor");
+  if (major !== undefined || minor !== undefined) {
+    if (major !== "1" || minor !== "0") {
+      return `GNU sparse format ${major ?? "?"}.${minor ?? "?"} is not supported`;
+    }
+    if (realSize === undefined) return "GNU sparse 1.0 member without a valid real size";
+    return { name, realSize };
+  }
+  if (realSize === undefined) return "GNU sparse member without a valid size";
+  const map = text(records, "GNU.sparse.map");
+  if (map !== undefined) {
+    if (map.length > MAX_SPARSE_MAP_BYTES) return "GNU sparse map longer than 4 MiB";
+    const numbers = map === "" ? [] : map.split(",").map(parseDecimal);
+    if (numbers.length % 2 !== 0 || numbers.includes(undefined)) return "corrupt GNU sparse map";
+    if (numbers.length / 2 > MAX_SPARSE_SEGMENTS) {
+      return `GNU sparse map of more than ${MAX_SPARSE_SEGMENTS} entries`;
+    }
+    const segments = pairs(numbers as number[]);
+    return checkCount(records, segments) ?? { name, realSize, segments };
+  }
+  if (records.sparseProblem !== undefined) return records.sparseProblem;
+  return checkCount(records, records.segments) ?? { name, realSize, segments: records.segments };
+}
+
+/**
+ * The length of the file a sparse map makes, as GNU tar makes it (the end of the map's furthest
+ * entry: GNU writers end every map with a `(size, 0)` entry), or the reason the map is refused: an
+ * entry past `realSize`, overlapping entries, or stored data (each stretch starting on a 512-byte
+ * boundary, as GNU tar reads it) that does not fill exactly the member's `dataSize` bytes.
+ */
+export function sparseFileSize(
   segments: SparseSegment[],
   realSize: number,
   dataSize: number,
-): string | undefined {
-  let end = 0;
-  let total = 0;
+): number | string {
+  let stored = 0;
+  let size = 0;
+  let sorted = true;
+  let previousEnd = 0;
   for (const { offset, length } of segments) {
-    if (offset < end || offset + length > realSize) return "corrupt GNU sparse map";
-    end = offset + length;
-    total += length;
+    if (offset > realSize - length) return "corrupt GNU sparse map (data past the file's size)";
+    if (length > 0) stored = blockAligned(stored) + length;
+    size = Math.max(size, offset + length);
+    if (offset < previousEnd) sorted = false;
+    previousEnd = Math.max(previousEnd, offset + length);
   }
-  return total === dataSize ? undefined : "GNU sparse map does not match the member's size";
+  if (stored !== dataSize) return "GNU sparse map does not match the member's size";
+  if (!sorted) {
+    // GNU tar writes the stretches in map order; they only must not overlap.
+    let end = 0;
+    for (const { offset, length } of [...segments].sort((a, b) => a.offset - b.offset)) {
+      if (length === 0) continue;
+      if (offset < end) return "corrupt GNU sparse map (overlapping entries)";
+      end = offset + length;
+    }
+  }
+  return size;
 }
 
 /**
- * Reads the decimal map that opens the data of a 1.0 sparse member (count, then offset and length
- * lines, padded with zeros to a 512-byte block). Feed it chunks until {@link SparseMapReader.done}.
+ * Reads the decimal map that opens the data of a 1.0 sparse member (a count, then offset and
+ * length lines, padded with zeros to a 512-byte block), one block at a time.
  */
 export class SparseMapReader {
-  /** True once the map and its padding were consumed. */
-  done = false;
-  /** Bytes the map took, padding included (valid once done). */
-  mapBytes = 0;
+  /** Bytes of member data the map took so far (whole blocks). */
+  bytes = 0;
   #numbers: number[] = [];
   #expected = -1;
   #line = "";
-  #padding = 0;
 
-  /**
-   * Consumes the start of `chunk`; returns the bytes past the map (sparse data) once done, or the
-   * reason when the map is corrupt or too long.
-   */
-  push(chunk: Buffer): Buffer | string {
-    let i = 0;
-    while (!this.#padding && !this.done && i < chunk.length) {
-      const newline = chunk.indexOf(0x0a, i);
-      const end = newline === -1 ? chunk.length : newline;
-      this.#line += chunk.toString("latin1", i, end);
-      this.mapBytes += end - i + (newline === -1 ? 0 : 1);
-      i = end + 1;
-      if (this.#line.length > 16 || this.mapBytes > MAX_SPARSE_MAP_BYTES) {
-        return "corrupt GNU sparse map";
-      }
-      if (newline === -1) break;
-      const value = parseNumber(this.#line);
+  /** Consumes the next block; true once the map is complete, or the reason it is refused. */
+  push(block: Buffer): boolean | string {
+    this.bytes += block.length;
+    if (this.bytes > MAX_SPARSE_MAP_BYTES) return "GNU sparse map longer than 4 MiB";
+    for (let i = 0; ;) {
+      const newline = block.indexOf(0x0a, i);
+      this.#line += block.toString("latin1", i, newline === -1 ? block.length : newline);
+      if (this.#line.length > 20) return "corrupt GNU sparse map";
+      if (newline === -1) return false;
+      i = newline + 1;
+      const value = parseDecimal(this.#line);
       this.#line = "";
       if (value === undefined) return "corrupt GNU sparse map";
-      if (this.#expected === -1) this.#expected = 1 + 2 * value;
-      else this.#numbers.push(value);
-      if (this.#numbers.length + 1 === this.#expected) {
-        this.#padding = (512 - (this.mapBytes % 512)) % 512;
-        this.mapBytes += this.#padding;
-        if (this.#padding === 0) this.done = true;
+      if (this.#expected !== -1) {
+        this.#numbers.push(value);
+      } else if (value > MAX_SPARSE_SEGMENTS) {
+        return `GNU sparse map of more than ${MAX_SPARSE_SEGMENTS} entries`;
+      } else {
+        this.#expected = 2 * value;
       }
+      if (this.#numbers.length === this.#expected) return true;
     }
-    i = Math.min(i, chunk.length);
-    if (this.#padding) {
-      const skip = Math.min(this.#padding, chunk.length - i);
-      this.#padding -= skip;
-      i += skip;
-      if (this.#padding === 0) this.done = true;
-    }
-    return chunk.subarray(i);
   }
 
-  /** The map read (valid once done). */
+  /** The map read (once complete). */
   get segments(): SparseSegment[] {
     return pairs(this.#numbers);
   }

@@ -19,7 +19,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fsError, hasCode } from "../errors.js";
 import { printable } from "../text.js";
-import { foldName, quoteName, refused } from "./member-path.js";
+import { foldName, fsPath, quoteName, refused } from "./member-path.js";
 
 type Kind = "dir" | "file" | "symlink";
 
@@ -84,7 +84,7 @@ export class ConfinedTree {
     const { key, abs } = this.#prepareLeaf(member, parts);
     const fileMode = mode & PERMISSIONS;
     try {
-      const fd = fs.openSync(abs, CREATE_FLAGS, fileMode);
+      const fd = fs.openSync(fsPath(abs), CREATE_FLAGS, fileMode);
       this.#kinds.set(key, "file");
       this.stats.files += 1;
       return { fd, path: abs, mode: fileMode, mtime };
@@ -124,7 +124,7 @@ export class ConfinedTree {
   symlink(member: string, parts: string[], target: string): void {
     const { key, abs, folded } = this.#prepareLeaf(member, parts);
     try {
-      fs.symlinkSync(target, abs);
+      fs.symlinkSync(fsPath(target), fsPath(abs));
     } catch (err) {
       throw this.#createError(err, member, abs);
     }
@@ -144,7 +144,7 @@ export class ConfinedTree {
     if (targetKey === parts.join("/")) return; // a link to itself: nothing to do
     const { key, abs } = this.#prepareLeaf(member, parts);
     try {
-      fs.linkSync(path.join(this.#root, targetKey), abs);
+      fs.linkSync(fsPath(path.join(this.#root, targetKey)), fsPath(abs));
     } catch (err) {
       throw this.#createError(err, member, abs);
     }
@@ -157,8 +157,8 @@ export class ConfinedTree {
     for (const [key, { mode, mtime }] of this.#directoryMeta) {
       const abs = path.join(this.#root, key);
       try {
-        fs.chmodSync(abs, (mode & PERMISSIONS) | 0o700);
-        fs.lutimesSync(abs, mtime, mtime);
+        fs.chmodSync(fsPath(abs), (mode & PERMISSIONS) | 0o700);
+        fs.lutimesSync(fsPath(abs), mtime, mtime);
       } catch (err) {
         throw fsError(err, "set the mode of directory", printable(abs));
       }
@@ -211,7 +211,7 @@ export class ConfinedTree {
     if (existing === "dir") throw refused(member, "would replace the directory of the same name");
     if (existing === "file") {
       try {
-        fs.unlinkSync(abs);
+        fs.unlinkSync(fsPath(abs));
       } catch (err) {
         throw fsError(err, "replace", printable(abs));
       }
@@ -224,11 +224,11 @@ export class ConfinedTree {
   #mkdir(member: string, key: string): void {
     const abs = path.join(this.#root, key);
     try {
-      fs.mkdirSync(abs, 0o755);
+      fs.mkdirSync(fsPath(abs), 0o755);
       this.stats.directories += 1;
     } catch (err) {
       // Another spelling of a directory we made, on a case- or normalization-insensitive system.
-      if (!hasCode(err, "EEXIST") || !fs.lstatSync(abs).isDirectory()) {
+      if (!hasCode(err, "EEXIST") || !fs.lstatSync(fsPath(abs)).isDirectory()) {
         throw this.#createError(err, member, abs);
       }
     }

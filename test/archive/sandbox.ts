@@ -124,6 +124,39 @@ export async function expectRefused(
   }
 }
 
+/**
+ * For property tests: runs `body` with one sandbox and a `check` that extracts an archive into a
+ * new destination there and verifies what holds for any archive: it succeeds or fails with a
+ * one-line AxError, nothing outside the destination changes, nothing is created beside it.
+ */
+export async function withConfinementCheck(
+  body: (
+    check: (archive: Buffer, chunkSize?: number) => Promise<void>,
+    sb: Sandbox,
+  ) => Promise<void>,
+): Promise<void> {
+  const sb = await sandbox();
+  try {
+    const outsideBefore = await snapshot(sb.outside, "");
+    let runs = 0;
+    await body(async (archive, chunkSize) => {
+      const dest = path.join(sb.root, `dest-${++runs}`);
+      try {
+        await extractBuffer(archive, dest, {}, chunkSize);
+      } catch (err) {
+        assert.ok(err instanceof AxError, `not an AxError: ${String(err)}`);
+        assert.doesNotMatch(err.message, /\n/, "one-line message");
+      }
+      assert.deepEqual(await snapshot(sb.outside, ""), outsideBefore, "outside unchanged");
+      const top = (await fs.readdir(sb.root)).filter((n) => !n.startsWith("dest-"));
+      assert.deepEqual(top.sort(), ["outside"], "nothing created beside the destination");
+      await fs.rm(dest, { recursive: true, force: true });
+    }, sb);
+  } finally {
+    await sb.cleanup();
+  }
+}
+
 /** Extracts `archive` in a fresh sandbox, runs `check` on the result, cleans up. */
 export async function withExtracted(
   archive: Buffer,

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
-import tarStream from "tar-stream";
+import { member, tar } from "./tar.js";
 
 /** One member of a test archive. */
 export interface Member {
@@ -17,18 +17,21 @@ export interface Member {
   linkname?: string;
 }
 
+const TYPEFLAGS = { file: "0", directory: "5", symlink: "2" } as const;
+
 /** A plain tar of `members`. */
 export async function makeTar(members: Member[]): Promise<Buffer> {
-  const pack = tarStream.pack();
-  for (const m of members) {
-    const header = { name: m.name, type: m.type ?? "file", mode: m.mode, linkname: m.linkname };
-    if (m.type === "directory" || m.type === "symlink") pack.entry(header);
-    else pack.entry(header, m.data ?? Buffer.alloc(0));
-  }
-  pack.finalize();
-  const chunks: Buffer[] = [];
-  for await (const chunk of pack) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
+  return tar(
+    ...members.map((m) =>
+      member({
+        name: m.name,
+        type: TYPEFLAGS[m.type ?? "file"],
+        data: m.type === "directory" || m.type === "symlink" ? undefined : m.data,
+        mode: m.mode,
+        linkname: m.linkname,
+      }),
+    ),
+  );
 }
 
 /** A .tar.gz of `members`. */
