@@ -45,7 +45,8 @@ import { startServer, type BenchServer } from "./server-control.js";
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const WORK = join(BENCH_DIR, ".work");
 const RUNS_DIR = join(WORK, "runs");
-const TOOL = join(dirname(BENCH_DIR), "bin", "axvisor-image");
+/** The CLI measured: this checkout's, or `AXVISOR_BENCH_TOOL` (another build, for before/after). */
+const TOOL = process.env["AXVISOR_BENCH_TOOL"] || join(dirname(BENCH_DIR), "bin", "axvisor-image");
 const MARKER = ".archive.sha256";
 const GIB = 2 ** 30;
 
@@ -504,7 +505,7 @@ async function threeAtOnce(b: Bench): Promise<Line[]> {
       baseline: { label: "-j 1", samples: seconds(out.seq) },
       note:
         `pull ${images.join(" ")} (gz bundle, xz bundle, xz .img) with -j 3 vs -j 1; ` +
-        `CPU ${cpuNote(out.at)} vs ${cpuNote(out.seq)} on ${availableParallelism()} cores; ` +
+        `${cpuNote(out.at)} vs ${cpuNote(out.seq)} on ${availableParallelism()} cores; ` +
         `peak tree RSS at once ${Math.max(...out.at.map((o) => o.peakTreeRssMiB!)).toFixed(0)} MiB`,
     }),
   ];
