@@ -1,10 +1,12 @@
 /**
- * Loading a registry with its includes: breadth-first from the root, each file once, the files of
- * one level fetched concurrently while the merge order stays that of a sequential breadth-first
- * walk (level by level, each level in the order its files were named).
+ * Loading a registry with its includes: breadth-first from the root, each file once, fetched
+ * concurrently while the merge order stays that of a sequential breadth-first walk (level by level,
+ * each level in the order its files were named). A file's includes are requested as soon as that
+ * file is read, not once its whole level is: with includes shared between the files of a level
+ * (every versioned file including `common.toml`), the next level starts one answer earlier.
  */
 
-import { linkedController } from "../concurrency.js";
+import { linkedController, type LinkedController } from "../concurrency.js";
 import { silentLogger, type Logger } from "../log.js";
 import { RegistryError } from "./errors.js";
 import { parseRegistry } from "./format.js";
@@ -92,27 +94,35 @@ export async function loadRegistry(
   const root = toLocation(rootUrl);
   const seen = new Set([root]);
   const sources: ImageSource[] = [];
-  let level: Pending[] = [{ location: root, depth: 0, parent: undefined }];
-  while (level.length > 0) {
-    const next: Pending[] = [];
-    for await (const { file, result, fileWarnings } of readLevel(level, limits, options)) {
-      fileWarnings.forEach(warn);
-      if (result.origin === "stale") {
-        warn(
-          `${result.staleBecause?.message}; using the copy of ${file.location} from an earlier sync`,
-        );
+  const reader = new EagerReader(limits, options);
+  try {
+    let level: Pending[] = [{ location: root, depth: 0, parent: undefined }];
+    while (level.length > 0) {
+      const next: Pending[] = [];
+      const reads = level.map((file) => reader.read(file));
+      for (const [index, reading] of reads.entries()) {
+        const file = level[index]!;
+        const { result, fileWarnings } = await reading;
+        fileWarnings.forEach(warn);
+        if (result.origin === "stale") {
+          warn(
+            `${result.staleBecause?.message}; using the copy of ${file.location} from an earlier sync`,
+          );
+        }
+        if (isRemote(file.location)) refuseLocalImages(file.location, result.value.images);
+        sources.push({ source: file.location, images: result.value.images });
+        for (const include of result.value.includes) {
+          const location = resolveInclude(file.location, include.url);
+          if (seen.has(location)) continue;
+          seen.add(location);
+          checkLimits(location, file, seen.size, limits);
+          next.push({ location, depth: file.depth + 1, parent: file.location });
+        }
       }
-      if (isRemote(file.location)) refuseLocalImages(file.location, result.value.images);
-      sources.push({ source: file.location, images: result.value.images });
-      for (const include of result.value.includes) {
-        const location = resolveInclude(file.location, include.url);
-        if (seen.has(location)) continue;
-        seen.add(location);
-        checkLimits(location, file, seen.size, limits);
-        next.push({ location, depth: file.depth + 1, parent: file.location });
-      }
+      level = next;
     }
-    level = next;
+  } finally {
+    await reader.close();
   }
   const merged = mergeImages(sources);
   merged.warnings.forEach(warn);
@@ -149,48 +159,83 @@ function checkLimits(
   }
 }
 
-/** A file of a level as read, with the warnings its parsing gave. */
+/** A file as read, with the warnings its parsing gave. */
 interface ReadFile {
-  file: Pending;
   result: SourceResult<RegistryFile>;
   fileWarnings: string[];
 }
 
 /**
- * Reads the files of one level, at most `limits.concurrency` at once (started in the level's
- * order), and yields them in the level's order. The first failure in that order is thrown and the
- * reads still running are stopped, so that the outcome does not depend on timing.
+ * Reads registry files, at most `limits.concurrency` at once, each location once: the walk of
+ * {@link loadRegistry} asks for the files in breadth-first order and awaits them in that order, so
+ * that the first failure in that order is the one thrown whatever the timing; and as soon as a file
+ * is read, the includes it names are started too (within the limits; the walk checks them again
+ * and is the one that reports a refused include). Closing it stops the reads still running and
+ * waits for the cache writes, which are kept off the way to the next request.
  */
-async function* readLevel(
-  level: Pending[],
-  limits: Required<RegistryLimits>,
-  options: LoadRegistryOptions,
-): AsyncGenerator<ReadFile> {
-  const stop = linkedController(options.signal);
-  const signal = stop.controller.signal;
-  const limit = concurrencyLimiter(Math.max(1, limits.concurrency));
-  const reads = level.map((file) => {
+class EagerReader {
+  readonly #limits: Required<RegistryLimits>;
+  readonly #options: LoadRegistryOptions;
+  readonly #stop: LinkedController;
+  readonly #limit: <T>(task: () => Promise<T>) => Promise<T>;
+  readonly #reads = new Map<string, Promise<ReadFile>>();
+  readonly #cacheWrites: Promise<void>[] = [];
+
+  constructor(limits: Required<RegistryLimits>, options: LoadRegistryOptions) {
+    this.#limits = limits;
+    this.#options = options;
+    this.#stop = linkedController(options.signal);
+    this.#limit = concurrencyLimiter(Math.max(1, limits.concurrency));
+  }
+
+  /** The read of `file`, started now unless it was already. */
+  read(file: Pending): Promise<ReadFile> {
+    return this.#reads.get(file.location) ?? this.#start(file);
+  }
+
+  /** Stops the reads still running; resolves once the cache writes are done. */
+  async close(): Promise<void> {
+    this.#stop.dispose();
+    this.#stop.controller.abort();
+    await Promise.all(this.#cacheWrites);
+  }
+
+  #start(file: Pending): Promise<ReadFile> {
     const fileWarnings: string[] = [];
     const accept = (text: string) =>
       parseRegistry(text, file.location, { onWarning: (w) => fileWarnings.push(w) });
-    const reading = limit(() =>
+    const reading = this.#limit(() =>
       readRegistrySource(file.location, accept, {
-        cacheDir: options.cacheDir,
-        signal,
-        logger: options.logger,
-        maxBytes: limits.maxFileBytes,
-        http: options.http,
+        cacheDir: this.#options.cacheDir,
+        signal: this.#stop.controller.signal,
+        logger: this.#options.logger,
+        maxBytes: this.#limits.maxFileBytes,
+        http: this.#options.http,
         staleOnError: file.parent !== undefined,
+        onCacheWrite: (write) => this.#cacheWrites.push(write),
       }),
-    ).then((result) => ({ file, result, fileWarnings }));
-    reading.catch(() => {}); // awaited below, in order; this keeps it from counting as unhandled
+    ).then((result) => {
+      this.#startIncludes(file, result.value);
+      return { result, fileWarnings };
+    });
+    reading.catch(() => {}); // awaited by the walk, in order; this keeps it from counting as unhandled
+    this.#reads.set(file.location, reading);
     return reading;
-  });
-  try {
-    for (const reading of reads) yield await reading;
-  } finally {
-    stop.dispose();
-    stop.controller.abort();
+  }
+
+  /** Starts reading the includes of `file` that no read was started for, within the limits. */
+  #startIncludes(file: Pending, content: RegistryFile): void {
+    if (file.depth + 1 > this.#limits.maxDepth || this.#stop.controller.signal.aborted) return;
+    for (const include of content.includes) {
+      let location: string;
+      try {
+        location = resolveInclude(file.location, include.url);
+      } catch {
+        continue; // refused: the walk reports it when it gets there
+      }
+      if (this.#reads.has(location) || this.#reads.size >= this.#limits.maxFiles) continue;
+      this.#start({ location, depth: file.depth + 1, parent: file.location });
+    }
   }
 }
 

@@ -62,6 +62,12 @@ export interface ReadSourceOptions {
   http?: RegistryHttpOptions;
   /** When reading fails and the cache holds an earlier copy, answer with it (origin `stale`). */
   staleOnError?: boolean;
+  /**
+   * Takes the write of the fresh copy into the cache instead of waiting for it: the answer comes
+   * back as soon as it was accepted, and the caller awaits the write (which never rejects: a
+   * failure only warns) before it is done.
+   */
+  onCacheWrite?: (write: Promise<void>) => void;
 }
 
 /** What {@link readRegistrySource} read. */
@@ -189,7 +195,9 @@ async function fetchRemote<T>(
         etag: response.headers["etag"],
         lastModified: response.headers["last-modified"],
       };
-      await writeCachedCopy(cacheFile, url, copy, text, logger);
+      const writing = writeCachedCopy(cacheFile, url, copy, text, logger);
+      if (options.onCacheWrite) options.onCacheWrite(writing);
+      else await writing;
     }
     return { value, origin: "network" };
   }
