@@ -72,6 +72,7 @@ describe("pull from an OCI registry that works like ghcr.io", () => {
     assert.deepEqual(await readFile(res.archive), archive);
     const token = fake.tokens[tokensBefore];
     assert.deepEqual(token, {
+      method: "GET",
       service: FAKE_SERVICE,
       scope: "repository:acme/guests/linux:pull",
       authorization: undefined,
