@@ -33,7 +33,10 @@ export function compressionOf(fileName: string): Compression {
   return FORMATS.find((f) => f.extension === ext)?.compression ?? "none";
 }
 
-/** The extension the store gives an archive of `compression`: `.tar.gz`, `.tar.xz`, `.tar.zst`, `.tar`. */
+/**
+ * The extension the store gives an archive of `compression`: `.tar.gz`, `.tar.xz`, `.tar.zst`,
+ * `.tar`.
+ */
 export function extensionOf(compression: Compression): string {
   return FORMATS.find((f) => f.compression === compression)!.extension;
 }

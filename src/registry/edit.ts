@@ -2,8 +2,8 @@
  * Adding or updating one `[[images]]` entry of a registry file while keeping everything else as
  * written: the other entries, the includes, comments, blank lines and key order. An existing entry
  * is edited key by key in its own text block (a trailing `# comment` on a changed line survives,
- * unless a new one is given for it); a new one is appended at the end. The result is parsed back and compared with what was meant
- * before anything is written.
+ * unless a new one is given for it); a new one is appended at the end. The result is parsed back
+ * and compared with what was meant before anything is written.
  */
 import writeFileAtomic from "write-file-atomic";
 import { AxError, UsageError, fsError } from "../errors.js";

@@ -3,7 +3,8 @@
  * it: a request answered 401 is tried again once with what its `WWW-Authenticate` challenge asks
  * for, a Bearer token from the realm (anonymous, with the Docker login's user and password, or
  * for its identity token), or Basic credentials. The login is read (and a credential helper run)
- * only when a challenge asks for one. Tokens are cached per registry, repository and access until they expire.
+ * only when a challenge asks for one. Tokens are cached per registry, repository and access until
+ * they expire.
  * The `Authorization` header only ever goes to the registry's own origin (and credentials to the
  * token realm): never to the hosts blob requests are redirected to.
  */

@@ -52,7 +52,9 @@ export class CredentialHelperError extends Error {
   }
 }
 
-/** The program a helper name runs: `docker-credential-NAME`; undefined for a name that is not one. */
+/**
+ * The program a helper name runs: `docker-credential-NAME`; undefined for a name that is not one.
+ */
 export function helperProgram(name: string): string | undefined {
   return HELPER_NAME.test(name) ? `docker-credential-${name}` : undefined;
 }
