@@ -79,6 +79,8 @@ export interface StoredImageJson {
 export interface StoreJson {
   /** The store directory. */
   store: string;
+  /** Where the trees are when not in the store (`-E`), else null. */
+  extract_dir: string | null;
   /** What the store holds, by base name. */
   images: StoredImageJson[];
   /** Interrupted downloads, staging trees and trash, which `prune` removes. */
@@ -119,6 +121,7 @@ function storedImageJson(image: StoredImage): StoredImageJson {
 export function storeJson(usage: StoreUsage): StoreJson {
   return {
     store: usage.store,
+    extract_dir: usage.extractDir ?? null,
     images: usage.images.map(storedImageJson),
     leftovers: usage.leftovers.map(({ kind, path, bytes }) => ({ kind, path, bytes })),
     total_bytes: usage.totalBytes,

@@ -5,7 +5,7 @@ import type { Config } from "../config/config.js";
 import { AxError } from "../errors.js";
 import { compareNewestFirst, findImage, formatSpec, resolveImage } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
-import { StoreNames, imageBaseName, treePath } from "../store/layout.js";
+import { StoreNames, imageBaseName, storeDirs, treePath } from "../store/layout.js";
 import { readRegistryState } from "../store/state.js";
 import { readMarker } from "../store/copies.js";
 import { localState, scanStore, type LocalState } from "../store/scan.js";
@@ -49,7 +49,8 @@ export async function imageInfo(
       (e) => e.name === spec.name && (spec.version === undefined || e.version === spec.version),
     )
     .sort(compareNewestFirst);
-  const inventory = await scanStore(config.localStorage, images, { sizes: true, name: spec.name });
+  const dirs = storeDirs(config.localStorage, config.extractDir);
+  const inventory = await scanStore(dirs, images, { sizes: true, name: spec.name });
   return versions.map((entry) => ({
     entry,
     latest: entry === latest,
@@ -79,16 +80,16 @@ export interface PathResult {
  *   store name is refused.
  */
 export async function imagePath(config: Config, spec: ImageSpec): Promise<PathResult> {
-  const store = config.localStorage;
+  const { store, trees } = storeDirs(config.localStorage, config.extractDir);
   const state = await readRegistryState(store);
   const images = state.kind === "ok" ? state.images : [];
   const names = StoreNames.of(images);
-  const own = treePath(store, names.baseName(spec));
+  const own = treePath(trees, names.baseName(spec));
   const entry = findImage(images, spec);
   /** The tree `other` is also pulled as, when its store name is not refused. */
   const alsoAs = (other: ImageSpec) =>
-    names.problem(other) === undefined ? [treePath(store, names.baseName(other))] : [];
-  const unversioned = treePath(store, imageBaseName({ name: spec.name }));
+    names.problem(other) === undefined ? [treePath(trees, names.baseName(other))] : [];
+  const unversioned = treePath(trees, imageBaseName({ name: spec.name }));
   const candidates: { path: string; wanted: boolean }[] = [];
   if (spec.version !== undefined) {
     candidates.push({ path: own, wanted: true });
@@ -112,7 +113,7 @@ export async function imagePath(config: Config, spec: ImageSpec): Promise<PathRe
   }
   if (fallback) return fallback;
   const image = formatSpec(spec);
-  throw new AxError(`image ${image} is not pulled into ${store}`, {
+  throw new AxError(`image ${image} is not pulled into ${trees}`, {
     hint: `run \`axvisor-image pull ${image}\``,
   });
 }

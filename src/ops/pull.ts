@@ -17,7 +17,7 @@ import { silentLogger, type Logger } from "../log.js";
 import { formatSpec, parseSpec, resolveImage } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
 import { placeImage, type ImagePlace } from "../store/image-place.js";
-import { StoreNames } from "../store/layout.js";
+import { StoreNames, storeDirs } from "../store/layout.js";
 import type { HeldLock } from "../store/lock.js";
 import type { DownloadSink } from "../transfer/download.js";
 import { archiveTitle, openSources, sourceKind, type SourceOptions } from "../transfer/sources.js";
@@ -107,8 +107,12 @@ export async function pull(
   const parsed = typeof spec === "string" ? parseSpec(spec) : spec;
   const entry = resolveImage(images, parsed);
   StoreNames.of(images).baseName(parsed);
-  const dir = resolve(options.outputDir ?? config.localStorage);
-  await ensureOutputDir(dir);
+  const dirs =
+    options.outputDir === undefined
+      ? storeDirs(config.localStorage, config.extractDir)
+      : storeDirs(resolve(options.outputDir));
+  await ensureOutputDir(dirs.store);
+  if (dirs.trees !== dirs.store) await ensureOutputDir(dirs.trees);
   const image = formatSpec(parsed);
   // Only an oci:// URL leaves the archive's name to its source: OCI is loaded for those alone.
   const titleFromSource =
@@ -119,7 +123,7 @@ export async function pull(
             sourceOptions(config, image, entry, options),
           )
       : undefined;
-  const place = await placeImage(dir, parsed, entry.url, {
+  const place = await placeImage(dirs, parsed, entry.url, {
     sha256: entry.sha256,
     archiveTitle: titleFromSource,
   });

@@ -24,8 +24,12 @@ export async function lsCommand(
   const rows = listImages(images, { pattern, verbose: options.verbose });
   if (options.json) {
     const { imageJson, printJson } = await import("../json.js");
-    const { localState, scanStore } = await import("../../store/scan.js");
-    const inventory = await scanStore(ctx.config.localStorage, images, { sizes: true });
+    const [{ localState, scanStore }, { storeDirs }] = await Promise.all([
+      import("../../store/scan.js"),
+      import("../../store/layout.js"),
+    ]);
+    const dirs = storeDirs(ctx.config.localStorage, ctx.config.extractDir);
+    const inventory = await scanStore(dirs, images, { sizes: true });
     printJson(rows.map((r) => imageJson(r.entry, localState(inventory, r.entry))));
     return;
   }
