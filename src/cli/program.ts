@@ -180,7 +180,15 @@ export function buildProgram(): Command {
     .command("pull")
     .alias("download")
     .description("download, verify and extract images into the store; prints each image's path")
-    .argument("<image...>", "NAME (latest release) or NAME:VERSION")
+    .argument(
+      "[image...]",
+      "NAME (latest release) or NAME:VERSION; with --arch, a rootfs alias (alpine, busybox, debian)",
+    )
+    .option(
+      "--arch <arch>",
+      "that architecture's rootfs: its default (rootfs-ARCH-alpine.img), or the aliases given",
+    )
+    .option("--file", "print the file named like the image in its tree (a rootfs .img)")
     .option(
       "-o, --output <dir>",
       "put archives and trees in this directory instead of the store",
@@ -294,7 +302,12 @@ function registerEverydayCommands(program: Command): void {
     .command("path")
     .description("print the extracted tree of an image already pulled (no network access)")
     .argument("<image>", "NAME (the latest release) or NAME:VERSION")
-    .addHelpText("after", "\nExample: KERNEL=$(axvisor-image path qemu_aarch64_linux)/qemu-aarch64")
+    .option("--file", "the file named like the image in the tree (a rootfs .img), not the tree")
+    .addHelpText(
+      "after",
+      "\nExamples: KERNEL=$(axvisor-image path qemu_aarch64_linux)/qemu-aarch64\n" +
+        "          ROOTFS=$(axvisor-image path --file rootfs-aarch64-alpine.img)",
+    )
     .action(lazy(async () => (await import("./commands/path.js")).pathCommand as Lazy));
 
   program

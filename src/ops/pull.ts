@@ -67,6 +67,12 @@ export interface PullResult {
   entry: ImageEntry;
   /** The extracted tree, or the archive with `extract: false` (absolute). */
   path: string;
+  /**
+   * The file named like the image at the top of its tree, when there is one: what a single-file
+   * archive (a tgosimages rootfs `.img`, an initramfs) extracts to, and what axbuild's pull of such
+   * a rootfs returns. Undefined with `extract: false`.
+   */
+  file?: string;
   /** The archive file (absolute; it may be absent when a matching tree was reused). */
   archive: string;
   /** Whether bytes were downloaded in this call. */
@@ -133,7 +139,7 @@ export async function pull(
   // matching marker means a complete tree.
   if (extract && !options.verify && (await place.treeMarker()) === entry.sha256) {
     options.onProgress?.({ image, phase: "done", received: 0 });
-    return upToDate(place, entry, logger);
+    return withFile(place, await upToDate(place, entry, logger));
   }
   const res = await place.withLock(
     (lock) => pullLocked(config, place, entry, lock, options).catch(naming(image)),
@@ -146,7 +152,14 @@ export async function pull(
     },
   );
   options.onProgress?.({ image, phase: "done", received: 0 });
-  return res;
+  return withFile(place, res);
+}
+
+/** `result` with the tree's file named like the image, when it has one. */
+async function withFile(place: ImagePlace, result: PullResult): Promise<PullResult> {
+  if (result.path !== place.tree) return result;
+  const file = await place.treeFile();
+  return file === undefined ? result : { ...result, file };
 }
 
 /**
