@@ -289,7 +289,7 @@ function imageVersionOption(command: Command): Command {
     });
 }
 
-/** `info`, `path`, `verify`, `prune`, `du`, `resize`, `registry` and `completion`. */
+/** `info`, `path`, `verify`, `prune`, `du`, `check`, `resize`, `registry` and `completion`. */
 function registerEverydayCommands(program: Command): void {
   program
     .command("info")
@@ -333,6 +333,13 @@ function registerEverydayCommands(program: Command): void {
     .description("what the store holds and its size (also `ls --local`)")
     .option("--json", "print a JSON document (see README)")
     .action(lazy(async () => (await import("./commands/du.js")).duCommand as Lazy));
+
+  program
+    .command("check")
+    .description("print a file's sha256 (as sha256sum); with --sha256, fail when it differs")
+    .argument("<file>", "the file to hash, e.g. a rootfs .img or an archive")
+    .option("--sha256 <hex>", "the expected sha256 (64 hex digits, either case)")
+    .action(lazy(async () => (await import("./commands/check.js")).checkCommand as Lazy));
 
   program
     .command("resize")
