@@ -10,7 +10,7 @@ import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, beforeEach, describe, it } from "node:test";
 import type { ImageJson, PullJson } from "../../src/cli/json.js";
-import { cliEnv, registryToml, runCli, sha256, tempDir } from "../helpers/images.js";
+import { cliEnv, makeTarGz, registryToml, runCli, sha256, tempDir } from "../helpers/images.js";
 import { startTgosSite, TGOS_REGISTRY_DIR, TGOS_VERSION, type TgosSite } from "../helpers/tgos.js";
 
 const ALPINE = "rootfs-aarch64-alpine.img";
@@ -137,6 +137,24 @@ describe("TGOS images, several registries and axbuild's options", () => {
     assert.match(noFile.stderr, /^error: image qemu-aarch64 has no file named qemu-aarch64/m);
     assert.match(noFile.stderr, /^hint: it is not a single-file image: its tree is /m);
     assert.ok(existsSync(join(store, "qemu-aarch64.tar.xz")), "archive named by its real format");
+  });
+
+  it("--file never prints a link an archive put where the image file would be", async () => {
+    const archive = await makeTarGz([
+      { name: "evil.img", type: "symlink", linkname: "/etc/passwd" },
+      { name: "other", data: "x" },
+    ]);
+    site.put("lab/evil.img.tar.gz", archive);
+    const registry = join(dir.path, "evil.toml");
+    const url = `${site.base}lab/evil.img.tar.gz`;
+    writeFileSync(registry, registryToml([{ name: "evil.img", url, sha256: sha256(archive) }]));
+    const run = await cli(["-S", store, "-R", registry, "pull", "--file", "evil.img"]);
+    assert.equal(run.code, 1);
+    assert.equal(run.stdout, "");
+    assert.match(run.stderr, /^error: image evil\.img has no file named evil\.img at the top/m);
+    const path = await cli(["-S", store, "-R", registry, "path", "--file", "evil.img"]);
+    assert.equal(path.code, 1);
+    assert.equal(path.stdout, "");
   });
 
   it("info, verify, du, rm and prune on tgosimages' images", async () => {
