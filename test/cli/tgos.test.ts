@@ -170,12 +170,30 @@ describe("TGOS images, several registries and axbuild's options", () => {
     const rm1 = await tgos(["rm", ALPINE]);
     assert.equal(rm1.code, 0, rm1.stderr);
     assert.ok(!existsSync(join(store, ALPINE)));
-    const prune = await tgos(["prune", "--keep", "1"]);
-    assert.equal(prune.code, 0, prune.stderr);
-    assert.ok(
-      existsSync(join(store, "qemu-aarch64", "linux", "Image")),
-      "what the registry owns is kept",
+  });
+
+  it("a versioned file of tgos listed as a second registry: both versions, and prune --keep 1", async () => {
+    const older = `${site.base}${TGOS_REGISTRY_DIR}/v0.0.13.toml`;
+    writeFileSync(
+      join(dir.path, ".image.toml"),
+      `local_storage = ${JSON.stringify(store)}\nregistries = ["tgos", ${JSON.stringify(older)}]\n`,
     );
+    const ls = await cli(["ls", "-v", "--json", "^qemu-aarch64$"]);
+    const versions = JSON.parse(ls.stdout) as ImageJson[];
+    assert.deepEqual(
+      versions.map((r) => [r.version, r.registry]),
+      [
+        ["0.0.14", "tgos"],
+        ["0.0.13", older],
+      ],
+    );
+    const pulled = await cli(["pull", "qemu-aarch64", "qemu-aarch64:0.0.13"]);
+    assert.equal(pulled.code, 0, pulled.stderr);
+    assert.ok(existsSync(join(store, "qemu-aarch64-0.0.13", "linux", "Image")));
+    const prune = await cli(["prune", "--keep", "1"]);
+    assert.equal(prune.code, 0, prune.stderr);
+    assert.ok(!existsSync(join(store, "qemu-aarch64-0.0.13")), "the older version is removed");
+    assert.ok(existsSync(join(store, "qemu-aarch64", "linux", "Image")), "the newest is kept");
   });
 
   it("-D/-E and TGOS_IMAGE_DOWNLOAD_DIR/TGOS_IMAGE_EXTRACT_DIR: archives and trees apart", async () => {

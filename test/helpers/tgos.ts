@@ -39,7 +39,7 @@ export interface TgosSite {
   base: string;
   /** The served directory. */
   root: string;
-  /** The stand-ins of tgosimages 0.0.14, by image name. */
+  /** The stand-ins, by image name (the same archive for each version of a name). */
   standIns: Map<string, StandIn>;
   /** Writes `text` at `path` (below the base URL). */
   put(path: string, text: string | Buffer): void;
@@ -56,20 +56,20 @@ function ext4Image(dir: string, name: string, mib: number): string {
   return path;
 }
 
-/** `text` (a registry file) with each stand-in's sha256 in its entry of `version`. */
-function withStandIns(text: string, standIns: Map<string, StandIn>, version: string): string {
+/** `text` (a registry file) with each stand-in's sha256 in its entries. */
+function withStandIns(text: string, standIns: Map<string, StandIn>): string {
   return text
     .split("[[images]]")
     .map((block) => {
       const name = /^name = "([^"]*)"$/m.exec(block)?.[1];
       const standIn = name === undefined ? undefined : standIns.get(name);
-      if (!standIn || !block.includes(`version = "${version}"`)) return block;
+      if (!standIn) return block;
       return block.replace(/^sha256 = "[0-9a-f]{64}"$/m, `sha256 = "${sha256(standIn.archive)}"`);
     })
     .join("[[images]]");
 }
 
-/** Builds the stand-in archives of tgosimages 0.0.14 in `dir`. */
+/** Builds the stand-in archives in `dir`. */
 function buildStandIns(dir: string): Map<string, StandIn> {
   const standIns = new Map<string, StandIn>();
   const packed = (name: string, args: string[]) => {
@@ -125,14 +125,16 @@ export async function startTgosSite(): Promise<TgosSite> {
       .replaceAll(`https://github.com/${TGOS_RELEASES}/`, `${base}${TGOS_RELEASES}/`);
   for (const file of ["default.toml", "v0.0.13.toml", "v0.0.14.toml", "v0.0.15.toml"]) {
     const text = readFileSync(join(FIXTURES, "tgosimages-registry", file), "utf8");
-    put(`${TGOS_REGISTRY_DIR}/${file}`, withStandIns(rewrite(text), standIns, TGOS_VERSION));
+    put(`${TGOS_REGISTRY_DIR}/${file}`, withStandIns(rewrite(text), standIns));
   }
   for (const file of readdirSync(join(FIXTURES, "axvisor-guest-registry"))) {
     const text = readFileSync(join(FIXTURES, "axvisor-guest-registry", file), "utf8");
     put(`${AXVISOR_REGISTRY_DIR}/${file}`, rewrite(text));
   }
-  for (const standIn of standIns.values()) {
-    put(`${TGOS_RELEASES}/v${TGOS_VERSION}/${standIn.name}.tar.xz`, standIn.archive);
+  for (const version of ["0.0.13", "0.0.14", "0.0.15"]) {
+    for (const standIn of standIns.values()) {
+      put(`${TGOS_RELEASES}/v${version}/${standIn.name}.tar.xz`, standIn.archive);
+    }
   }
   return {
     server,
