@@ -9,6 +9,7 @@ import type { StoredImage, StoreUsage } from "../ops/du.js";
 import { diskUsage, type LocalState } from "../store/scan.js";
 import type { PullResult } from "../ops/pull.js";
 import type { ImageEntry } from "../registry/types.js";
+import type { Provenance, ProvenanceIndex } from "../store/provenance.js";
 import { escapeJsonText, redactCredentials } from "../text.js";
 
 /** One registry entry and where it is in the store: an element of `ls --json` and `info --json`. */
@@ -33,6 +34,12 @@ export interface ImageJson {
   tree: string | null;
   /** Disk usage of `archive` and `tree` together (0 when neither is there). */
   bytes: number;
+  /**
+   * The registry the entry came from, as configured: `axvisor`, `tgos`, or a URL or path; null
+   * when the store's registry has no provenance records (synced by the Rust tool or an older
+   * version).
+   */
+  registry: string | null;
 }
 
 /** A pulled image: an element of `pull --json`. */
@@ -43,6 +50,11 @@ export interface PullJson extends ImageJson {
   ok: true;
   /** What `pull` prints: the tree, or the archive with `--no-extract`. */
   path: string;
+  /**
+   * The file named like the image at the top of its tree (a single-file archive's file, such as
+   * a tgosimages rootfs `.img`: what axbuild's pull returns), or null.
+   */
+  file: string | null;
 }
 
 /** An image `pull` could not pull: an element of `pull --json`. */
@@ -79,6 +91,8 @@ export interface StoredImageJson {
 export interface StoreJson {
   /** The store directory. */
   store: string;
+  /** Where the trees are when not in the store (`-E`), else null. */
+  extract_dir: string | null;
   /** What the store holds, by base name. */
   images: StoredImageJson[];
   /** Interrupted downloads, staging trees and trash, which `prune` removes. */
@@ -87,8 +101,12 @@ export interface StoreJson {
   total_bytes: number;
 }
 
-/** `entry` with its local state as {@link ImageJson}. */
-export function imageJson(entry: ImageEntry, local: LocalState): ImageJson {
+/** `entry` with its local state and its provenance as {@link ImageJson}. */
+export function imageJson(
+  entry: ImageEntry,
+  local: LocalState,
+  provenance: Provenance | undefined,
+): ImageJson {
   return {
     name: entry.name,
     version: entry.version,
@@ -100,6 +118,7 @@ export function imageJson(entry: ImageEntry, local: LocalState): ImageJson {
     archive: local.archive ?? null,
     tree: local.tree ?? null,
     bytes: local.bytes,
+    registry: provenance?.registry ?? null,
   };
 }
 
@@ -119,6 +138,7 @@ function storedImageJson(image: StoredImage): StoredImageJson {
 export function storeJson(usage: StoreUsage): StoreJson {
   return {
     store: usage.store,
+    extract_dir: usage.extractDir ?? null,
     images: usage.images.map(storedImageJson),
     leftovers: usage.leftovers.map(({ kind, path, bytes }) => ({ kind, path, bytes })),
     total_bytes: usage.totalBytes,
@@ -133,6 +153,7 @@ export async function pullJson(
   image: string,
   outcome: PromiseSettledResult<PullResult>,
   extracted: boolean,
+  provenance: ProvenanceIndex | undefined,
 ): Promise<PullJson | PullErrorJson> {
   if (outcome.status === "rejected") {
     const err = outcome.reason as AxError;
@@ -145,7 +166,8 @@ export async function pullJson(
   };
   if (existsSync(pulled.archive)) local.archive = pulled.archive;
   if (tree) local.tree = tree;
-  return { image, ok: true, path: pulled.path, ...imageJson(pulled.entry, local) };
+  const described = imageJson(pulled.entry, local, provenance?.of(pulled.entry));
+  return { image, ok: true, path: pulled.path, file: pulled.file ?? null, ...described };
 }
 
 /**

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { Argument, Command, Option } from "commander";
 import { ARCHIVE_EXTENSIONS } from "../archive/extensions.js";
 import { parseThreshold, type ConfigOverrides } from "../config/config.js";
@@ -16,6 +17,8 @@ export const SHELLS = ["bash", "zsh", "fish"] as const;
 /** Global options, as commander parses them. */
 export interface GlobalOptions {
   localStorage?: string;
+  downloadDir?: string;
+  extractDir?: string;
   registry?: string;
   autoSync?: boolean;
   autoSyncThreshold?: string;
@@ -35,7 +38,16 @@ function packageVersion(): string {
 export async function overridesFrom(program: Command): Promise<ConfigOverrides> {
   const opts = program.opts<GlobalOptions>();
   const overrides: ConfigOverrides = {};
-  if (opts.localStorage !== undefined) overrides.localStorage = opts.localStorage;
+  const { localStorage, downloadDir } = opts;
+  if (localStorage !== undefined && downloadDir !== undefined) {
+    if (resolve(localStorage) !== resolve(downloadDir)) {
+      throw new UsageError("-S and -D name different directories", {
+        hint: "they are the same setting (the store, where archives go; -D is axbuild's name): give one",
+      });
+    }
+  }
+  if (localStorage ?? downloadDir) overrides.localStorage = localStorage ?? downloadDir;
+  if (opts.extractDir !== undefined) overrides.extractDir = opts.extractDir;
   if (opts.registry !== undefined) overrides.registry = opts.registry;
   if (program.getOptionValueSource("autoSync") === "cli") overrides.autoSync = opts.autoSync;
   if (opts.autoSyncThreshold !== undefined) {
@@ -112,7 +124,21 @@ export function buildProgram(): Command {
       "store directory (default: <tmpdir>/.axvisor-images)",
       nonEmpty("--local-storage"),
     )
-    .option("-R, --registry <url>", "registry URL or path to sync from", nonEmpty("--registry"))
+    .option(
+      "-D, --download-dir <dir>",
+      "the store, by axbuild's name: where the registry and archives go (same as -S)",
+      nonEmpty("--download-dir"),
+    )
+    .option(
+      "-E, --extract-dir <dir>",
+      "put extracted trees here instead of the store",
+      nonEmpty("--extract-dir"),
+    )
+    .option(
+      "-R, --registry <name|url>",
+      "registry to sync from: axvisor (default), tgos, a URL or a path",
+      nonEmpty("--registry"),
+    )
     .option("-N, --no-auto-sync", "never sync the registry automatically")
     .option("--auto-sync-threshold <secs>", "re-sync a registry older than this (0 = never)")
     .option(
@@ -129,8 +155,10 @@ export function buildProgram(): Command {
     .showSuggestionAfterError(true)
     .addHelpText(
       "after",
-      "\nEnvironment: AXVISOR_IMAGE_LOCAL_STORAGE, AXVISOR_REGISTRY_FALLBACK_URL, HTTPS_PROXY,\n" +
-        "HTTP_PROXY, NO_PROXY, NO_COLOR, AXVISOR_IMAGE_DEBUG=1 (stack traces on errors).",
+      "\nEnvironment: AXVISOR_IMAGE_LOCAL_STORAGE, AXVISOR_REGISTRY_FALLBACK_URL,\n" +
+        "AXVISOR_IMAGE_REGISTRY_BASE_URL, axbuild's TGOS_IMAGE_LOCAL_STORAGE, TGOS_IMAGE_DOWNLOAD_DIR,\n" +
+        "TGOS_IMAGE_EXTRACT_DIR, TGOS_IMAGE_REGISTRY_FALLBACK_URL (ours first when both are set),\n" +
+        "HTTPS_PROXY, HTTP_PROXY, NO_PROXY, NO_COLOR, AXVISOR_IMAGE_DEBUG=1 (stack traces on errors).",
     );
 
   program
@@ -152,7 +180,15 @@ export function buildProgram(): Command {
     .command("pull")
     .alias("download")
     .description("download, verify and extract images into the store; prints each image's path")
-    .argument("<image...>", "NAME (latest release) or NAME:VERSION")
+    .argument(
+      "[image...]",
+      "NAME (latest release) or NAME:VERSION; with --arch, a rootfs alias (alpine, busybox, debian)",
+    )
+    .option(
+      "--arch <arch>",
+      "that architecture's rootfs: its default (rootfs-ARCH-alpine.img), or the aliases given",
+    )
+    .option("--file", "print the file named like the image in its tree (a rootfs .img)")
     .option(
       "-o, --output <dir>",
       "put archives and trees in this directory instead of the store",
@@ -253,7 +289,7 @@ function imageVersionOption(command: Command): Command {
     });
 }
 
-/** `info`, `path`, `verify`, `prune`, `du`, `resize`, `registry` and `completion`. */
+/** `info`, `path`, `verify`, `prune`, `du`, `check`, `resize`, `registry` and `completion`. */
 function registerEverydayCommands(program: Command): void {
   program
     .command("info")
@@ -266,7 +302,12 @@ function registerEverydayCommands(program: Command): void {
     .command("path")
     .description("print the extracted tree of an image already pulled (no network access)")
     .argument("<image>", "NAME (the latest release) or NAME:VERSION")
-    .addHelpText("after", "\nExample: KERNEL=$(axvisor-image path qemu_aarch64_linux)/qemu-aarch64")
+    .option("--file", "the file named like the image in the tree (a rootfs .img), not the tree")
+    .addHelpText(
+      "after",
+      "\nExamples: KERNEL=$(axvisor-image path qemu_aarch64_linux)/qemu-aarch64\n" +
+        "          ROOTFS=$(axvisor-image path --file rootfs-aarch64-alpine.img)",
+    )
     .action(lazy(async () => (await import("./commands/path.js")).pathCommand as Lazy));
 
   program
@@ -292,6 +333,13 @@ function registerEverydayCommands(program: Command): void {
     .description("what the store holds and its size (also `ls --local`)")
     .option("--json", "print a JSON document (see README)")
     .action(lazy(async () => (await import("./commands/du.js")).duCommand as Lazy));
+
+  program
+    .command("check")
+    .description("print a file's sha256 (as sha256sum); with --sha256, fail when it differs")
+    .argument("<file>", "the file to hash, e.g. a rootfs .img or an archive")
+    .option("--sha256 <hex>", "the expected sha256 (64 hex digits, either case)")
+    .action(lazy(async () => (await import("./commands/check.js")).checkCommand as Lazy));
 
   program
     .command("resize")

@@ -17,7 +17,7 @@ import { prefixedLogger, silentLogger, type Logger } from "../log.js";
 import { formatSpec, parseSpec, resolveImage } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
 import { placeImage, type ImagePlace } from "../store/image-place.js";
-import { StoreNames } from "../store/layout.js";
+import { StoreNames, storeDirs } from "../store/layout.js";
 import type { HeldLock } from "../store/lock.js";
 import type { DownloadSink } from "../transfer/download.js";
 import { archiveNaming, openSources, sourceKind, type SourceOptions } from "../transfer/sources.js";
@@ -68,6 +68,12 @@ export interface PullResult {
   entry: ImageEntry;
   /** The extracted tree, or the archive with `extract: false` (absolute). */
   path: string;
+  /**
+   * The file named like the image at the top of its tree, when there is one: what a single-file
+   * archive (a tgosimages rootfs `.img`, an initramfs) extracts to, and what axbuild's pull of such
+   * a rootfs returns. Undefined with `extract: false`.
+   */
+  file?: string;
   /** The archive file (absolute; it may be absent when a matching tree was reused). */
   archive: string;
   /** Whether bytes were downloaded in this call. */
@@ -108,8 +114,12 @@ export async function pull(
   const parsed = typeof spec === "string" ? parseSpec(spec) : spec;
   const entry = resolveImage(images, parsed);
   StoreNames.of(images).baseName(parsed);
-  const dir = resolve(options.outputDir ?? config.localStorage);
-  await ensureOutputDir(dir);
+  const dirs =
+    options.outputDir === undefined
+      ? storeDirs(config.localStorage, config.extractDir)
+      : storeDirs(resolve(options.outputDir));
+  await ensureOutputDir(dirs.store);
+  if (dirs.trees !== dirs.store) await ensureOutputDir(dirs.trees);
   const image = formatSpec(parsed);
   // Only an oci:// URL leaves the archive's name to its source: OCI is loaded for those alone.
   const namingFromSource =
@@ -120,7 +130,7 @@ export async function pull(
             sourceOptions(config, image, entry, options),
           )
       : undefined;
-  const place = await placeImage(dir, parsed, entry.url, {
+  const place = await placeImage(dirs, parsed, entry.url, {
     sha256: entry.sha256,
     archiveNaming: namingFromSource,
   });
@@ -130,7 +140,7 @@ export async function pull(
   // matching marker means a complete tree.
   if (extract && !options.verify && (await place.treeMarker()) === entry.sha256) {
     options.onProgress?.({ image, phase: "done", received: 0 });
-    return upToDate(place, entry, logger);
+    return withFile(place, await upToDate(place, entry, logger));
   }
   const res = await place.withLock(
     (lock) => pullLocked(config, place, entry, lock, options).catch(naming(image)),
@@ -143,7 +153,14 @@ export async function pull(
     },
   );
   options.onProgress?.({ image, phase: "done", received: 0 });
-  return res;
+  return withFile(place, res);
+}
+
+/** `result` with the tree's file named like the image, when it has one. */
+async function withFile(place: ImagePlace, result: PullResult): Promise<PullResult> {
+  if (result.path !== place.tree) return result;
+  const file = await place.treeFile();
+  return file === undefined ? result : { ...result, file };
 }
 
 /**

@@ -53,6 +53,8 @@ export interface LoadedRegistry {
   images: ImageEntry[];
   /** Every registry file read (canonical URL or absolute path), in breadth-first order. */
   files: string[];
+  /** For each of `images`, the registry file that listed it first (one of `files`). */
+  origins: string[];
   /** Every warning, in order: unknown keys, stale includes, conflicting duplicates. */
   warnings: string[];
 }
@@ -126,7 +128,9 @@ export async function loadRegistry(
   }
   const merged = mergeImages(sources);
   merged.warnings.forEach(warn);
-  return { images: merged.images, files: sources.map((s) => s.source), warnings };
+  const files = sources.map((s) => s.source);
+  const origins = merged.origins.map((i) => files[i]!);
+  return { images: merged.images, files, origins, warnings };
 }
 
 /** A registry from the network may not make us read local files (`file:///dev/zero`...). */

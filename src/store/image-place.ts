@@ -14,10 +14,19 @@ import {
   installTree,
   newStagingPath,
   readMarker,
+  regularFileAt,
   removeArchive,
   removeStaleStaging,
 } from "./copies.js";
-import { archiveNames, imageBaseName, imagePaths, type ImagePaths } from "./layout.js";
+import {
+  archiveNames,
+  imageBaseName,
+  imageFilePath,
+  imagePaths,
+  treePath,
+  type ImagePaths,
+  type StoreDirs,
+} from "./layout.js";
 import { withLock, type HeldLock, type LockOptions } from "./lock.js";
 import { pulledAs, writePulledAs } from "./records.js";
 import { archiveDigest, writeStamp } from "./stamps.js";
@@ -43,19 +52,19 @@ async function exists(path: string): Promise<boolean> {
 
 /**
  * The file name that gives the archive of `baseName` its extension when the URL does not: the
- * archive a previous pull left in `dir` keeps its name; a tree whose marker matches needs no name
- * (the default one); otherwise the name its source gives (see {@link namedArchive}).
+ * archive a previous pull left in the store keeps its name; a tree whose marker matches needs no
+ * name (the default one); otherwise the name its source gives (see {@link namedArchive}).
  */
 async function archiveName(
-  dir: string,
+  dirs: StoreDirs,
   baseName: string,
   sha256: string,
   archiveNaming: () => Promise<ArchiveNaming | undefined>,
 ): Promise<string | undefined> {
   for (const archive of archiveNames(baseName)) {
-    if (await exists(join(dir, archive))) return archive;
+    if (await exists(join(dirs.store, archive))) return archive;
   }
-  if ((await readMarker(join(dir, baseName))) === sha256) return undefined;
+  if ((await readMarker(treePath(dirs.trees, baseName))) === sha256) return undefined;
   return namedArchive(baseName, await archiveNaming());
 }
 
@@ -71,12 +80,12 @@ function namedArchive(baseName: string, naming: ArchiveNaming | undefined): stri
 }
 
 /**
- * Where the image pulled as `spec`, with its archive at `url`, lives in `dir`.
+ * Where the image pulled as `spec`, with its archive at `url`, lives in the directories `dirs`.
  *
  * @throws AxError when its store name is one the store keeps for itself.
  */
 export async function placeImage(
-  dir: string,
+  dirs: StoreDirs,
   spec: ImageSpec,
   url: string,
   options: PlaceOptions,
@@ -85,15 +94,18 @@ export async function placeImage(
   const title =
     archiveNaming === undefined
       ? undefined
-      : await archiveName(dir, imageBaseName(spec), sha256, archiveNaming);
-  return new ImagePlace(spec, imagePaths(dir, spec, url, title));
+      : await archiveName(dirs, imageBaseName(spec), sha256, archiveNaming);
+  return new ImagePlace(spec, imagePaths(dirs, spec, url, title));
 }
 
 /** See the module comment. */
 export class ImagePlace implements ImagePaths {
   /** What the image is pulled as, `NAME` or `NAME:VERSION` (its records say so). */
   readonly image: string;
+  /** The image's name (what a single-file archive's file is named). */
+  readonly name: string;
   readonly dir: string;
+  readonly treeDir: string;
   readonly baseName: string;
   readonly archive: string;
   readonly part: string;
@@ -103,8 +115,10 @@ export class ImagePlace implements ImagePaths {
 
   constructor(spec: ImageSpec, paths: ImagePaths) {
     this.image = formatSpec(spec);
+    this.name = spec.name;
     ({
       dir: this.dir,
+      treeDir: this.treeDir,
       baseName: this.baseName,
       archive: this.archive,
       part: this.part,
@@ -122,6 +136,14 @@ export class ImagePlace implements ImagePaths {
   /** The sha256 the tree's marker records; undefined without a tree or marker. */
   treeMarker(): Promise<string | undefined> {
     return readMarker(this.tree);
+  }
+
+  /**
+   * The file named like the image at the top of its tree (what a single-file archive extracts
+   * to), when the tree has one: a regular file, never a link an archive put there.
+   */
+  treeFile(): Promise<string | undefined> {
+    return regularFileAt(imageFilePath(this.tree, this.name));
   }
 
   /**
@@ -144,12 +166,12 @@ export class ImagePlace implements ImagePaths {
 
   /** Deletes staging trees killed processes left; call it holding the lock. */
   removeStaleStaging(): Promise<void> {
-    return removeStaleStaging(this.dir, this.baseName);
+    return removeStaleStaging(this.treeDir, this.baseName);
   }
 
   /** A fresh staging tree's path (not created), for extracting into. */
   newStaging(): Promise<string> {
-    return newStagingPath(this.dir, this.baseName);
+    return newStagingPath(this.treeDir, this.baseName);
   }
 
   /**
@@ -168,7 +190,7 @@ export class ImagePlace implements ImagePaths {
 
   /** Puts a fully extracted staging tree in place as the tree, its marker saying `sha256`. */
   installTree(staging: string, sha256: string): Promise<void> {
-    return installTree(this.dir, staging, this.tree, sha256);
+    return installTree(this.treeDir, staging, this.tree, sha256);
   }
 
   /** Bytes in the `.part` (0 when there is none). */

@@ -69,7 +69,9 @@ describe("inspecting the store", () => {
       "archive",
       "tree",
       "bytes",
+      "registry",
     ]);
+    assert.equal(versions[0]!.registry, w.registryUrl, "the registry it came from, as configured");
     assert.ok(versions[0]!.bytes > 0);
     assert.equal(versions[1]!.bytes, 0);
 

@@ -16,14 +16,14 @@ export async function infoCommand(
   const versions = await imageInfo(ctx.config, spec, ctx);
   if (options.json) {
     const { imageJson, printJson } = await import("../json.js");
-    printJson(versions.map((v) => imageJson(v.entry, v.local)));
+    printJson(versions.map((v) => imageJson(v.entry, v.local, v.provenance)));
     return;
   }
   result(spec.name, ...versions.flatMap(describe));
 }
 
 /** The lines of one version: its registry fields, then where it is in the store. */
-function describe({ entry, latest, local }: VersionInfo): string[] {
+function describe({ entry, latest, local, provenance }: VersionInfo): string[] {
   const row = (label: string, value: string) => `  ${label.padEnd(12)} ${value}`;
   const lines = [
     "",
@@ -34,6 +34,12 @@ function describe({ entry, latest, local }: VersionInfo): string[] {
     row("url", entry.url),
     row("sha256", entry.sha256),
   ];
+  if (provenance) {
+    const via = { registry: "", fallback: ", its fallback", "last-good": ", its last good copy" }[
+      provenance.via
+    ];
+    lines.push(row("registry", `${provenance.registry} (${provenance.file}${via})`));
+  }
   if (local.archive === undefined && local.tree === undefined) {
     lines.push(row("local", "not in the store"));
   } else {

@@ -22,22 +22,34 @@ export async function lsCommand(
   const ctx = await commandContext(command);
   const images = await openRegistry(ctx.config, ctx);
   const rows = listImages(images, { pattern, verbose: options.verbose });
+  const { readProvenance } = await import("../../store/provenance.js");
+  const provenance = await readProvenance(ctx.config.localStorage);
   if (options.json) {
     const { imageJson, printJson } = await import("../json.js");
-    const { localState, scanStore } = await import("../../store/scan.js");
-    const inventory = await scanStore(ctx.config.localStorage, images, { sizes: true });
-    printJson(rows.map((r) => imageJson(r.entry, localState(inventory, r.entry))));
+    const [{ localState, scanStore }, { storeDirs }] = await Promise.all([
+      import("../../store/scan.js"),
+      import("../../store/layout.js"),
+    ]);
+    const dirs = storeDirs(ctx.config.localStorage, ctx.config.extractDir);
+    const inventory = await scanStore(dirs, images, { sizes: true });
+    printJson(
+      rows.map((r) => imageJson(r.entry, localState(inventory, r.entry), provenance?.of(r.entry))),
+    );
     return;
   }
   if (rows.length === 0) {
     ctx.logger.info(pattern ? `no image matches "${pattern}"` : "the registry lists no images");
     return;
   }
+  // Merged from several registries: which one each row comes from, before the description.
+  const several = (provenance?.registries.length ?? 0) > 1;
   const cells = rows.map((r) => [
     r.name,
     !options.verbose && r.versions > 1 ? `${r.version} (${r.versions} versions)` : r.version,
     r.arch,
+    ...(several ? [provenance?.of(r.entry)?.registry ?? "?"] : []),
     r.description,
   ]);
-  result(...formatTable(["Name", "Version", "Architecture", "Description"], cells));
+  const header = ["Name", "Version", "Architecture", ...(several ? ["Registry"] : [])];
+  result(...formatTable([...header, "Description"], cells));
 }
