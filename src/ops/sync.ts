@@ -46,22 +46,26 @@ export async function sync(config: Config, options: SyncOptions = {}): Promise<S
   const logger = options.logger ?? silentLogger;
   const store = config.localStorage;
   const { loadRegistry } = await import("../registry/load.js");
+  // The configured registry is asked for before the store's sync lock is taken (answers take
+  // longer than the lock): the lock guards the store's registry, and the registry cache below
+  // it is per URL with atomic replacements, so two syncs may fill it at once. Giving up on the
+  // lock cancels the request.
+  const early = new AbortController();
+  const signal = options.signal ? AbortSignal.any([options.signal, early.signal]) : early.signal;
+  const load = (url: string) =>
+    loadRegistry(url, { cacheDir: bookkeeping(store).registryCache, signal, logger });
+  logger.info(`syncing registry ${config.registry}`);
+  const configured = load(config.registry);
+  configured.catch(() => {}); // awaited under the lock
   return withLock(
     store,
     SYNC_LOCK,
     async () => {
-      const load = (url: string) =>
-        loadRegistry(url, {
-          cacheDir: bookkeeping(store).registryCache,
-          signal: options.signal,
-          logger,
-        });
       let source = config.registry;
       let usedFallback = false;
       let loaded;
-      logger.info(`syncing registry ${config.registry}`);
       try {
-        loaded = await load(config.registry);
+        loaded = await configured;
       } catch (err) {
         if (!(err instanceof AxError) || options.signal?.aborted) throw err;
         logger.warn(`${err.message}; trying the fallback registry ${config.fallbackRegistry}`);
@@ -80,15 +84,20 @@ export async function sync(config: Config, options: SyncOptions = {}): Promise<S
         }
       }
       await refuseSuspicious(store, source, usedFallback, loaded.images, options);
-      await writeRegistry(store, loaded.images);
-      await markSource(store, source, usedFallback);
+      await Promise.all([
+        writeRegistry(store, loaded.images),
+        markSource(store, source, usedFallback),
+      ]);
       logger.info(
         `registry synced: ${loaded.images.length} images from ${loaded.files.length} file(s)`,
       );
       return { source, usedFallback, images: loaded.images.length, files: loaded.files };
     },
     { signal: options.signal, onWait: () => logger.info("waiting for another sync to finish") },
-  );
+  ).catch((err: unknown) => {
+    early.abort(err);
+    throw err;
+  });
 }
 
 /**
