@@ -89,14 +89,35 @@ export async function sync(config: Config, options: SyncOptions = {}): Promise<S
   const logger = options.logger ?? silentLogger;
   const store = config.localStorage;
   const sources = registrySources(config);
+  const { loadRegistry } = await import("../registry/load.js");
+  // The registries are asked for before the store's sync lock is taken (answers take longer than
+  // the lock): the lock guards the store's registry, and the registry cache below it is per URL
+  // with atomic replacements, so two syncs may fill it at once. Giving up on the lock cancels
+  // the requests.
+  const early = new AbortController();
+  const signal = options.signal ? AbortSignal.any([options.signal, early.signal]) : early.signal;
+  const load: Load = (url) =>
+    loadRegistry(url, { cacheDir: bookkeeping(store).registryCache, signal, logger });
+  const asked = sources.map((source) => {
+    logger.info(`syncing registry ${describe(source)}`);
+    const loading = load(source.url);
+    loading.catch(() => {}); // awaited under the lock
+    return loading;
+  });
   return withLock(
     store,
     SYNC_LOCK,
     async () => {
       const previous = await readProvenance(store);
       const reads = await Promise.all(
-        sources.map((source) =>
-          readRegistry(store, source, { alone: sources.length === 1, previous }, options),
+        sources.map((source, i) =>
+          readRegistry(
+            store,
+            source,
+            { first: asked[i]!, load },
+            { alone: sources.length === 1, previous },
+            options,
+          ),
         ),
       );
       const fresh = reads.filter((r) => "loaded" in r);
@@ -133,30 +154,37 @@ export async function sync(config: Config, options: SyncOptions = {}): Promise<S
       };
     },
     { signal: options.signal, onWait: () => logger.info("waiting for another sync to finish") },
-  );
+  ).catch((err: unknown) => {
+    early.abort(err);
+    throw err;
+  });
+}
+
+/** Loads one registry file with its includes. */
+type Load = (url: string) => Promise<LoadedRegistry>;
+
+/** A registry's root, asked for already, and how to load its fallback. */
+interface Loading {
+  /** The load of the registry's own root, started before the lock. */
+  first: Promise<LoadedRegistry>;
+  /** Loads another file (the fallback). */
+  load: Load;
 }
 
 /** The registry `source` read now: its files, else its fallback; refused when it looks broken. */
 async function readRegistry(
   store: string,
   source: RegistrySource,
+  { first, load }: Loading,
   before: Before,
   options: SyncOptions,
 ): Promise<Read> {
   const logger = options.logger ?? silentLogger;
-  const { loadRegistry } = await import("../registry/load.js");
-  const load = (url: string) =>
-    loadRegistry(url, {
-      cacheDir: bookkeeping(store).registryCache,
-      signal: options.signal,
-      logger,
-    });
   const usable = (err: unknown): err is AxError =>
     err instanceof AxError && !options.signal?.aborted;
-  logger.info(`syncing registry ${describe(source)}`);
   let read: Read;
   try {
-    read = { source, loaded: await load(source.url), via: "registry", from: source.url };
+    read = { source, loaded: await first, via: "registry", from: source.url };
   } catch (err) {
     if (!usable(err)) throw err;
     if (source.fallback === undefined) return { source, failure: failed(err.message) };
