@@ -2,16 +2,17 @@ import type { Command } from "commander";
 import { publish, type PublishOptions } from "../../ops/publish.js";
 import { commandContext } from "../context.js";
 import { result } from "../output.js";
+import { openSigningKey } from "../password.js";
 
 /** Options of `publish`, as commander parses them. */
 export type PublishCommandOptions = Omit<
   PublishOptions,
-  "archive" | "version" | "config" | "chunkSize" | "signal" | "logger" | "env"
-> & { imageVersion: string };
+  "archive" | "version" | "config" | "chunkSize" | "signal" | "logger" | "env" | "signingKey"
+> & { imageVersion: string; key?: string };
 
 /**
  * `publish ARCHIVE --name N --image-version V --arch A --description D [--released-at T]
- * (--to oci://HOST/REPO:TAG | --url URL) --registry-file FILE`: prints the entry's URL.
+ * (--to oci://HOST/REPO:TAG | --url URL) --registry-file FILE [--key KEY]`: prints the entry's URL.
  */
 export async function publishCommand(
   archive: string,
@@ -19,11 +20,13 @@ export async function publishCommand(
   command: Command,
 ): Promise<void> {
   const ctx = await commandContext(command);
-  const { imageVersion, ...fields } = options;
+  const { imageVersion, key, ...fields } = options;
+  const signingKey = key === undefined ? undefined : await openSigningKey(key);
   const { entry } = await publish({
     ...fields,
     archive,
     version: imageVersion,
+    signingKey,
     config: ctx.config,
     signal: ctx.signal,
     logger: ctx.logger,
