@@ -11,6 +11,9 @@ import { displayText } from "./output.js";
 /** What the ARCHIVE argument of `registry add` and `publish` is. */
 const ARCHIVE_ARGUMENT = `the image archive (${ARCHIVE_EXTENSIONS.join(", ")})`;
 
+/** What `--key` of `registry add` and `publish` does. */
+const RESIGN_KEY = "re-sign the registry file with this minisign secret key (FILE.minisig)";
+
 /** The shells `completion` writes scripts for. */
 export const SHELLS = ["bash", "zsh", "fish"] as const;
 
@@ -369,6 +372,7 @@ function registerEverydayCommands(program: Command): void {
     .option("--description <text>", "description (required for a new image)")
     .option("--url <url>", "where the archive will be downloaded from (required for a new image)")
     .option("--released-at <time>", "RFC 3339 release time (default for a new image: now)")
+    .option("--key <secret-key>", RESIGN_KEY)
     .action(lazy(async () => (await import("./commands/registry.js")).registryAddCommand as Lazy));
   registry
     .command("check")
@@ -377,6 +381,22 @@ function registerEverydayCommands(program: Command): void {
     .option("--online", "also send a HEAD request for every image URL")
     .action(
       lazy(async () => (await import("./commands/registry.js")).registryCheckCommand as Lazy),
+    );
+  registry
+    .command("sign")
+    .description("sign registry files: writes FILE.minisig beside each (minisign format)")
+    .argument("<file...>", "the registry file, and each of its includes")
+    .requiredOption("--key <secret-key>", "minisign secret key (registry keygen, or minisign -G)")
+    .action(lazy(async () => (await import("./commands/registry.js")).registrySignCommand as Lazy));
+  registry
+    .command("keygen")
+    .description("make a minisign key pair to sign registries with; prints the public key")
+    .requiredOption("--key <secret-key>", "where the secret key goes, e.g. minisign.key")
+    .option("--public-key <file>", "where the public key goes (default: KEY with .pub for .key)")
+    .option("--unencrypted", "store the secret key without a password (as minisign -G -W)")
+    .option("--force", "replace existing key files")
+    .action(
+      lazy(async () => (await import("./commands/registry.js")).registryKeygenCommand as Lazy),
     );
 
   const publish = program
@@ -396,6 +416,7 @@ function registerEverydayCommands(program: Command): void {
     )
     .option("--url <url>", "the archive is served here already: upload nothing")
     .requiredOption("--registry-file <file>", "the registry file to add the image to")
+    .option("--key <secret-key>", RESIGN_KEY)
     .action(lazy(async () => (await import("./commands/publish.js")).publishCommand as Lazy));
 
   program

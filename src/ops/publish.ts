@@ -5,7 +5,8 @@
  * comment: a tag can be moved, the digest cannot); with a URL it is assumed to be served there
  * already. Either way the archive's sha256 is computed and the registry file gets the entry added
  * or updated (other entries, includes and comments kept), ready to commit: that last part alone
- * is `registry add` ({@link addImage}).
+ * is `registry add` ({@link addImage}). Given a signing key, the registry file is re-signed once
+ * written.
  */
 import { stat } from "node:fs/promises";
 import type { Config } from "../config/config.js";
@@ -15,10 +16,12 @@ import { upsertImage, type LineComments, type UpsertResult } from "../registry/e
 import { formatSpec } from "../registry/resolve.js";
 import { nameProblem, parseRfc3339 } from "../registry/rules.js";
 import type { ImageEntry } from "../registry/types.js";
+import type { SigningKey } from "../minisign.js";
 import { hashFile } from "../store/stamps.js";
 import { formatOciReference, parseOciReference } from "../transfer/oci/reference.js";
 import type { PushResult } from "../transfer/oci/upload.js";
 import type { PullProgress } from "./pull.js";
+import { signRegistryFile, type SignResult } from "./sign.js";
 
 /** Options of {@link addImage}: the archive, the registry file, and the entry's fields. */
 export interface AddImageOptions {
@@ -36,6 +39,8 @@ export interface AddImageOptions {
   url?: string;
   /** RFC 3339 release time; a new entry gets the current time when absent. */
   releasedAt?: string;
+  /** Re-sign the registry file with this key once it is written (`FILE.minisig`). */
+  signingKey?: SigningKey;
   /** Told what is being done. */
   logger?: Logger;
 }
@@ -46,6 +51,8 @@ export interface AddImageResult {
   entry: ImageEntry;
   /** What happened to the registry file. */
   action: UpsertResult["action"];
+  /** With `signingKey`: the signature written. */
+  signed?: SignResult;
 }
 
 /** Options of {@link publish}. */
@@ -195,8 +202,13 @@ async function addEntry(
     },
     comments,
   );
-  (options.logger ?? silentLogger).info(
+  const logger = options.logger ?? silentLogger;
+  logger.info(
     `${action} image ${formatSpec(entry)} in ${options.registryFile} (sha256 ${entry.sha256})`,
   );
-  return { entry, action };
+  const signed =
+    options.signingKey === undefined
+      ? undefined
+      : await signRegistryFile(options.registryFile, options.signingKey, { logger });
+  return { entry, action, signed };
 }

@@ -188,7 +188,7 @@ async function fetchRemote<T>(
       }
       throw failure;
     }
-    const text = decodeText(bytes, url);
+    const text = decodeRegistryText(bytes, url);
     const value = accept(text);
     if (cacheFile !== undefined) {
       const copy = {
@@ -204,9 +204,17 @@ async function fetchRemote<T>(
 }
 
 async function readLocalText(path: string, maxBytes: number): Promise<string> {
-  let bytes: Buffer;
+  return decodeRegistryText(await readLocalRegistryFile(path, maxBytes), path);
+}
+
+/**
+ * The bytes of the local registry file at `path`, within `maxBytes`.
+ *
+ * @throws RegistryError naming the path when it is missing, not a regular file or too large.
+ */
+export async function readLocalRegistryFile(path: string, maxBytes: number): Promise<Buffer> {
   try {
-    bytes = await readRegularFile(path, maxBytes);
+    return await readRegularFile(path, maxBytes);
   } catch (err) {
     if (err instanceof FileProblemError) {
       const { problem } = err;
@@ -218,7 +226,6 @@ async function readLocalText(path: string, maxBytes: number): Promise<string> {
     }
     throw fsError(err, "read", path);
   }
-  return decodeText(bytes, path);
 }
 
 /** The whole of `stream`, or a RegistryError as soon as it passes `maxBytes`. */
@@ -245,7 +252,7 @@ async function readAtMost(
 }
 
 /** `bytes` as UTF-8 text (a byte-order mark dropped), refusing NUL bytes and invalid UTF-8. */
-function decodeText(bytes: Buffer, source: string): string {
+export function decodeRegistryText(bytes: Buffer, source: string): string {
   if (bytes.includes(0))
     throw new RegistryError(`${source}: not a text file (it contains NUL bytes)`);
   try {

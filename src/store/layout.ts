@@ -370,6 +370,7 @@ export function bookkeeping(dir: string): {
   syncSource: string;
   provenance: string;
   registryCopies: string;
+  signatures: string;
 } {
   const root = join(dir, BOOKKEEPING_DIR);
   return {
@@ -385,6 +386,7 @@ export function bookkeeping(dir: string): {
     syncSource: join(root, "synced-from"),
     provenance: join(root, "provenance.json"),
     registryCopies: join(root, "registries"),
+    signatures: join(root, "signatures.json"),
   };
 }
 

@@ -83,7 +83,12 @@ describe("completion", () => {
     { skip: missing("bash") },
     async () => {
       assert.deepEqual(await bashComplete(["axvisor-image", "pr"]), ["prune"]);
-      assert.deepEqual(await bashComplete(["axvisor-image", "registry", ""]), ["add", "check"]);
+      assert.deepEqual(await bashComplete(["axvisor-image", "registry", ""]), [
+        "add",
+        "check",
+        "sign",
+        "keygen",
+      ]);
       assert.deepEqual(await bashComplete(["axvisor-image", "completion", ""]), [
         "bash",
         "zsh",
@@ -121,7 +126,12 @@ describe("completion", () => {
         "qemu_aarch64_linux",
         "qemu_riscv64_linux",
       ]);
-      assert.deepEqual(await complete(["axvisor-image", "registry", ""]), ["add", "check"]);
+      assert.deepEqual(await complete(["axvisor-image", "registry", ""]), [
+        "add",
+        "check",
+        "sign",
+        "keygen",
+      ]);
       assert.deepEqual(await complete(["axvisor-image", "resize", ""]), ["FILES"]);
     },
   );
@@ -139,6 +149,11 @@ describe("completion", () => {
     assert.deepEqual(await complete(`axvisor-image -S ${w.store} rm qemu_r`), [
       "qemu_riscv64_linux",
     ]);
-    assert.deepEqual((await complete("axvisor-image registry ")).sort(), ["add", "check"]);
+    assert.deepEqual((await complete("axvisor-image registry ")).sort(), [
+      "add",
+      "check",
+      "keygen",
+      "sign",
+    ]);
   });
 });

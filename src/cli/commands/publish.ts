@@ -3,18 +3,27 @@ import { publish, type PublishOptions } from "../../ops/publish.js";
 import { commandContext } from "../context.js";
 import { result } from "../output.js";
 import { createProgressView } from "../progress.js";
+import { openSigningKey } from "../password.js";
 
 /** Options of `publish`, as commander parses them. */
 export type PublishCommandOptions = Omit<
   PublishOptions,
-  "archive" | "version" | "config" | "chunkSize" | "signal" | "logger" | "env" | "onProgress"
-> & { imageVersion: string };
+  | "archive"
+  | "version"
+  | "config"
+  | "chunkSize"
+  | "signal"
+  | "logger"
+  | "env"
+  | "onProgress"
+  | "signingKey"
+> & { imageVersion: string; key?: string };
 
 /**
  * `publish ARCHIVE --name N --image-version V --arch A --description D [--released-at T]
- * (--to oci://HOST/REPO:TAG | --url URL) --registry-file FILE`: prints the entry's URL (pinned to
- * the pushed manifest's digest with `--to`), showing the upload's progress as `pull` shows its
- * download's.
+ * (--to oci://HOST/REPO:TAG | --url URL) --registry-file FILE [--key KEY]`: prints the entry's URL
+ * (pinned to the pushed manifest's digest with `--to`), showing the upload's progress as `pull`
+ * shows its download's.
  */
 export async function publishCommand(
   archive: string,
@@ -22,7 +31,8 @@ export async function publishCommand(
   command: Command,
 ): Promise<void> {
   const ctx = await commandContext(command);
-  const { imageVersion, ...fields } = options;
+  const { imageVersion, key, ...fields } = options;
+  const signingKey = key === undefined ? undefined : await openSigningKey(key);
   const view = await createProgressView(ctx.quiet);
   let published;
   try {
@@ -30,6 +40,7 @@ export async function publishCommand(
       ...fields,
       archive,
       version: imageVersion,
+      signingKey,
       config: ctx.config,
       signal: ctx.signal,
       logger: view.logger,
