@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { rm } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { ImageJson, PullJson, StoreJson } from "../../src/cli/json.js";
@@ -239,6 +239,29 @@ describe("TGOS images, several registries and axbuild's options", () => {
     const nested = await cli([...both.slice(0, 4), "-E", join(downloads, "trees"), "du"]);
     assert.equal(nested.code, 2);
     assert.match(nested.stderr, /^error: the extract directory .* are nested/m);
+  });
+
+  it("reads axbuild's own configuration file (registry, download_dir, extract_dir) with -c", async () => {
+    const axbuild = join(t.dir, "tmp", "axbuild");
+    await mkdir(axbuild, { recursive: true });
+    const downloads = join(t.dir, "tgosimages");
+    const rootfs = join(axbuild, "rootfs");
+    const registry = `${t.site.base}${TGOS_REGISTRY_DIR}/default.toml`;
+    // As axbuild writes it (toml::to_string_pretty of its ImageConfig).
+    writeFileSync(
+      join(axbuild, ".image.toml"),
+      `registry = ${JSON.stringify(registry)}\ndownload_dir = ${JSON.stringify(downloads)}\nextract_dir = ${JSON.stringify(rootfs)}\n`,
+    );
+    const run = await cli(["-c", "tmp/axbuild/.image.toml", "pull", "--arch", "aarch64", "--file"]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout.trim(), join(rootfs, ALPINE, ALPINE));
+    assert.ok(existsSync(join(downloads, `${ALPINE}.tar.xz`)));
+    const [row] = JSON.parse(
+      (await cli(["-c", "tmp/axbuild/.image.toml", "ls", "--json", ALPINE])).stdout,
+    ) as ImageJson[];
+    assert.equal(row!.registry, registry);
+    await rm(join(t.dir, "tmp"), { recursive: true, force: true });
+    await rm(downloads, { recursive: true, force: true });
   });
 
   it("registries = [axvisor, tgos, URL]: merged in order, provenance per entry, a warning on conflicts", async () => {
