@@ -8,38 +8,22 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, beforeEach, describe, it } from "node:test";
-import type { ImageJson, PullJson } from "../../src/cli/json.js";
+import { after, before, describe, it } from "node:test";
+import type { ImageJson, PullJson, StoreJson } from "../../src/cli/json.js";
 import { cliEnv, makeTarGz, registryToml, runCli, sha256, tempDir } from "../helpers/images.js";
-import { startTgosSite, TGOS_REGISTRY_DIR, TGOS_VERSION, type TgosSite } from "../helpers/tgos.js";
+import { clashingQemu, TGOS_REGISTRY_DIR, TGOS_VERSION, useTgosSite } from "../helpers/tgos.js";
 
 const ALPINE = "rootfs-aarch64-alpine.img";
 
 describe("TGOS images, several registries and axbuild's options", () => {
-  let site: TgosSite;
-  let dir: { path: string; cleanup: () => Promise<void> };
-  let store: string;
-  const cli = (args: string[], env: Record<string, string> = {}, cwd = dir.path) =>
+  const t = useTgosSite();
+  const cli = (args: string[], env: Record<string, string> = {}, cwd = t.dir) =>
     runCli(args, {
       cwd,
-      env: cliEnv({ AXVISOR_IMAGE_REGISTRY_BASE_URL: site.base, ...env }),
+      env: cliEnv({ AXVISOR_IMAGE_REGISTRY_BASE_URL: t.site.base, ...env }),
     });
   const tgos = (args: string[], env: Record<string, string> = {}) =>
-    cli(["-S", store, "-R", "tgos", ...args], env);
-
-  before(async () => {
-    site = await startTgosSite();
-    dir = await tempDir();
-    store = join(dir.path, "store");
-  });
-  after(async () => {
-    await site.close();
-    await dir.cleanup();
-  });
-  beforeEach(async () => {
-    await rm(store, { recursive: true, force: true });
-    await rm(join(dir.path, ".image.toml"), { force: true });
-  });
+    cli(["-S", t.store, "-R", "tgos", ...args], env);
 
   it("-R tgos: sync and ls read tgosimages' files; ls --json names the registry", async () => {
     const synced = await tgos(["sync"]);
@@ -61,15 +45,15 @@ describe("TGOS images, several registries and axbuild's options", () => {
     const pulled = await tgos(["pull", "--arch", "aarch64", "--file"]);
     assert.equal(pulled.code, 0, pulled.stderr);
     const file = pulled.stdout.trim();
-    assert.equal(file, join(store, ALPINE, ALPINE));
-    assert.ok(readFileSync(file).equals(site.standIns.get(ALPINE)!.file!), "the .img as packed");
+    assert.equal(file, join(t.store, ALPINE, ALPINE));
+    assert.ok(readFileSync(file).equals(t.site.standIns.get(ALPINE)!.file!), "the .img as packed");
     const tree = await tgos(["pull", "--arch", "aarch64"]);
-    assert.equal(tree.stdout.trim(), join(store, ALPINE), "without --file: the tree, as before");
+    assert.equal(tree.stdout.trim(), join(t.store, ALPINE), "without --file: the tree, as before");
     const path = await tgos(["path", "--file", ALPINE]);
     assert.equal(path.code, 0, path.stderr);
     assert.equal(path.stdout.trim(), file);
     // What axbuild's `image check` prints for it.
-    const expected = sha256(site.standIns.get(ALPINE)!.file!);
+    const expected = sha256(t.site.standIns.get(ALPINE)!.file!);
     const check = await cli(["check", file, "--sha256", expected]);
     assert.equal(check.code, 0, check.stderr);
     assert.equal(check.stdout, `${expected}  ${file}\n`);
@@ -79,7 +63,7 @@ describe("TGOS images, several registries and axbuild's options", () => {
     const pulled = await tgos(["pull", "--arch", "x86_64", "--file"]);
     assert.equal(pulled.code, 0, pulled.stderr);
     const file = pulled.stdout.trim();
-    const original = site.standIns.get("rootfs-x86_64-alpine.img")!.file!;
+    const original = t.site.standIns.get("rootfs-x86_64-alpine.img")!.file!;
     assert.ok(readFileSync(file).equals(original));
     const st = statSync(file);
     assert.ok(st.blocks * 512 < st.size / 2, `sparse: ${st.blocks * 512} of ${st.size} bytes`);
@@ -92,7 +76,7 @@ describe("TGOS images, several registries and axbuild's options", () => {
     const name = "rootfs-aarch64-busybox.img";
     assert.equal(result!.image, "busybox");
     assert.equal(result!.name, name);
-    assert.equal(result!.file, join(store, name, name));
+    assert.equal(result!.file, join(t.store, name, name));
     assert.equal(result!.registry, "tgos");
 
     const bare = await tgos(["pull", "alpine"]);
@@ -124,19 +108,19 @@ describe("TGOS images, several registries and axbuild's options", () => {
       "initramfs-aarch64-busybox.cpio.gz",
     ]);
     assert.equal(run.code, 0, run.stderr);
-    const bundle = join(store, "qemu-aarch64");
+    const bundle = join(t.store, "qemu-aarch64");
     assert.equal(readFileSync(join(bundle, "linux", "Image"), "utf8"), "stand-in kernel\n");
     assert.equal(
       readFileSync(join(bundle, "arceos", "helloworld.bin"), "utf8"),
       "stand-in arceos\n",
     );
     const board = await tgos(["path", "--file", "orangepi-5-plus.img"]);
-    assert.equal(board.stdout.trim(), join(store, "orangepi-5-plus.img", "orangepi-5-plus.img"));
+    assert.equal(board.stdout.trim(), join(t.store, "orangepi-5-plus.img", "orangepi-5-plus.img"));
     const noFile = await tgos(["path", "--file", "qemu-aarch64"]);
     assert.equal(noFile.code, 1);
     assert.match(noFile.stderr, /^error: image qemu-aarch64 has no file named qemu-aarch64/m);
     assert.match(noFile.stderr, /^hint: it is not a single-file image: its tree is /m);
-    assert.ok(existsSync(join(store, "qemu-aarch64.tar.xz")), "archive named by its real format");
+    assert.ok(existsSync(join(t.store, "qemu-aarch64.tar.xz")), "archive named by its real format");
   });
 
   it("--file never prints a link an archive put where the image file would be", async () => {
@@ -144,15 +128,15 @@ describe("TGOS images, several registries and axbuild's options", () => {
       { name: "evil.img", type: "symlink", linkname: "/etc/passwd" },
       { name: "other", data: "x" },
     ]);
-    site.put("lab/evil.img.tar.gz", archive);
-    const registry = join(dir.path, "evil.toml");
-    const url = `${site.base}lab/evil.img.tar.gz`;
+    t.site.put("lab/evil.img.tar.gz", archive);
+    const registry = join(t.dir, "evil.toml");
+    const url = `${t.site.base}lab/evil.img.tar.gz`;
     writeFileSync(registry, registryToml([{ name: "evil.img", url, sha256: sha256(archive) }]));
-    const run = await cli(["-S", store, "-R", registry, "pull", "--file", "evil.img"]);
+    const run = await cli(["-S", t.store, "-R", registry, "pull", "--file", "evil.img"]);
     assert.equal(run.code, 1);
     assert.equal(run.stdout, "");
     assert.match(run.stderr, /^error: image evil\.img has no file named evil\.img at the top/m);
-    const path = await cli(["-S", store, "-R", registry, "path", "--file", "evil.img"]);
+    const path = await cli(["-S", t.store, "-R", registry, "path", "--file", "evil.img"]);
     assert.equal(path.code, 1);
     assert.equal(path.stdout, "");
   });
@@ -169,14 +153,14 @@ describe("TGOS images, several registries and axbuild's options", () => {
     assert.match(du.stdout, /rootfs-aarch64-alpine\.img/);
     const rm1 = await tgos(["rm", ALPINE]);
     assert.equal(rm1.code, 0, rm1.stderr);
-    assert.ok(!existsSync(join(store, ALPINE)));
+    assert.ok(!existsSync(join(t.store, ALPINE)));
   });
 
   it("a versioned file of tgos listed as a second registry: both versions, and prune --keep 1", async () => {
-    const older = `${site.base}${TGOS_REGISTRY_DIR}/v0.0.13.toml`;
+    const older = `${t.site.base}${TGOS_REGISTRY_DIR}/v0.0.13.toml`;
     writeFileSync(
-      join(dir.path, ".image.toml"),
-      `local_storage = ${JSON.stringify(store)}\nregistries = ["tgos", ${JSON.stringify(older)}]\n`,
+      join(t.dir, ".image.toml"),
+      `local_storage = ${JSON.stringify(t.store)}\nregistries = ["tgos", ${JSON.stringify(older)}]\n`,
     );
     const ls = await cli(["ls", "-v", "--json", "^qemu-aarch64$"]);
     const versions = JSON.parse(ls.stdout) as ImageJson[];
@@ -189,16 +173,16 @@ describe("TGOS images, several registries and axbuild's options", () => {
     );
     const pulled = await cli(["pull", "qemu-aarch64", "qemu-aarch64:0.0.13"]);
     assert.equal(pulled.code, 0, pulled.stderr);
-    assert.ok(existsSync(join(store, "qemu-aarch64-0.0.13", "linux", "Image")));
+    assert.ok(existsSync(join(t.store, "qemu-aarch64-0.0.13", "linux", "Image")));
     const prune = await cli(["prune", "--keep", "1"]);
     assert.equal(prune.code, 0, prune.stderr);
-    assert.ok(!existsSync(join(store, "qemu-aarch64-0.0.13")), "the older version is removed");
-    assert.ok(existsSync(join(store, "qemu-aarch64", "linux", "Image")), "the newest is kept");
+    assert.ok(!existsSync(join(t.store, "qemu-aarch64-0.0.13")), "the older version is removed");
+    assert.ok(existsSync(join(t.store, "qemu-aarch64", "linux", "Image")), "the newest is kept");
   });
 
   it("-D/-E and TGOS_IMAGE_DOWNLOAD_DIR/TGOS_IMAGE_EXTRACT_DIR: archives and trees apart", async () => {
-    const downloads = join(dir.path, "downloads");
-    const extracted = join(dir.path, "extracted");
+    const downloads = join(t.dir, "downloads");
+    const extracted = join(t.dir, "extracted");
     await rm(downloads, { recursive: true, force: true });
     await rm(extracted, { recursive: true, force: true });
     // Flags after the subcommand, as axbuild's global options are.
@@ -219,7 +203,7 @@ describe("TGOS images, several registries and axbuild's options", () => {
     assert.ok(existsSync(join(downloads, "images.toml")));
     assert.ok(!existsSync(join(downloads, ALPINE)), "no tree in the download directory");
 
-    const other = join(dir.path, "env-extracted");
+    const other = join(t.dir, "env-extracted");
     const env = await cli(["-R", "tgos", "path", "--file", ALPINE], {
       TGOS_IMAGE_DOWNLOAD_DIR: downloads,
       TGOS_IMAGE_EXTRACT_DIR: extracted,
@@ -233,31 +217,65 @@ describe("TGOS images, several registries and axbuild's options", () => {
     const [row] = JSON.parse(storage.stdout) as ImageJson[];
     assert.equal(row!.archive, join(downloads, `${ALPINE}.tar.xz`));
     assert.equal(row!.tree, null, "its tree is in the other extract directory");
-    const blank = await cli(["-S", store, "-R", "tgos", "config"], {
+    const blank = await cli(["-S", t.store, "-R", "tgos", "config"], {
       TGOS_IMAGE_EXTRACT_DIR: "  ",
     });
     assert.doesNotMatch(blank.stdout, /^extract_dir = /m, "a blank value is ignored, as axbuild");
+
+    // verify, du and rm know both directories.
+    const both = ["-R", "tgos", "-D", downloads, "-E", extracted];
+    const verify = await cli([...both, "verify"]);
+    assert.equal(verify.code, 0, verify.stderr + verify.stdout);
+    const du = JSON.parse((await cli([...both, "du", "--json"])).stdout) as StoreJson;
+    assert.equal(du.extract_dir, extracted);
+    assert.deepEqual(
+      du.images.map((i) => [i.image, i.tree]),
+      [[ALPINE, join(extracted, ALPINE)]],
+    );
+    const removed = await cli([...both, "rm", ALPINE]);
+    assert.equal(removed.code, 0, removed.stderr);
+    assert.ok(!existsSync(join(extracted, ALPINE)), "tree removed from the extract directory");
+    assert.ok(!existsSync(join(downloads, `${ALPINE}.tar.xz`)), "archive removed from the store");
+    const nested = await cli([...both.slice(0, 4), "-E", join(downloads, "trees"), "du"]);
+    assert.equal(nested.code, 2);
+    assert.match(nested.stderr, /^error: the extract directory .* are nested/m);
+  });
+
+  it("reads axbuild's own configuration file (registry, download_dir, extract_dir) with -c", async () => {
+    const axbuild = join(t.dir, "tmp", "axbuild");
+    await mkdir(axbuild, { recursive: true });
+    const downloads = join(t.dir, "tgosimages");
+    const rootfs = join(axbuild, "rootfs");
+    const registry = `${t.site.base}${TGOS_REGISTRY_DIR}/default.toml`;
+    // As axbuild writes it (toml::to_string_pretty of its ImageConfig).
+    writeFileSync(
+      join(axbuild, ".image.toml"),
+      `registry = ${JSON.stringify(registry)}\ndownload_dir = ${JSON.stringify(downloads)}\nextract_dir = ${JSON.stringify(rootfs)}\n`,
+    );
+    const run = await cli(["-c", "tmp/axbuild/.image.toml", "pull", "--arch", "aarch64", "--file"]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout.trim(), join(rootfs, ALPINE, ALPINE));
+    assert.ok(existsSync(join(downloads, `${ALPINE}.tar.xz`)));
+    const [row] = JSON.parse(
+      (await cli(["-c", "tmp/axbuild/.image.toml", "ls", "--json", ALPINE])).stdout,
+    ) as ImageJson[];
+    assert.equal(row!.registry, registry);
+    await rm(join(t.dir, "tmp"), { recursive: true, force: true });
+    await rm(downloads, { recursive: true, force: true });
   });
 
   it("registries = [axvisor, tgos, URL]: merged in order, provenance per entry, a warning on conflicts", async () => {
-    const lab = join(dir.path, "lab");
-    await mkdir(lab, { recursive: true });
-    const tgosQemu = site.standIns.get("qemu-aarch64")!;
+    const tgosQemu = t.site.standIns.get("qemu-aarch64")!;
     const labToml = registryToml([
       { name: "lab-only", url: "https://lab.invalid/x.tar.gz", sha256: sha256("lab") },
       // The same name and version as tgos, another archive: a conflict; tgos is listed first.
-      {
-        name: "qemu-aarch64",
-        version: TGOS_VERSION,
-        url: "https://lab.invalid/q.tar.xz",
-        sha256: sha256("other"),
-      },
+      clashingQemu("other"),
     ]);
-    site.put("lab/registry.toml", labToml);
-    const labUrl = `${site.base}lab/registry.toml`;
+    t.site.put("lab/registry.toml", labToml);
+    const labUrl = `${t.site.base}lab/registry.toml`;
     writeFileSync(
-      join(dir.path, ".image.toml"),
-      `local_storage = ${JSON.stringify(store)}\nregistries = ["axvisor", "tgos", ${JSON.stringify(labUrl)}]\n`,
+      join(t.dir, ".image.toml"),
+      `local_storage = ${JSON.stringify(t.store)}\nregistries = ["axvisor", "tgos", ${JSON.stringify(labUrl)}]\n`,
     );
     const synced = await cli(["sync"]);
     assert.equal(synced.code, 0, synced.stderr);
@@ -282,23 +300,23 @@ describe("TGOS images, several registries and axbuild's options", () => {
 
   it("a registry that cannot be read: its fallback (TGOS_IMAGE_REGISTRY_FALLBACK_URL), then its last good copy", async () => {
     writeFileSync(
-      join(dir.path, ".image.toml"),
-      `local_storage = ${JSON.stringify(store)}\nregistries = ["tgos", "axvisor"]\n`,
+      join(t.dir, ".image.toml"),
+      `local_storage = ${JSON.stringify(t.store)}\nregistries = ["tgos", "axvisor"]\n`,
     );
     const first = await cli(["sync"]);
     assert.equal(first.code, 0, first.stderr);
-    const root = join(site.root, TGOS_REGISTRY_DIR, "default.toml");
+    const root = join(t.site.root, TGOS_REGISTRY_DIR, "default.toml");
     const saved = readFileSync(root);
     await rm(root);
     try {
-      const fallback = `${site.base}${TGOS_REGISTRY_DIR}/v0.0.15.toml`;
+      const fallback = `${t.site.base}${TGOS_REGISTRY_DIR}/v0.0.15.toml`;
       const viaFallback = await cli(["sync"], { TGOS_IMAGE_REGISTRY_FALLBACK_URL: fallback });
       assert.equal(viaFallback.code, 0, viaFallback.stderr);
       const info = await cli(["info", ALPINE]);
       assert.match(info.stdout, /^version 0\.0\.15 \(latest\)$/m);
       assert.match(info.stdout, /registry +tgos \(.*v0\.0\.15\.toml, its fallback\)$/m);
       // Neither the registry nor its fallback: its last good copy, while axvisor still updates.
-      const noFallback = `${site.base}nowhere.toml`;
+      const noFallback = `${t.site.base}nowhere.toml`;
       const lastGood = await cli(["sync"], { TGOS_IMAGE_REGISTRY_FALLBACK_URL: noFallback });
       assert.equal(lastGood.code, 0, lastGood.stderr);
       const again = await cli(["info", ALPINE]);

@@ -8,9 +8,11 @@
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
+import { after, before, beforeEach } from "node:test";
 import { fileURLToPath } from "node:url";
-import { sha256, tempDir } from "./images.js";
+import { sha256, tempDir, type TestEntry } from "./images.js";
 import { startPythonServer, type PythonServer } from "./python-server.js";
 
 const FIXTURES = fileURLToPath(new URL("../fixtures/", import.meta.url));
@@ -22,6 +24,19 @@ const TGOS_RELEASES = "rcore-os/tgosimages/releases/download";
 
 /** The version of tgosimages' `default.toml` (it includes `v0.0.14.toml`). */
 export const TGOS_VERSION = "0.0.14";
+
+/**
+ * An entry with the name and version of tgos' `qemu-aarch64` and another archive (`seed` makes its
+ * sha256): a conflict for a registry listed with `tgos`.
+ */
+export function clashingQemu(seed: string): TestEntry {
+  return {
+    name: "qemu-aarch64",
+    version: TGOS_VERSION,
+    url: "https://lab.invalid/q.tar.xz",
+    sha256: sha256(seed),
+  };
+}
 
 /** A stand-in archive: its image, and what its single file or tree holds. */
 export interface StandIn {
@@ -147,4 +162,43 @@ export async function startTgosSite(): Promise<TgosSite> {
       await dir.cleanup();
     },
   };
+}
+
+/** A {@link TgosSite} for a suite, with a working directory and a store in it. */
+export interface TgosFixture {
+  readonly site: TgosSite;
+  /** The working directory of the tests (its `.image.toml` is removed before each test). */
+  readonly dir: string;
+  /** `<dir>/store`, removed before each test. */
+  readonly store: string;
+}
+
+/** Registers hooks on the enclosing suite: one site for the suite, a clean store for each test. */
+export function useTgosSite(): TgosFixture {
+  let site: TgosSite | undefined;
+  let dir: { path: string; cleanup: () => Promise<void> } | undefined;
+  const fixture: TgosFixture = {
+    get site() {
+      return site!;
+    },
+    get dir() {
+      return dir!.path;
+    },
+    get store() {
+      return join(dir!.path, "store");
+    },
+  };
+  before(async () => {
+    site = await startTgosSite();
+    dir = await tempDir();
+  });
+  after(async () => {
+    await site?.close();
+    await dir?.cleanup();
+  });
+  beforeEach(async () => {
+    await rm(fixture.store, { recursive: true, force: true });
+    await rm(join(fixture.dir, ".image.toml"), { force: true });
+  });
+  return fixture;
 }

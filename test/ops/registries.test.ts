@@ -8,7 +8,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { after, before, beforeEach, describe, it } from "node:test";
+import { after, before, describe, it } from "node:test";
 import { resolveConfig, type Config } from "../../src/config/config.js";
 import { FileProblemError } from "../../src/regular-file.js";
 import type { Logger } from "../../src/log.js";
@@ -19,7 +19,7 @@ import { defaultRootfs, expandAlias } from "../../src/registry/aliases.js";
 import { readProvenance } from "../../src/store/provenance.js";
 import { UsageError } from "../../src/errors.js";
 import { registryToml, sha256, tempDir } from "../helpers/images.js";
-import { startTgosSite, TGOS_REGISTRY_DIR, TGOS_VERSION, type TgosSite } from "../helpers/tgos.js";
+import { clashingQemu, TGOS_REGISTRY_DIR, TGOS_VERSION, useTgosSite } from "../helpers/tgos.js";
 import { failureMessage } from "../registry/support.js";
 
 function recorder(): Logger & { warnings: string[] } {
@@ -28,38 +28,25 @@ function recorder(): Logger & { warnings: string[] } {
 }
 
 describe("several registries, by name", () => {
-  let site: TgosSite;
-  let dir: { path: string; cleanup: () => Promise<void> };
-  let store: string;
+  const t = useTgosSite();
   const config = async (registry: string | string[], env: Record<string, string> = {}) => {
     const { config } = await resolveConfig({
-      cwd: dir.path,
-      overrides: { localStorage: store, registry },
-      env: { AXVISOR_IMAGE_REGISTRY_BASE_URL: site.base, ...env },
+      cwd: t.dir,
+      overrides: { localStorage: t.store, registry },
+      env: { AXVISOR_IMAGE_REGISTRY_BASE_URL: t.site.base, ...env },
     });
     return config;
   };
 
-  before(async () => {
-    site = await startTgosSite();
-    dir = await tempDir();
-    store = join(dir.path, "store");
-  });
-  after(async () => {
-    await site.close();
-    await dir.cleanup();
-  });
-  beforeEach(() => rm(store, { recursive: true, force: true }));
-
   it("the built-in names read their own files at the base URL, each with its own fallback", async () => {
     const tgos = await config("tgos");
-    assert.equal(tgos.fallbackRegistry, `${site.base}${TGOS_REGISTRY_DIR}/v0.0.15.toml`);
+    assert.equal(tgos.fallbackRegistry, `${t.site.base}${TGOS_REGISTRY_DIR}/v0.0.15.toml`);
     const axvisor = await config("axvisor");
     assert.match(
       axvisor.fallbackRegistry,
       /axvisor-guest\/refs\/heads\/main\/registry\/v0\.0\.25\.toml$/,
     );
-    const { config: defaults } = await resolveConfig({ cwd: dir.path, env: {} });
+    const { config: defaults } = await resolveConfig({ cwd: t.dir, env: {} });
     assert.equal(defaults.registry, "axvisor", "the default stays axvisor-guest");
   });
 
@@ -74,33 +61,26 @@ describe("several registries, by name", () => {
       ],
     );
     const images = await openRegistry(c);
-    const provenance = await readProvenance(store);
+    const provenance = await readProvenance(t.store);
     assert.deepEqual(provenance?.registries, ["tgos", "axvisor"]);
     const alpine = images.find((e) => e.name === "rootfs-aarch64-alpine.img")!;
     assert.equal(alpine.version, TGOS_VERSION);
     assert.deepEqual(provenance?.of(alpine), {
       registry: "tgos",
-      file: `${site.base}${TGOS_REGISTRY_DIR}/v0.0.14.toml`,
+      file: `${t.site.base}${TGOS_REGISTRY_DIR}/v0.0.14.toml`,
       via: "registry",
     });
     const guest = images.find((e) => e.name === "qemu_aarch64_linux")!;
     assert.equal(provenance?.of(guest)?.registry, "axvisor");
     // images.toml stays the Rust tool's form: no field of ours in it.
-    const toml = readFileSync(join(store, "images.toml"), "utf8");
+    const toml = readFileSync(join(t.store, "images.toml"), "utf8");
     assert.doesNotMatch(toml, /registry\s*=|provenance/);
   });
 
   it("the first registry wins on the same name and version, with a warning naming both", async () => {
-    const clash = registryToml([
-      {
-        name: "qemu-aarch64",
-        version: TGOS_VERSION,
-        url: "https://lab.invalid/q.tar.xz",
-        sha256: sha256("lab"),
-      },
-    ]);
-    site.put("lab/clash.toml", clash);
-    const lab = `${site.base}lab/clash.toml`;
+    const clash = registryToml([clashingQemu("lab")]);
+    t.site.put("lab/clash.toml", clash);
+    const lab = `${t.site.base}lab/clash.toml`;
     const logger = recorder();
     await sync(await config([lab, "tgos"]), { logger });
     const images = await openRegistry(await config([lab, "tgos"]));
@@ -113,10 +93,10 @@ describe("several registries, by name", () => {
 
   it("one registry failing keeps its last good copy while the others update", async () => {
     const c = await config(["tgos", "axvisor"], {
-      TGOS_IMAGE_REGISTRY_FALLBACK_URL: `${site.base}nowhere.toml`,
+      TGOS_IMAGE_REGISTRY_FALLBACK_URL: `${t.site.base}nowhere.toml`,
     });
     await sync(c);
-    const root = join(site.root, TGOS_REGISTRY_DIR, "default.toml");
+    const root = join(t.site.root, TGOS_REGISTRY_DIR, "default.toml");
     const saved = readFileSync(root);
     await rm(root);
     try {
@@ -134,9 +114,9 @@ describe("several registries, by name", () => {
   });
 
   it("the environment: ours before axbuild's, blank values ignored", async () => {
-    const base = { AXVISOR_IMAGE_REGISTRY_BASE_URL: site.base };
+    const base = { AXVISOR_IMAGE_REGISTRY_BASE_URL: t.site.base };
     const resolved = (env: Record<string, string>) =>
-      resolveConfig({ cwd: dir.path, env: { ...base, ...env } }).then((r) => r.config);
+      resolveConfig({ cwd: t.dir, env: { ...base, ...env } }).then((r) => r.config);
     const both = await resolved({
       AXVISOR_IMAGE_LOCAL_STORAGE: "/tmp/ours",
       TGOS_IMAGE_LOCAL_STORAGE: "/tmp/theirs",
@@ -157,9 +137,9 @@ describe("several registries, by name", () => {
   });
 
   it("`registries` in .image.toml: a list in order; an empty list or a repeat is refused", async () => {
-    const file = join(dir.path, "list.toml");
+    const file = join(t.dir, "list.toml");
     writeFileSync(file, 'registries = ["tgos", "axvisor"]\n');
-    const { config: listed } = await resolveConfig({ cwd: dir.path, configFile: file, env: {} });
+    const { config: listed } = await resolveConfig({ cwd: t.dir, configFile: file, env: {} });
     assert.deepEqual(listed.registry, ["tgos", "axvisor"]);
     writeFileSync(file, 'registries = ["tgos", "tgos"]\n');
     const twice = await failureMessage(() => resolveConfig({ configFile: file, env: {} }));
