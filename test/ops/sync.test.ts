@@ -180,7 +180,7 @@ describe("sync and auto-sync", () => {
     let syncing: Promise<unknown> | undefined;
     await withLock(w.store, SYNC_LOCK, async () => {
       syncing = sync(w.config());
-      for (let i = 0; i < 500 && asked() === before; i++) {
+      for (let i = 0; i < 3000 && asked() === before; i++) {
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
       assert.equal(asked(), before + 1, "requested while another sync holds the lock");
