@@ -1,10 +1,14 @@
 /**
  * `sync`: fetch the configured registry (or the fallback) with its includes and replace the
- * store's `images.toml`, refusing an answer that looks broken.
+ * store's `images.toml`, refusing an answer that looks broken, or, when keys are pinned for the
+ * registry (`[[trust]]`) or signatures required, any file without a valid signature by a pinned
+ * key or older than the copy accepted before.
  */
 import type { Config } from "../config/config.js";
 import { AxError } from "../errors.js";
 import { silentLogger } from "../log.js";
+import type { LoadedRegistry } from "../registry/load.js";
+import type { AcceptedSignatures } from "../registry/signature.js";
 import type { ImageEntry } from "../registry/types.js";
 import { SYNC_LOCK, bookkeeping } from "../store/layout.js";
 import { withLock } from "../store/lock.js";
@@ -32,6 +36,8 @@ export interface SyncResult {
   images: number;
   /** Every registry file that was read. */
   files: string[];
+  /** The keys (16 hex digits) that signed the files read; empty when they were not verified. */
+  verifiedBy: string[];
 }
 
 /**
@@ -46,15 +52,24 @@ export async function sync(config: Config, options: SyncOptions = {}): Promise<S
   const logger = options.logger ?? silentLogger;
   const store = config.localStorage;
   const { loadRegistry } = await import("../registry/load.js");
+  const { SignatureError } = await import("../registry/signature.js");
+  const { pinnedKeys } = await import("../config/trust.js");
+  const { readAcceptedSignatures } = await import("../store/signatures.js");
   return withLock(
     store,
     SYNC_LOCK,
     async () => {
+      const accepted = await readAcceptedSignatures(store);
       const load = (url: string) =>
         loadRegistry(url, {
           cacheDir: bookkeeping(store).registryCache,
           signal: options.signal,
           logger,
+          signatures: {
+            keys: pinnedKeys(config.trust ?? [], url),
+            required: config.requireSignatures ?? false,
+            accepted,
+          },
         });
       let source = config.registry;
       let usedFallback = false;
@@ -64,6 +79,8 @@ export async function sync(config: Config, options: SyncOptions = {}): Promise<S
         loaded = await load(config.registry);
       } catch (err) {
         if (!(err instanceof AxError) || options.signal?.aborted) throw err;
+        // A refused signature is a sign of tampering, not of an outage: no fallback.
+        if (err instanceof SignatureError) throw await keptStore(store, err);
         logger.warn(`${err.message}; trying the fallback registry ${config.fallbackRegistry}`);
         source = config.fallbackRegistry;
         usedFallback = true;
@@ -71,6 +88,7 @@ export async function sync(config: Config, options: SyncOptions = {}): Promise<S
           loaded = await load(config.fallbackRegistry);
         } catch (fallbackErr) {
           if (!(fallbackErr instanceof AxError)) throw fallbackErr;
+          if (fallbackErr instanceof SignatureError) throw await keptStore(store, fallbackErr);
           const kept = (await readRegistryState(store)).kind === "ok";
           throw new AxError(`sync failed: ${err.message}; fallback: ${fallbackErr.message}`, {
             hint: kept
@@ -80,15 +98,62 @@ export async function sync(config: Config, options: SyncOptions = {}): Promise<S
         }
       }
       await refuseSuspicious(store, source, usedFallback, loaded.images, options);
+      // The rollback state first: a crash in between leaves it newer than the registry, never older.
+      const verifiedBy = await recordSignatures(store, accepted, loaded);
       await writeRegistry(store, loaded.images);
       await markSource(store, source, usedFallback);
       logger.info(
         `registry synced: ${loaded.images.length} images from ${loaded.files.length} file(s)`,
       );
-      return { source, usedFallback, images: loaded.images.length, files: loaded.files };
+      if (verifiedBy.length > 0) {
+        logger.info(`registry verified: every file signed by key ${verifiedBy.join(", ")}`);
+      }
+      return {
+        source,
+        usedFallback,
+        images: loaded.images.length,
+        files: loaded.files,
+        verifiedBy,
+      };
     },
     { signal: options.signal, onWait: () => logger.info("waiting for another sync to finish") },
   );
+}
+
+/** `err`, a refused signature, as the one error of the sync: the store's registry is kept. */
+async function keptStore(store: string, err: AxError): Promise<AxError> {
+  const kept = (await readRegistryState(store).catch(() => undefined))?.kind === "ok";
+  const outcome = kept ? "the registry already in the store was kept" : "nothing was written";
+  return new AxError(`sync refused: ${err.message}`, {
+    hint: err.hint === undefined ? outcome : `${err.hint}; ${outcome}`,
+    cause: err,
+  });
+}
+
+/**
+ * Records the verified signatures of `loaded` in the store's rollback state, with the key that
+ * verified each image; returns the keys that signed, each once.
+ */
+async function recordSignatures(
+  store: string,
+  accepted: AcceptedSignatures,
+  loaded: LoadedRegistry,
+): Promise<string[]> {
+  const { acceptSignatures, acceptedSignatureKey } = await import("../registry/signature.js");
+  const { writeAcceptedSignatures } = await import("../store/signatures.js");
+  const keyOf = new Map<string, string>();
+  for (const verdict of loaded.verdicts) {
+    if (verdict.status === "verified") keyOf.set(verdict.file, verdict.keyId);
+  }
+  if (keyOf.size === 0 && accepted.size === 0) return []; // a store that never verified one
+  const images = loaded.images.flatMap((image, i) => {
+    const file = loaded.imageFiles[i]!;
+    const keyId = keyOf.get(file);
+    if (keyId === undefined) return [];
+    return [{ name: image.name, version: image.version, keyId, file: acceptedSignatureKey(file) }];
+  });
+  await writeAcceptedSignatures(store, acceptSignatures(accepted, loaded.verdicts), images);
+  return [...new Set(keyOf.values())];
 }
 
 /**

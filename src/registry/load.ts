@@ -5,6 +5,7 @@
  */
 
 import { linkedController } from "../concurrency.js";
+import { AxError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import { RegistryError } from "./errors.js";
 import { parseRegistry } from "./format.js";
@@ -12,8 +13,19 @@ import { isRemote, resolveInclude, toLocation } from "./location.js";
 import { quote, urlScheme } from "./rules.js";
 import { mergeImages, type ImageSource } from "./merge.js";
 import {
+  checksSignatures,
+  judgeRegistryFile,
+  refusalError,
+  signatureLocation,
+  type SignaturePolicy,
+  type SignatureVerdict,
+} from "./signature.js";
+import { MAX_SIGNATURE_BYTES } from "../minisign.js";
+import { FileProblemError } from "../regular-file.js";
+import {
   MAX_REGISTRY_FILE_BYTES,
   readRegistrySource,
+  type ReadSourceOptions,
   type RegistryHttpOptions,
   type SourceResult,
 } from "./source.js";
@@ -43,6 +55,11 @@ export interface LoadRegistryOptions {
   limits?: RegistryLimits;
   /** Retry and timeout tuning of HTTP requests. */
   http?: RegistryHttpOptions;
+  /**
+   * Check every file's signature (`FILE.minisig`) under this policy; a file it refuses fails the
+   * load with a {@link SignatureError}. None, or no key pinned and none required: not read.
+   */
+  signatures?: SignaturePolicy;
 }
 
 /** A loaded registry. */
@@ -51,6 +68,10 @@ export interface LoadedRegistry {
   images: ImageEntry[];
   /** Every registry file read (canonical URL or absolute path), in breadth-first order. */
   files: string[];
+  /** The signature verdict of each of `files`, index for index (`unverified` when not checked). */
+  verdicts: SignatureVerdict[];
+  /** The file each of `images` came from, index for index. */
+  imageFiles: string[];
   /** Every warning, in order: unknown keys, stale includes, conflicting duplicates. */
   warnings: string[];
 }
@@ -92,11 +113,13 @@ export async function loadRegistry(
   const root = toLocation(rootUrl);
   const seen = new Set([root]);
   const sources: ImageSource[] = [];
+  const verdicts: SignatureVerdict[] = [];
   let level: Pending[] = [{ location: root, depth: 0, parent: undefined }];
   while (level.length > 0) {
     const next: Pending[] = [];
-    for await (const { file, result, fileWarnings } of readLevel(level, limits, options)) {
+    for await (const { file, result, fileWarnings, verdict } of readLevel(level, limits, options)) {
       fileWarnings.forEach(warn);
+      verdicts.push(verdict);
       if (result.origin === "stale") {
         warn(
           `${result.staleBecause?.message}; using the copy of ${file.location} from an earlier sync`,
@@ -116,7 +139,13 @@ export async function loadRegistry(
   }
   const merged = mergeImages(sources);
   merged.warnings.forEach(warn);
-  return { images: merged.images, files: sources.map((s) => s.source), warnings };
+  return {
+    images: merged.images,
+    files: sources.map((s) => s.source),
+    verdicts,
+    imageFiles: merged.sources,
+    warnings,
+  };
 }
 
 /** A registry from the network may not make us read local files (`file:///dev/zero`...). */
@@ -149,11 +178,12 @@ function checkLimits(
   }
 }
 
-/** A file of a level as read, with the warnings its parsing gave. */
+/** A file of a level as read, with the warnings its parsing gave and its signature's verdict. */
 interface ReadFile {
   file: Pending;
   result: SourceResult<RegistryFile>;
   fileWarnings: string[];
+  verdict: SignatureVerdict;
 }
 
 /**
@@ -171,18 +201,31 @@ async function* readLevel(
   const limit = concurrencyLimiter(Math.max(1, limits.concurrency));
   const reads = level.map((file) => {
     const fileWarnings: string[] = [];
-    const accept = (text: string) =>
-      parseRegistry(text, file.location, { onWarning: (w) => fileWarnings.push(w) });
-    const reading = limit(() =>
-      readRegistrySource(file.location, accept, {
-        cacheDir: options.cacheDir,
-        signal,
-        logger: options.logger,
-        maxBytes: limits.maxFileBytes,
-        http: options.http,
-        staleOnError: file.parent !== undefined,
-      }),
-    ).then((result) => ({ file, result, fileWarnings }));
+    const read = {
+      cacheDir: options.cacheDir,
+      signal,
+      logger: options.logger,
+      http: options.http,
+      staleOnError: file.parent !== undefined,
+    };
+    const reading = limit(async (): Promise<ReadFile> => {
+      const policy = options.signatures;
+      const checked = policy !== undefined && checksSignatures(policy);
+      // The signature first: the file is judged before it is parsed, so that a refused copy is
+      // never cached as a good one.
+      const signature = checked ? await readSignature(file.location, read) : undefined;
+      let verdict: SignatureVerdict = { status: "unverified", file: file.location };
+      const accept = (text: string, bytes: Buffer) => {
+        if (checked) {
+          verdict = judgeRegistryFile(file.location, bytes, signature, policy);
+          if (verdict.status === "refused") throw refusalError(verdict);
+        }
+        return parseRegistry(text, file.location, { onWarning: (w) => fileWarnings.push(w) });
+      };
+      const maxBytes = limits.maxFileBytes;
+      const result = await readRegistrySource(file.location, accept, { ...read, maxBytes });
+      return { file, result, fileWarnings, verdict };
+    });
     reading.catch(() => {}); // awaited below, in order; this keeps it from counting as unhandled
     return reading;
   });
@@ -191,6 +234,35 @@ async function* readLevel(
   } finally {
     stop.dispose();
     stop.controller.abort();
+  }
+}
+
+/**
+ * The bytes of the signature of the registry file at `location` (`FILE.minisig`), or undefined
+ * when there is none (a 404, or no such local file).
+ */
+async function readSignature(
+  location: string,
+  options: Omit<ReadSourceOptions, "maxBytes">,
+): Promise<Buffer | undefined> {
+  const where = signatureLocation(location);
+  try {
+    // Never an earlier copy: a signature the mirror no longer serves is no signature.
+    const read = await readRegistrySource(where, (_text, bytes) => bytes, {
+      ...options,
+      staleOnError: false,
+      maxBytes: MAX_SIGNATURE_BYTES,
+    });
+    return read.value;
+  } catch (err) {
+    // A local file that does not exist, or an HTTP 404 (a TransferError's `status`).
+    const localMissing =
+      err instanceof RegistryError &&
+      err.cause instanceof FileProblemError &&
+      err.cause.problem.kind === "missing";
+    const notFound = err instanceof AxError && (err as { status?: unknown }).status === 404;
+    if (localMissing || notFound) return undefined;
+    throw err;
   }
 }
 

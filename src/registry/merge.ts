@@ -15,6 +15,8 @@ export interface ImageSource {
 export interface MergeResult {
   /** One entry per (name, version): the first seen. */
   images: ImageEntry[];
+  /** The source each of `images` came from, index for index. */
+  sources: string[];
   /** One line per conflicting duplicate. */
   warnings: string[];
 }
@@ -41,7 +43,8 @@ export function mergeImages(sources: readonly ImageSource[]): MergeResult {
       }
     }
   }
-  return { images: [...kept.values()].map((k) => k.image), warnings };
+  const firsts = [...kept.values()];
+  return { images: firsts.map((k) => k.image), sources: firsts.map((k) => k.source), warnings };
 }
 
 function sameEntry(a: ImageEntry, b: ImageEntry): boolean {
