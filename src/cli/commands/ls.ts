@@ -23,10 +23,14 @@ export async function lsCommand(
   const images = await openRegistry(ctx.config, ctx);
   const rows = listImages(images, { pattern, verbose: options.verbose });
   if (options.json) {
-    const { imageJson, printJson } = await import("../json.js");
+    const { registryImageJson, printJson } = await import("../json.js");
     const { localState, scanStore } = await import("../../store/scan.js");
+    const { readVerifiedKeys } = await import("../../store/signatures.js");
     const inventory = await scanStore(ctx.config.localStorage, images, { sizes: true });
-    printJson(rows.map((r) => imageJson(r.entry, localState(inventory, r.entry))));
+    const verified = await readVerifiedKeys(ctx.config.localStorage);
+    printJson(
+      rows.map((r) => registryImageJson(r.entry, localState(inventory, r.entry), verified)),
+    );
     return;
   }
   if (rows.length === 0) {
