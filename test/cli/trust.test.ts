@@ -164,6 +164,10 @@ describe("syncing a signed registry", { skip: NO_MINISIGN }, () => {
 
   it("rotates keys: with both pinned, a file signed by the new key is verified by it", async () => {
     await trustConfig([publisher.publicKey, other.publicKey.text]);
+    const config = await cli(["config"]);
+    assert.match(config.stdout, /^require_signatures = false {2}# default$/m);
+    assert.match(config.stdout, /^# trust: file .*\.image\.toml$/m);
+    assert.ok(config.stdout.includes(other.publicKey.text), config.stdout);
     await sign("v1.toml", other, now + 60);
     const run = await cli(["sync"]);
     assert.equal(run.code, 0, run.stderr);
