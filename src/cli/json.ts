@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import type { AxError } from "../errors.js";
 import type { StoredImage, StoreUsage } from "../ops/du.js";
 import { diskUsage, type LocalState } from "../store/scan.js";
+import { verifiedImageKey } from "../store/signatures.js";
 import type { PullResult } from "../ops/pull.js";
 import type { ImageEntry } from "../registry/types.js";
 import type { Provenance, ProvenanceIndex } from "../store/provenance.js";
@@ -40,6 +41,29 @@ export interface ImageJson {
    * version).
    */
   registry: string | null;
+}
+
+/** A registry entry as `ls --json` and `info --json` print it. */
+export interface RegistryImageJson extends ImageJson {
+  /**
+   * The key (16 hex digits, as minisign prints it) that signed the registry file this entry came
+   * from, when the sync verified it under a pinned key (`[[trust]]`); null when it was not verified.
+   */
+  verified_by: string | null;
+}
+
+/**
+ * `entry` with its local state, its provenance and the key that verified it, as
+ * {@link RegistryImageJson}.
+ */
+export function registryImageJson(
+  entry: ImageEntry,
+  local: LocalState,
+  provenance: Provenance | undefined,
+  verified: ReadonlyMap<string, string>,
+): RegistryImageJson {
+  const keyId = verified.get(verifiedImageKey(entry.name, entry.version));
+  return { ...imageJson(entry, local, provenance), verified_by: keyId ?? null };
 }
 
 /** A pulled image: an element of `pull --json`. */

@@ -28,6 +28,7 @@ export interface GlobalOptions {
   config?: string;
   quiet?: boolean;
   mirror?: string[];
+  requireSignatures?: boolean;
 }
 
 function packageVersion(): string {
@@ -60,6 +61,7 @@ export async function overridesFrom(program: Command): Promise<ConfigOverrides> 
     const { parseMirrorFlag } = await import("../config/mirrors.js");
     overrides.mirrors = opts.mirror.map(parseMirrorFlag);
   }
+  if (opts.requireSignatures) overrides.requireSignatures = true;
   return overrides;
 }
 
@@ -154,6 +156,7 @@ export function buildProgram(): Command {
       "rewrite URLs starting with prefix (repeatable)",
       collect,
     )
+    .option("--require-signatures", "refuse a registry no pinned key signed ([[trust]])")
     .option("-q, --quiet", "print only results, warnings and errors")
     .showSuggestionAfterError(true)
     .addHelpText(

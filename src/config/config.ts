@@ -5,6 +5,7 @@ import { AxError, UsageError } from "../errors.js";
 import { FileProblemError, describeProblem, readRegularFile } from "../regular-file.js";
 import type { Mirror } from "./mirrors.js";
 import { CONFIG_FILE_NAME, DEFAULT_AUTO_SYNC_THRESHOLD, defaultLocalStorage } from "./defaults.js";
+import { parseTrustTables, type TrustRule } from "./trust.js";
 import {
   DEFAULT_REGISTRY_BASE_URL,
   DEFAULT_REGISTRY_NAME,
@@ -51,6 +52,13 @@ export interface Config {
   mirrors: Mirror[];
   /** OCI registry hosts (`host[:port]`) that may be reached over plain HTTP. */
   insecureRegistries: string[];
+  /**
+   * Publishers' keys pinned per registry (`[[trust]]`): a pinned registry must be signed. Optional
+   * (none) so that a `Config` written before signatures existed stays one.
+   */
+  trust?: TrustRule[];
+  /** Refuse a registry no pinned key signed, even one without `[[trust]]` keys (default false). */
+  requireSignatures?: boolean;
 }
 
 /** Where a configuration value came from, for `config`. */
@@ -215,9 +223,16 @@ function validateConfigDoc(doc: Record<string, unknown>, path: string): FileValu
         }
         out.insecureRegistries = value as string[];
         break;
+      case "trust":
+        out.trust = parseTrustTables(value, path);
+        break;
+      case "require_signatures":
+        if (typeof value !== "boolean") bad(key, "true or false");
+        out.requireSignatures = value as boolean;
+        break;
       default:
         throw new AxError(`${path}: unknown key "${key}"`, {
-          hint: "known keys: local_storage (or download_dir), extract_dir, registry (or registries), fallback_registry, auto_sync, auto_sync_threshold, mirrors, insecure_registries",
+          hint: "known keys: local_storage (or download_dir), extract_dir, registry (or registries), fallback_registry, auto_sync, auto_sync_threshold, mirrors, insecure_registries, trust, require_signatures",
         });
     }
   }
@@ -296,6 +311,8 @@ function defaults(): Config {
     autoSyncThreshold: DEFAULT_AUTO_SYNC_THRESHOLD,
     mirrors: [],
     insecureRegistries: [],
+    trust: [],
+    requireSignatures: false,
   };
 }
 

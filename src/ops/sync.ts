@@ -1,13 +1,16 @@
 /**
  * `sync`: fetch the configured registries (each with its includes; its fallback when it cannot be
  * read), merge them in order and replace the store's `images.toml`, refusing an answer that looks
- * broken. A registry that fails keeps its last good copy while the others update.
+ * broken. A registry that fails keeps its last good copy while the others update. When keys are
+ * pinned for a registry (`[[trust]]`) or signatures required, any file without a valid signature
+ * by a pinned key, or older than the copy accepted before, fails the whole sync.
  */
 import type { Config } from "../config/config.js";
 import { registrySources, type RegistrySource } from "../config/registries.js";
 import { AxError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import type { LoadedRegistry } from "../registry/load.js";
+import type { AcceptedSignatures, SignaturePolicy } from "../registry/signature.js";
 import { mergeImages, type ImageSource } from "../registry/merge.js";
 import { formatSpec } from "../registry/resolve.js";
 import type { ImageEntry } from "../registry/types.js";
@@ -69,6 +72,8 @@ export interface SyncResult {
   files: string[];
   /** Each configured registry, in order. */
   registries: RegistrySync[];
+  /** The keys (16 hex digits) that signed the files read; empty when they were not verified. */
+  verifiedBy: string[];
 }
 
 /** One registry as read now: what it gave, or why it gave nothing usable. */
@@ -90,17 +95,35 @@ export async function sync(config: Config, options: SyncOptions = {}): Promise<S
   const store = config.localStorage;
   const sources = registrySources(config);
   const { loadRegistry } = await import("../registry/load.js");
-  // The registries are asked for before the store's sync lock is taken (answers take longer than
-  // the lock): the lock guards the store's registry, and the registry cache below it is per URL
-  // with atomic replacements, so two syncs may fill it at once. Giving up on the lock cancels
-  // the requests.
+  const { checksSignatures } = await import("../registry/signature.js");
+  const { pinnedKeys } = await import("../config/trust.js");
+  const { readAcceptedSignatures } = await import("../store/signatures.js");
+  const policy = (url: string, accepted: AcceptedSignatures): SignaturePolicy => ({
+    keys: pinnedKeys(config.trust ?? [], url),
+    required: config.requireSignatures ?? false,
+    accepted,
+  });
+  // A registry whose signatures are not checked is asked for before the store's sync lock is
+  // taken (answers take longer than the lock): the lock guards the store's registry, and the
+  // registry cache below it is per URL with atomic replacements, so two syncs may fill it at once.
+  // Giving up on the lock cancels the requests. A checked one is read under the lock, against the
+  // rollback state as it is then.
   const early = new AbortController();
   const signal = options.signal ? AbortSignal.any([options.signal, early.signal]) : early.signal;
-  const load: Load = (url) =>
-    loadRegistry(url, { cacheDir: bookkeeping(store).registryCache, signal, logger });
+  const loader =
+    (accepted: AcceptedSignatures): Load =>
+    (url) =>
+      loadRegistry(url, {
+        cacheDir: bookkeeping(store).registryCache,
+        signal,
+        logger,
+        signatures: policy(url, accepted),
+      });
+  const unchecked = loader(new Map());
   const asked = sources.map((source) => {
     logger.info(`syncing registry ${describe(source)}`);
-    const loading = load(source.url);
+    if (checksSignatures(policy(source.url, new Map()))) return undefined;
+    const loading = unchecked(source.url);
     loading.catch(() => {}); // awaited under the lock
     return loading;
   });
@@ -109,12 +132,14 @@ export async function sync(config: Config, options: SyncOptions = {}): Promise<S
     SYNC_LOCK,
     async () => {
       const previous = await readProvenance(store);
+      const accepted = await readAcceptedSignatures(store);
+      const load = loader(accepted);
       const reads = await Promise.all(
         sources.map((source, i) =>
           readRegistry(
             store,
             source,
-            { first: asked[i]!, load },
+            { first: asked[i] ?? load(source.url), load },
             { alone: sources.length === 1, previous },
             options,
           ),
@@ -126,6 +151,12 @@ export async function sync(config: Config, options: SyncOptions = {}): Promise<S
       const groups = used.flatMap((u) => u.groups);
       const merged = mergeImages(groups.map(labelled(sources.length > 1)));
       merged.warnings.forEach((w) => logger.warn(w));
+      // The rollback state first: a crash in between leaves it newer than the registry, never older.
+      const verifiedBy = await recordSignatures(
+        store,
+        accepted,
+        fresh.map((r) => r.loaded),
+      );
       const identity = await writeRegistry(store, merged.images);
       const records: ProvenanceGroup[] = groups.map(({ registry, file, via }) => ({
         registry,
@@ -144,6 +175,9 @@ export async function sync(config: Config, options: SyncOptions = {}): Promise<S
         `registry synced: ${merged.images.length} images from ${groups.length} file(s)` +
           (sources.length > 1 ? ` of ${sources.length} registries` : ""),
       );
+      if (verifiedBy.length > 0) {
+        logger.info(`registry verified: every file signed by key ${verifiedBy.join(", ")}`);
+      }
       const results = used.map((u) => u.result);
       return {
         source: results[0]!.source,
@@ -151,6 +185,7 @@ export async function sync(config: Config, options: SyncOptions = {}): Promise<S
         images: merged.images.length,
         files: fresh.flatMap((r) => r.loaded.files),
         registries: results,
+        verifiedBy,
       };
     },
     { signal: options.signal, onWait: () => logger.info("waiting for another sync to finish") },
@@ -180,13 +215,19 @@ async function readRegistry(
   options: SyncOptions,
 ): Promise<Read> {
   const logger = options.logger ?? silentLogger;
-  const usable = (err: unknown): err is AxError =>
-    err instanceof AxError && !options.signal?.aborted;
+  const { SignatureError } = await import("../registry/signature.js");
+  const usable = async (err: unknown): Promise<AxError | undefined> => {
+    if (!(err instanceof AxError) || options.signal?.aborted) return undefined;
+    // A refused signature is a sign of tampering, not of an outage: no fallback, no sync.
+    if (err instanceof SignatureError) throw await keptStore(store, err);
+    return err;
+  };
   let read: Read;
   try {
     read = { source, loaded: await first, via: "registry", from: source.url };
-  } catch (err) {
-    if (!usable(err)) throw err;
+  } catch (thrown) {
+    const err = await usable(thrown);
+    if (err === undefined) throw thrown;
     if (source.fallback === undefined) return { source, failure: failed(err.message) };
     logger.warn(`${err.message}; trying the fallback registry ${source.fallback}`);
     try {
@@ -196,8 +237,9 @@ async function readRegistry(
         via: "fallback",
         from: source.fallback,
       };
-    } catch (fallbackErr) {
-      if (!usable(fallbackErr)) throw fallbackErr;
+    } catch (thrown) {
+      const fallbackErr = await usable(thrown);
+      if (fallbackErr === undefined) throw thrown;
       return { source, failure: failed(`${err.message}; fallback: ${fallbackErr.message}`) };
     }
   }
@@ -253,6 +295,47 @@ async function suspicion(
     `sync refused: the registry ${read.from} drops ${dropped.length} of the ${had.size} images the store's registry lists (${shown})`,
     { hint: "if the registry really dropped them, run `axvisor-image sync --allow-shrink`" },
   );
+}
+
+/** `err`, a refused signature, as the one error of the sync: the store's registry is kept. */
+async function keptStore(store: string, err: AxError): Promise<AxError> {
+  const kept = (await readRegistryState(store).catch(() => undefined))?.kind === "ok";
+  const outcome = kept ? "the registry already in the store was kept" : "nothing was written";
+  return new AxError(`sync refused: ${err.message}`, {
+    hint: err.hint === undefined ? outcome : `${err.hint}; ${outcome}`,
+    cause: err,
+  });
+}
+
+/**
+ * Records the verified signatures of the registries just read in the store's rollback state, with
+ * the key that verified each image; returns the keys that signed, each once.
+ */
+async function recordSignatures(
+  store: string,
+  accepted: AcceptedSignatures,
+  read: readonly LoadedRegistry[],
+): Promise<string[]> {
+  const { acceptSignatures, acceptedSignatureKey } = await import("../registry/signature.js");
+  const { writeAcceptedSignatures } = await import("../store/signatures.js");
+  const keyOf = new Map<string, string>();
+  const verdicts = read.flatMap((loaded) => loaded.verdicts);
+  for (const verdict of verdicts) {
+    if (verdict.status === "verified") keyOf.set(verdict.file, verdict.keyId);
+  }
+  if (keyOf.size === 0 && accepted.size === 0) return []; // a store that never verified one
+  const images = read.flatMap((loaded) =>
+    loaded.images.flatMap((image, i) => {
+      const file = loaded.origins[i]!;
+      const keyId = keyOf.get(file);
+      if (keyId === undefined) return [];
+      return [
+        { name: image.name, version: image.version, keyId, file: acceptedSignatureKey(file) },
+      ];
+    }),
+  );
+  await writeAcceptedSignatures(store, acceptSignatures(accepted, verdicts), images);
+  return [...new Set(keyOf.values())];
 }
 
 /**

@@ -7,6 +7,7 @@
  */
 
 import { linkedController, type LinkedController } from "../concurrency.js";
+import { AxError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import { RegistryError } from "./errors.js";
 import { parseRegistry } from "./format.js";
@@ -14,8 +15,19 @@ import { isRemote, resolveInclude, toLocation } from "./location.js";
 import { quote, urlScheme } from "./rules.js";
 import { mergeImages, type ImageSource } from "./merge.js";
 import {
+  checksSignatures,
+  judgeRegistryFile,
+  refusalError,
+  signatureLocation,
+  type SignaturePolicy,
+  type SignatureVerdict,
+} from "./signature.js";
+import { MAX_SIGNATURE_BYTES } from "../minisign.js";
+import { FileProblemError } from "../regular-file.js";
+import {
   MAX_REGISTRY_FILE_BYTES,
   readRegistrySource,
+  type ReadSourceOptions,
   type RegistryHttpOptions,
   type SourceResult,
 } from "./source.js";
@@ -45,6 +57,11 @@ export interface LoadRegistryOptions {
   limits?: RegistryLimits;
   /** Retry and timeout tuning of HTTP requests. */
   http?: RegistryHttpOptions;
+  /**
+   * Check every file's signature (`FILE.minisig`) under this policy; a file it refuses fails the
+   * load with a {@link SignatureError}. None, or no key pinned and none required: not read.
+   */
+  signatures?: SignaturePolicy;
 }
 
 /** A loaded registry. */
@@ -55,6 +72,8 @@ export interface LoadedRegistry {
   files: string[];
   /** For each of `images`, the registry file that listed it first (one of `files`). */
   origins: string[];
+  /** The signature verdict of each of `files`, index for index (`unverified` when not checked). */
+  verdicts: SignatureVerdict[];
   /** Every warning, in order: unknown keys, stale includes, conflicting duplicates. */
   warnings: string[];
 }
@@ -96,6 +115,7 @@ export async function loadRegistry(
   const root = toLocation(rootUrl);
   const seen = new Set([root]);
   const sources: ImageSource[] = [];
+  const verdicts: SignatureVerdict[] = [];
   const reader = new EagerReader(limits, options);
   try {
     let level: Pending[] = [{ location: root, depth: 0, parent: undefined }];
@@ -104,8 +124,9 @@ export async function loadRegistry(
       const reads = level.map((file) => reader.read(file));
       for (const [index, reading] of reads.entries()) {
         const file = level[index]!;
-        const { result, fileWarnings } = await reading;
+        const { result, fileWarnings, verdict } = await reading;
         fileWarnings.forEach(warn);
+        verdicts.push(verdict);
         if (result.origin === "stale") {
           warn(
             `${result.staleBecause?.message}; using the copy of ${file.location} from an earlier sync`,
@@ -130,7 +151,7 @@ export async function loadRegistry(
   merged.warnings.forEach(warn);
   const files = sources.map((s) => s.source);
   const origins = merged.origins.map((i) => files[i]!);
-  return { images: merged.images, files, origins, warnings };
+  return { images: merged.images, files, origins, verdicts, warnings };
 }
 
 /** A registry from the network may not make us read local files (`file:///dev/zero`...). */
@@ -163,10 +184,11 @@ function checkLimits(
   }
 }
 
-/** A file as read, with the warnings its parsing gave. */
+/** A file as read, with the warnings its parsing gave and its signature's verdict. */
 interface ReadFile {
   result: SourceResult<RegistryFile>;
   fileWarnings: string[];
+  verdict: SignatureVerdict;
 }
 
 /**
@@ -206,21 +228,35 @@ class EagerReader {
 
   #start(file: Pending): Promise<ReadFile> {
     const fileWarnings: string[] = [];
-    const accept = (text: string) =>
-      parseRegistry(text, file.location, { onWarning: (w) => fileWarnings.push(w) });
-    const reading = this.#limit(() =>
-      readRegistrySource(file.location, accept, {
-        cacheDir: this.#options.cacheDir,
-        signal: this.#stop.controller.signal,
-        logger: this.#options.logger,
+    const options = this.#options;
+    const read = {
+      cacheDir: options.cacheDir,
+      signal: this.#stop.controller.signal,
+      logger: options.logger,
+      http: options.http,
+      staleOnError: file.parent !== undefined,
+    };
+    const reading = this.#limit(async (): Promise<ReadFile> => {
+      const policy = options.signatures;
+      const checked = policy !== undefined && checksSignatures(policy);
+      // The signature first: the file is judged before it is parsed, so that a refused copy is
+      // never cached as a good one.
+      const signature = checked ? await readSignature(file.location, read) : undefined;
+      let verdict: SignatureVerdict = { status: "unverified", file: file.location };
+      const accept = (text: string, bytes: Buffer) => {
+        if (checked) {
+          verdict = judgeRegistryFile(file.location, bytes, signature, policy);
+          if (verdict.status === "refused") throw refusalError(verdict);
+        }
+        return parseRegistry(text, file.location, { onWarning: (w) => fileWarnings.push(w) });
+      };
+      const result = await readRegistrySource(file.location, accept, {
+        ...read,
         maxBytes: this.#limits.maxFileBytes,
-        http: this.#options.http,
-        staleOnError: file.parent !== undefined,
         onCacheWrite: (write) => this.#cacheWrites.push(write),
-      }),
-    ).then((result) => {
+      });
       this.#startIncludes(file, result.value);
-      return { result, fileWarnings };
+      return { result, fileWarnings, verdict };
     });
     reading.catch(() => {}); // awaited by the walk, in order; this keeps it from counting as unhandled
     this.#reads.set(file.location, reading);
@@ -240,6 +276,35 @@ class EagerReader {
       if (this.#reads.has(location) || this.#reads.size >= this.#limits.maxFiles) continue;
       this.#start({ location, depth: file.depth + 1, parent: file.location });
     }
+  }
+}
+
+/**
+ * The bytes of the signature of the registry file at `location` (`FILE.minisig`), or undefined
+ * when there is none (a 404, or no such local file).
+ */
+async function readSignature(
+  location: string,
+  options: Omit<ReadSourceOptions, "maxBytes">,
+): Promise<Buffer | undefined> {
+  const where = signatureLocation(location);
+  try {
+    // Never an earlier copy: a signature the mirror no longer serves is no signature.
+    const read = await readRegistrySource(where, (_text, bytes) => bytes, {
+      ...options,
+      staleOnError: false,
+      maxBytes: MAX_SIGNATURE_BYTES,
+    });
+    return read.value;
+  } catch (err) {
+    // A local file that does not exist, or an HTTP 404 (a TransferError's `status`).
+    const localMissing =
+      err instanceof RegistryError &&
+      err.cause instanceof FileProblemError &&
+      err.cause.problem.kind === "missing";
+    const notFound = err instanceof AxError && (err as { status?: unknown }).status === 404;
+    if (localMissing || notFound) return undefined;
+    throw err;
   }
 }
 

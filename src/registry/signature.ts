@@ -205,11 +205,55 @@ export function verifyRegistryFile(input: RegistryFileToVerify): SignatureVerdic
   return { status: "verified", file, keyId: key.keyId, timestamp: comment.timestamp };
 }
 
-/** A {@link RegistryError} for a refused verdict: its message and hint. */
+/**
+ * A registry file refused for its signature (unsigned, signed by a key not pinned, tampered with,
+ * replayed): a sign of tampering on the way, so the sync keeps the store's registry and does not
+ * try the fallback registry.
+ */
+export class SignatureError extends RegistryError {
+  constructor(message: string, options: { hint?: string } = {}) {
+    super(message, options);
+    this.name = "SignatureError";
+  }
+}
+
+/** A {@link SignatureError} for a refused verdict: its message and hint. */
 export function refusalError(
   verdict: Extract<SignatureVerdict, { status: "refused" }>,
-): RegistryError {
-  return new RegistryError(verdict.message, { hint: verdict.hint });
+): SignatureError {
+  return new SignatureError(verdict.message, { hint: verdict.hint });
+}
+
+/** What the loader checks the signature of every registry file of one sync against. */
+export interface SignaturePolicy {
+  /** The keys pinned for the registry (its root's, for every include). */
+  keys: readonly PublicKey[];
+  /** Refuse a file no pinned key signed even when no key is pinned (`require_signatures`). */
+  required: boolean;
+  /** What the store accepted before, for the rollback rule. */
+  accepted: AcceptedSignatures;
+  /** The time now, unix seconds (default: the clock). */
+  now?: number;
+}
+
+/**
+ * The verdict on one registry file under `policy`: {@link verifyRegistryFile}, then
+ * {@link checkRollback}.
+ */
+export function judgeRegistryFile(
+  file: string,
+  content: Uint8Array,
+  signature: Uint8Array | undefined,
+  policy: SignaturePolicy,
+): SignatureVerdict {
+  const { keys, required, now } = policy;
+  const verdict = verifyRegistryFile({ file, content, signature, keys, required, now });
+  return checkRollback(verdict, policy.accepted);
+}
+
+/** True when `policy` asks for signatures to be read at all. */
+export function checksSignatures(policy: SignaturePolicy | undefined): boolean {
+  return policy !== undefined && (policy.keys.length > 0 || policy.required);
 }
 
 /** The newest signature the store accepted for one registry file. */

@@ -1,14 +1,17 @@
 /**
  * The rollback state: for each signed registry file the store accepted, the key and trusted
  * timestamp of the newest signature accepted (`registry/signature.ts` decides; this module keeps
- * it). It lives in the store's bookkeeping, `.axvisor-image/signatures.json`:
+ * it), and which key verified each image of the registry in the store (what `info` and
+ * `ls --json` show). It lives in the store's bookkeeping, `.axvisor-image/signatures.json`:
  *
  * ```json
  * { "version": 1,
- *   "files": { "https://host/registry.toml": { "key_id": "F7073FCE3D2CAC77", "timestamp": 1767225600 } } }
+ *   "files": { "https://host/registry.toml": { "key_id": "F7073FCE3D2CAC77", "timestamp": 1767225600 } },
+ *   "images": [{ "name": "x", "version": "1", "key_id": "F7073FCE3D2CAC77", "file": "https://host/registry.toml" }] }
  * ```
  *
- * keyed by each file's location without credentials. Unlike caches it is not optional: losing it
+ * `files` keyed by each file's location without credentials; `images` replaced at each sync (empty
+ * when the registry in the store was not verified). Unlike caches it is not optional: losing it
  * would let an old signed registry be replayed once, so it is written atomically and fsynced, and
  * a file that cannot be read as such is an error naming it, never an empty state.
  */
@@ -28,34 +31,106 @@ interface StoredSignature {
   timestamp: number;
 }
 
+/** An image of the store's registry that came from a verified file, and the key that signed it. */
+export interface VerifiedImage {
+  name: string;
+  version: string;
+  /** The key that signed the file it came from (16 hex digits). */
+  keyId: string;
+  /** That file (its location without credentials). */
+  file: string;
+}
+
+/** One verified image as stored. */
+interface StoredImage {
+  name: string;
+  version: string;
+  key_id: string;
+  file: string;
+}
+
+const KEY_ID = /^[0-9A-F]{16}$/;
+
+function isStoredImage(value: unknown): value is StoredImage {
+  const record = value as StoredImage;
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    typeof record.name === "string" &&
+    typeof record.version === "string" &&
+    typeof record.file === "string" &&
+    typeof record.key_id === "string" &&
+    KEY_ID.test(record.key_id)
+  );
+}
+
 function isStoredSignature(value: unknown): value is StoredSignature {
   const record = value as StoredSignature;
   return (
     typeof value === "object" &&
     value !== null &&
     typeof record.key_id === "string" &&
-    /^[0-9A-F]{16}$/.test(record.key_id) &&
+    KEY_ID.test(record.key_id) &&
     Number.isSafeInteger(record.timestamp) &&
     record.timestamp >= 0
   );
 }
 
-/** The accepted signatures of `text`, or undefined when it is not a state this version wrote. */
-function parseState(text: string): Map<string, AcceptedSignature> | undefined {
+/** The whole state: accepted signatures, verified images. */
+interface SignatureState {
+  accepted: Map<string, AcceptedSignature>;
+  images: VerifiedImage[];
+}
+
+/** The state of `text`, or undefined when it is not a state this version wrote. */
+function parseState(text: string): SignatureState | undefined {
   let state: unknown;
   try {
     state = JSON.parse(text);
   } catch {
     return undefined;
   }
-  const { version, files } = (state ?? {}) as { version?: unknown; files?: unknown };
+  const { version, files, images } = (state ?? {}) as {
+    version?: unknown;
+    files?: unknown;
+    images?: unknown;
+  };
   if (version !== STATE_VERSION || typeof files !== "object" || files === null) return undefined;
+  const stored = images ?? [];
+  if (!Array.isArray(stored) || !stored.every(isStoredImage)) return undefined;
   const accepted = new Map<string, AcceptedSignature>();
   for (const [file, record] of Object.entries(files)) {
     if (!isStoredSignature(record)) return undefined;
     accepted.set(file, { keyId: record.key_id, timestamp: record.timestamp });
   }
-  return accepted;
+  return {
+    accepted,
+    images: stored.map((i) => ({
+      name: i.name,
+      version: i.version,
+      keyId: i.key_id,
+      file: i.file,
+    })),
+  };
+}
+
+/** The state of `store` (empty when there is none); see {@link readAcceptedSignatures}. */
+async function readState(store: string): Promise<SignatureState> {
+  const path = bookkeeping(store).signatures;
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    if (hasCode(err, "ENOENT")) return { accepted: new Map(), images: [] };
+    throw await storeError(store, err, "read", path);
+  }
+  const state = parseState(text);
+  if (state === undefined) {
+    throw new AxError(`${path}: corrupt rollback state (not a state this version wrote)`, {
+      hint: "remove it: the next sync accepts any correctly signed registry, however old",
+    });
+  }
+  return state;
 }
 
 /**
@@ -65,27 +140,33 @@ function parseState(text: string): Map<string, AcceptedSignature> | undefined {
  *   wrote (its hint says what removing it costs).
  */
 export async function readAcceptedSignatures(store: string): Promise<AcceptedSignatures> {
-  const path = bookkeeping(store).signatures;
-  let text: string;
-  try {
-    text = await readFile(path, "utf8");
-  } catch (err) {
-    if (hasCode(err, "ENOENT")) return new Map();
-    throw await storeError(store, err, "read", path);
-  }
-  const accepted = parseState(text);
-  if (accepted === undefined) {
-    throw new AxError(`${path}: corrupt rollback state (not a state this version wrote)`, {
-      hint: "remove it: the next sync accepts any correctly signed registry, however old",
-    });
-  }
-  return accepted;
+  return (await readState(store)).accepted;
 }
 
-/** Replaces the rollback state of `store` with `accepted` (temporary file, fsync, rename). */
+/** The key of an image in what {@link readVerifiedKeys} returns. */
+export function verifiedImageKey(name: string, version: string): string {
+  return `${name}\0${version}`;
+}
+
+/**
+ * The key that signed each image of the store's registry that came from a verified file, by
+ * {@link verifiedImageKey} (empty when the registry was not verified).
+ *
+ * @throws AxError as {@link readAcceptedSignatures}.
+ */
+export async function readVerifiedKeys(store: string): Promise<ReadonlyMap<string, string>> {
+  const { images } = await readState(store);
+  return new Map(images.map((i) => [verifiedImageKey(i.name, i.version), i.keyId]));
+}
+
+/**
+ * Replaces the state of `store` with `accepted` and the verified `images` of the registry the sync
+ * writes (temporary file, fsync, rename).
+ */
 export async function writeAcceptedSignatures(
   store: string,
   accepted: AcceptedSignatures,
+  images: readonly VerifiedImage[] = [],
 ): Promise<void> {
   const path = bookkeeping(store).signatures;
   // fromEntries defines own properties: a key named `__proto__` stays a key.
@@ -97,7 +178,14 @@ export async function writeAcceptedSignatures(
   );
   try {
     await mkdir(dirname(path), { recursive: true });
-    await writeFileAtomic(path, `${JSON.stringify({ version: STATE_VERSION, files }, null, 1)}\n`);
+    const stored = images.map((i): StoredImage => ({
+      name: i.name,
+      version: i.version,
+      key_id: i.keyId,
+      file: i.file,
+    }));
+    const state = { version: STATE_VERSION, files, images: stored };
+    await writeFileAtomic(path, `${JSON.stringify(state, null, 1)}\n`);
   } catch (err) {
     throw await storeError(store, err, "write", path);
   }

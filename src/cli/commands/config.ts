@@ -28,6 +28,7 @@ export async function configCommand(_options: unknown, command: Command): Promis
     line("auto_sync", config.autoSync, sources.autoSync),
     line("auto_sync_threshold", config.autoSyncThreshold, sources.autoSyncThreshold),
     line("insecure_registries", config.insecureRegistries, sources.insecureRegistries),
+    line("require_signatures", config.requireSignatures, sources.requireSignatures),
   ];
   if (config.registryBaseUrl !== undefined) {
     out.push(
@@ -36,6 +37,11 @@ export async function configCommand(_options: unknown, command: Command): Promis
   }
   out.push(`# mirrors: ${sources.mirrors}`);
   for (const m of config.mirrors) out.push(stringify({ mirrors: [m] }).trim());
+  out.push(`# trust: ${sources.trust}`);
+  for (const t of config.trust ?? []) {
+    const keys = t.keys.map((k) => k.text);
+    out.push(stringify({ trust: [{ registry: t.registry, keys }] }).trim());
+  }
   result(...out);
 }
 

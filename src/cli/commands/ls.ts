@@ -25,15 +25,24 @@ export async function lsCommand(
   const { readProvenance } = await import("../../store/provenance.js");
   const provenance = await readProvenance(ctx.config.localStorage);
   if (options.json) {
-    const { imageJson, printJson } = await import("../json.js");
-    const [{ localState, scanStore }, { storeDirs }] = await Promise.all([
+    const { registryImageJson, printJson } = await import("../json.js");
+    const [{ localState, scanStore }, { storeDirs }, { readVerifiedKeys }] = await Promise.all([
       import("../../store/scan.js"),
       import("../../store/layout.js"),
+      import("../../store/signatures.js"),
     ]);
     const dirs = storeDirs(ctx.config.localStorage, ctx.config.extractDir);
     const inventory = await scanStore(dirs, images, { sizes: true });
+    const verified = await readVerifiedKeys(ctx.config.localStorage);
     printJson(
-      rows.map((r) => imageJson(r.entry, localState(inventory, r.entry), provenance?.of(r.entry))),
+      rows.map((r) =>
+        registryImageJson(
+          r.entry,
+          localState(inventory, r.entry),
+          provenance?.of(r.entry),
+          verified,
+        ),
+      ),
     );
     return;
   }
