@@ -3,7 +3,7 @@ import { Argument, Command, Option } from "commander";
 import { ARCHIVE_EXTENSIONS } from "../archive/extensions.js";
 import { parseThreshold, type ConfigOverrides } from "../config/config.js";
 import { UsageError } from "../errors.js";
-import { DEFAULT_PULL_CONCURRENCY } from "../ops/options.js";
+import { CI_KEY_FORMATS, DEFAULT_PULL_CONCURRENCY } from "../ops/options.js";
 import { DEFAULT_LOW_SPEED, DEFAULT_STALL_TIMEOUT_MS } from "../transfer/tuning.js";
 import { displayText } from "./output.js";
 
@@ -22,6 +22,7 @@ export interface GlobalOptions {
   config?: string;
   quiet?: boolean;
   mirror?: string[];
+  offline?: boolean;
 }
 
 function packageVersion(): string {
@@ -41,6 +42,7 @@ export async function overridesFrom(program: Command): Promise<ConfigOverrides> 
   if (opts.autoSyncThreshold !== undefined) {
     overrides.autoSyncThreshold = parseThreshold(opts.autoSyncThreshold, "--auto-sync-threshold");
   }
+  if (opts.offline) overrides.offline = true;
   if (opts.mirror && opts.mirror.length > 0) {
     const { parseMirrorFlag } = await import("../config/mirrors.js");
     overrides.mirrors = opts.mirror.map(parseMirrorFlag);
@@ -125,12 +127,14 @@ export function buildProgram(): Command {
       "rewrite URLs starting with prefix (repeatable)",
       collect,
     )
+    .option("--offline", "no network at all: no sync, pull only from the store")
     .option("-q, --quiet", "print only results, warnings and errors")
     .showSuggestionAfterError(true)
     .addHelpText(
       "after",
       "\nEnvironment: AXVISOR_IMAGE_LOCAL_STORAGE, AXVISOR_REGISTRY_FALLBACK_URL, HTTPS_PROXY,\n" +
-        "HTTP_PROXY, NO_PROXY, NO_COLOR, AXVISOR_IMAGE_DEBUG=1 (stack traces on errors).",
+        "HTTP_PROXY, NO_PROXY, NO_COLOR, AXVISOR_IMAGE_OFFLINE=1 (as --offline),\n" +
+        "AXVISOR_IMAGE_DEBUG=1 (stack traces on errors).",
     );
 
   program
@@ -152,7 +156,9 @@ export function buildProgram(): Command {
     .command("pull")
     .alias("download")
     .description("download, verify and extract images into the store; prints each image's path")
-    .argument("<image...>", "NAME (latest release) or NAME:VERSION")
+    .argument("[image...]", "NAME (latest release) or NAME:VERSION (none: the lock file's)")
+    .option("--locked", "pull exactly the lock file's entries: no sync, no registry")
+    .addOption(lockFileOption())
     .option(
       "-o, --output <dir>",
       "put archives and trees in this directory instead of the store",
@@ -184,6 +190,26 @@ export function buildProgram(): Command {
     .action(lazy(async () => (await import("./commands/pull.js")).pullCommand as Lazy));
 
   program
+    .command("lock")
+    .description("resolve images and write them, exactly, into the lock file")
+    .argument("[image...]", "NAME (newest) or NAME:VERSION (none: every image already locked)")
+    .option("--update", "move locked images to the registry's newest versions")
+    .addOption(lockFileOption())
+    .action(lazy(async () => (await import("./commands/lock.js")).lockCommand as Lazy));
+
+  program
+    .command("ci-key")
+    .description("print a CI cache key for the locked (or named) images and the path to cache")
+    .argument("[image...]", "NAME or NAME:VERSION (none: the lock file's images)")
+    .addOption(
+      new Option("--format <format>", "github ($GITHUB_OUTPUT), gitlab (dotenv) or json")
+        .choices(CI_KEY_FORMATS)
+        .default("github"),
+    )
+    .addOption(lockFileOption())
+    .action(lazy(async () => (await import("./commands/ci-key.js")).ciKeyCommand as Lazy));
+
+  program
     .command("rm")
     .description("remove images (archive and tree) from the store")
     .argument("<image...>", "NAME (all versions) or NAME:VERSION")
@@ -212,6 +238,14 @@ export function buildProgram(): Command {
 
   registerEverydayCommands(program);
   return program;
+}
+
+/** `--lock FILE`: the lock file of `pull`, `lock` and `ci-key`. */
+function lockFileOption(): Option {
+  return new Option(
+    "--lock <file>",
+    "the lock file (default: axvisor-image.lock beside the nearest .image.toml)",
+  ).argParser(nonEmpty("--lock"));
 }
 
 /** The command word in `args` (the first operand), skipping the program's options and values. */

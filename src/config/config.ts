@@ -28,6 +28,11 @@ export interface Config {
   mirrors: Mirror[];
   /** OCI registry hosts (`host[:port]`) that may be reached over plain HTTP. */
   insecureRegistries: string[];
+  /**
+   * No network at all (`--offline`, `AXVISOR_IMAGE_OFFLINE=1`): no auto-sync, `sync` fails, and
+   * `pull` takes verified copies from the store or fails naming what is missing. Absent: false.
+   */
+  offline?: boolean;
 }
 
 /** Where a configuration value came from, for `config`. */
@@ -92,6 +97,14 @@ export function parseThreshold(text: string, origin: string): number {
     );
   }
   return Number(text.trim());
+}
+
+/** Parses an on/off environment variable: `1`/`true`/`yes` or `0`/`false`/`no`. */
+function parseSwitch(text: string, origin: string): boolean {
+  const value = text.trim().toLowerCase();
+  if (["1", "true", "yes"].includes(value)) return true;
+  if (["0", "false", "no"].includes(value)) return false;
+  throw new UsageError(`${origin} must be 1 or 0, got ${JSON.stringify(text)}`);
 }
 
 type FileValues = Partial<Config>;
@@ -202,6 +215,9 @@ function envValues(env: Record<string, string | undefined>): FileValues {
   if (storage) out.localStorage = resolve(expandHome(storage));
   const fallback = env.AXVISOR_REGISTRY_FALLBACK_URL;
   if (fallback) out.fallbackRegistry = fallback;
+  const offline = env.AXVISOR_IMAGE_OFFLINE;
+  if (offline !== undefined && offline !== "")
+    out.offline = parseSwitch(offline, "AXVISOR_IMAGE_OFFLINE");
   return out;
 }
 
@@ -214,6 +230,7 @@ function defaults(): Config {
     autoSyncThreshold: DEFAULT_AUTO_SYNC_THRESHOLD,
     mirrors: [],
     insecureRegistries: [],
+    offline: false,
   };
 }
 

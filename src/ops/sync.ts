@@ -9,6 +9,7 @@ import type { ImageEntry } from "../registry/types.js";
 import { SYNC_LOCK, bookkeeping } from "../store/layout.js";
 import { withLock } from "../store/lock.js";
 import { markSource, readRegistryState, readSyncSource, writeRegistry } from "../store/state.js";
+import { requireNetwork } from "./offline.js";
 import type { OperationOptions } from "./options.js";
 
 /** Options of {@link sync}. */
@@ -43,6 +44,7 @@ export interface SyncResult {
  * a broken answer than a real registry, and `prune` would judge the store by it.
  */
 export async function sync(config: Config, options: SyncOptions = {}): Promise<SyncResult> {
+  requireNetwork(config, `syncing the registry ${config.registry}`);
   const logger = options.logger ?? silentLogger;
   const store = config.localStorage;
   const { loadRegistry } = await import("../registry/load.js");
