@@ -13,7 +13,7 @@ const TURN_OFF = "drop --offline (and AXVISOR_IMAGE_OFFLINE)";
  *
  * @throws AxError naming `what`.
  */
-export function requireNetwork(config: Config, what: string): void {
+export function requireNetwork(config: Pick<Config, "offline">, what: string): void {
   if (!config.offline) return;
   throw new AxError(`${what} needs the network, and offline mode forbids it`, {
     hint: `${TURN_OFF} to allow it`,

@@ -16,6 +16,7 @@ import type { ImageEntry } from "../registry/types.js";
 import { hashFile } from "../store/stamps.js";
 import { formatOciReference, parseOciReference } from "../transfer/oci/reference.js";
 import type { PushResult } from "../transfer/oci/upload.js";
+import { requireNetwork } from "./offline.js";
 
 /** Options of {@link addImage}: the archive, the registry file, and the entry's fields. */
 export interface AddImageOptions {
@@ -53,8 +54,8 @@ export interface PublishOptions extends AddImageOptions {
   to?: string;
   /** The archive is already served here; nothing is uploaded (exclusive with `to`). */
   url?: string;
-  /** Insecure registries (plain HTTP) from the configuration. */
-  config?: Pick<Config, "insecureRegistries">;
+  /** Insecure registries (plain HTTP) and offline mode (no push) from the configuration. */
+  config?: Pick<Config, "insecureRegistries" | "offline">;
   /** Archives larger than this are uploaded in chunks of this size (default 4 MiB). */
   chunkSize?: number;
   /** Cancels the upload. */
@@ -134,6 +135,7 @@ export async function publish(options: PublishOptions): Promise<PublishResult> {
   const file = await describeArchive(options.archive);
   let push: PushResult | undefined;
   if (ref !== undefined) {
+    if (options.config) requireNetwork(options.config, "publish --to");
     const where = formatOciReference(ref);
     logger.info(`pushing ${options.archive} (${file.size} bytes) to ${where}`);
     const { pushArchive } = await import("../transfer/oci/upload.js");

@@ -249,6 +249,26 @@ describe("lock, pull --locked, --offline and ci-key", () => {
       pull.stderr,
       /^error: no image registry in the store: .*images\.toml does not exist$/m,
     );
+    const check = await w.cli(["--offline", "registry", "check", w.registryUrl]);
+    assert.equal(check.code, 1);
+    assert.match(
+      check.stderr,
+      /^error: checking .* needs the network, and offline mode forbids it$/m,
+    );
+    const archive = join(w.root, "a.tar.gz");
+    await writeFile(archive, await makeTarGz([{ name: "kernel", data: "k" }]));
+    const publish = await w.cli([
+      "--offline",
+      "publish",
+      archive,
+      ...["--name", "p", "--image-version", "1", "--arch", "aarch64", "--description", "d"],
+      ...["--to", `oci://127.0.0.1:${w.server.port}/guests/p:1`],
+      ...["--registry-file", join(w.root, "published.toml")],
+    ]);
+    assert.equal(publish.code, 1);
+    assert.match(publish.stderr, /^error: publish --to needs the network/m);
+    const config = await w.cli(["config"], { env: { AXVISOR_IMAGE_OFFLINE: "1" } });
+    assert.match(config.stdout, /^offline = true {2}# env$/m);
     const bad = await w.cli(["ls"], { env: { AXVISOR_IMAGE_OFFLINE: "maybe" } });
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /^error: AXVISOR_IMAGE_OFFLINE must be 1 or 0, got "maybe"$/m);

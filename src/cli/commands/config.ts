@@ -22,6 +22,7 @@ export async function configCommand(_options: unknown, command: Command): Promis
     line("auto_sync", config.autoSync, sources.autoSync),
     line("auto_sync_threshold", config.autoSyncThreshold, sources.autoSyncThreshold),
     line("insecure_registries", config.insecureRegistries, sources.insecureRegistries),
+    line("offline", config.offline ?? false, sources.offline),
   ];
   out.push(`# mirrors: ${sources.mirrors}`);
   for (const m of config.mirrors) out.push(stringify({ mirrors: [m] }).trim());

@@ -1,7 +1,9 @@
 import type { Command } from "commander";
 import { AxError } from "../../errors.js";
 import { addImage } from "../../ops/publish.js";
+import { requireNetwork } from "../../ops/offline.js";
 import { checkRegistry } from "../../registry/check.js";
+import { isRemote, toLocation } from "../../registry/location.js";
 import { commandContext } from "../context.js";
 import { count } from "../human-readable.js";
 import { result } from "../output.js";
@@ -44,6 +46,9 @@ export async function registryCheckCommand(
   command: Command,
 ): Promise<void> {
   const ctx = await commandContext(command);
+  if (options.online || isRemote(toLocation(location))) {
+    requireNetwork(ctx.config, `checking ${location}`);
+  }
   const report = await checkRegistry(location, {
     online: options.online,
     signal: ctx.signal,
