@@ -8,7 +8,15 @@ import writeFileAtomic from "write-file-atomic";
 import { AxError, fsError } from "../errors.js";
 import { FileProblemError, readRegularFile } from "../regular-file.js";
 import { compareVersions, formatSpec } from "./resolve.js";
-import { IMAGE_URL_SCHEMES, nameProblem, quote, sha256Problem, urlProblem } from "./rules.js";
+import { isRemote } from "./location.js";
+import {
+  IMAGE_URL_SCHEMES,
+  nameProblem,
+  quote,
+  sha256Problem,
+  urlProblem,
+  urlScheme,
+} from "./rules.js";
 import type { ImageEntry } from "./types.js";
 
 /** The lock file's name. */
@@ -128,12 +136,16 @@ function entryProblem(table: unknown): string | undefined {
     if (typeof t[key] !== "string" || t[key] === "") return `${key} must be a non-empty string`;
   }
   const e = t as unknown as LockEntry;
-  return (
+  const problem =
     nameProblem(e.name, "name") ??
     nameProblem(e.version, "version") ??
     prefixed("sha256", sha256Problem(e.sha256)) ??
-    prefixed("url", urlProblem(e.url, IMAGE_URL_SCHEMES))
-  );
+    prefixed("url", urlProblem(e.url, IMAGE_URL_SCHEMES));
+  // As in a registry: what came from the network may not point at a local file.
+  if (problem === undefined && urlScheme(e.url) === "file:" && isRemote(e.registry)) {
+    return `url ${quote(e.url)} is a local file, refused for an image of the remote registry ${quote(e.registry)}`;
+  }
+  return problem;
 }
 
 function prefixed(key: string, problem: string | undefined): string | undefined {

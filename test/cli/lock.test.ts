@@ -312,6 +312,10 @@ describe("lock, pull --locked, --offline and ci-key", () => {
         `version = 1\n[[images]]\nname = "x"\nversion = "1"\nsha256 = "${"a".repeat(64)}"\narch = "a"\nurl = "ftp://h/x"\nregistry = "r"\n`,
         /images\[0\]: url "ftp:\/\/h\/x" has an unsupported scheme/,
       ],
+      [
+        `version = 1\n[[images]]\nname = "x"\nversion = "1"\nsha256 = "${"a".repeat(64)}"\narch = "a"\nurl = "file:///etc/passwd"\nregistry = "https://example.org/r.toml"\n`,
+        /images\[0\]: url "file:\/\/\/etc\/passwd" is a local file, refused for an image of the remote registry/,
+      ],
     ];
     for (const [text, expected] of cases) {
       await writeFile(lockPath, text);
