@@ -79,8 +79,10 @@ export async function readLockFile(path: string): Promise<LockEntry[] | undefine
       await readRegularFile(path, MAX_LOCK_FILE_BYTES),
     );
   } catch (err) {
-    if (err instanceof FileProblemError && err.problem.kind === "missing") return undefined;
-    if (err instanceof AxError) throw err;
+    if (err instanceof FileProblemError) {
+      if (err.problem.kind === "missing") return undefined;
+      throw new AxError(`lock file ${err.message}`, { cause: err });
+    }
     if (err instanceof TypeError) throw new AxError(`lock file ${path} is not UTF-8 text`);
     throw fsError(err, "read", path);
   }

@@ -326,6 +326,14 @@ describe("lock, pull --locked, --offline and ci-key", () => {
     }
     await writeFile(lockPath, Buffer.from([0xff, 0xfe, 0x00]));
     assert.match((await w.cli(["pull"])).stderr, /^error: lock file .* is not UTF-8 text$/m);
+    await rm(lockPath);
+    execFileSync("mkfifo", [lockPath]);
+    const fifo = await w.cli(["pull"], { timeoutMs: 20_000 });
+    assert.equal(fifo.code, 1, "a FIFO is refused, never waited on");
+    assert.match(
+      fifo.stderr,
+      /^error: lock file .*axvisor-image\.lock: a FIFO, not a regular file$/m,
+    );
   });
 
   it("ci-key: one key per set of images, in GitHub, GitLab and JSON forms", async () => {
