@@ -44,6 +44,15 @@ export type { ResizeOptions, ResizeResult } from "./ops/resize.js";
 export { publish, addImage } from "./ops/publish.js";
 export type { AddImageOptions, AddImageResult } from "./ops/publish.js";
 export type { PublishOptions, PublishResult } from "./ops/publish.js";
+export { lockImages, lockedImages, checkAgainstLock } from "./ops/lock.js";
+export type { LockChange, LockOptions, LockResult } from "./ops/lock.js";
+export { ciKey, renderCiKey } from "./ops/ci-key.js";
+export type { CiKey } from "./ops/ci-key.js";
+export type { CiKeyFormat } from "./ops/options.js";
+
+// Lock files.
+export { lockFilePath, readLockFile, writeLockFile, LOCK_FILE_NAME } from "./registry/lock-file.js";
+export type { LockEntry } from "./registry/lock-file.js";
 
 // Registries: the format, loading, resolution, editing and checking.
 export { parseRegistry, serializeImages } from "./registry/format.js";

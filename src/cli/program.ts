@@ -4,7 +4,7 @@ import { Argument, Command, Option } from "commander";
 import { ARCHIVE_EXTENSIONS } from "../archive/extensions.js";
 import { parseThreshold, type ConfigOverrides } from "../config/config.js";
 import { UsageError } from "../errors.js";
-import { DEFAULT_PULL_CONCURRENCY } from "../ops/options.js";
+import { CI_KEY_FORMATS, DEFAULT_PULL_CONCURRENCY } from "../ops/options.js";
 import { DEFAULT_LOW_SPEED, DEFAULT_STALL_TIMEOUT_MS } from "../transfer/tuning.js";
 import { displayText } from "./output.js";
 
@@ -29,6 +29,7 @@ export interface GlobalOptions {
   quiet?: boolean;
   mirror?: string[];
   requireSignatures?: boolean;
+  offline?: boolean;
 }
 
 function packageVersion(): string {
@@ -57,6 +58,7 @@ export async function overridesFrom(program: Command): Promise<ConfigOverrides> 
   if (opts.autoSyncThreshold !== undefined) {
     overrides.autoSyncThreshold = parseThreshold(opts.autoSyncThreshold, "--auto-sync-threshold");
   }
+  if (opts.offline) overrides.offline = true;
   if (opts.mirror && opts.mirror.length > 0) {
     const { parseMirrorFlag } = await import("../config/mirrors.js");
     overrides.mirrors = opts.mirror.map(parseMirrorFlag);
@@ -157,6 +159,7 @@ export function buildProgram(): Command {
       collect,
     )
     .option("--require-signatures", "refuse a registry no pinned key signed ([[trust]])")
+    .option("--offline", "no network at all: no sync, pull only from the store")
     .option("-q, --quiet", "print only results, warnings and errors")
     .showSuggestionAfterError(true)
     .addHelpText(
@@ -164,7 +167,8 @@ export function buildProgram(): Command {
       "\nEnvironment: AXVISOR_IMAGE_LOCAL_STORAGE, AXVISOR_REGISTRY_FALLBACK_URL,\n" +
         "AXVISOR_IMAGE_REGISTRY_BASE_URL, axbuild's TGOS_IMAGE_LOCAL_STORAGE, TGOS_IMAGE_DOWNLOAD_DIR,\n" +
         "TGOS_IMAGE_EXTRACT_DIR, TGOS_IMAGE_REGISTRY_FALLBACK_URL (ours first when both are set),\n" +
-        "HTTPS_PROXY, HTTP_PROXY, NO_PROXY, NO_COLOR, AXVISOR_IMAGE_DEBUG=1 (stack traces on errors).",
+        "HTTPS_PROXY, HTTP_PROXY, NO_PROXY, NO_COLOR, AXVISOR_IMAGE_OFFLINE=1 (as --offline),\n" +
+        "AXVISOR_IMAGE_DEBUG=1 (stack traces on errors).",
     );
 
   program
@@ -188,13 +192,15 @@ export function buildProgram(): Command {
     .description("download, verify and extract images into the store; prints each image's path")
     .argument(
       "[image...]",
-      "NAME (latest release) or NAME:VERSION; with --arch, a rootfs alias (alpine, busybox, debian)",
+      "NAME (latest release) or NAME:VERSION; with --arch, a rootfs alias (alpine, busybox, debian); none: the lock file's",
     )
     .option(
       "--arch <arch>",
       "that architecture's rootfs: its default (rootfs-ARCH-alpine.img), or the aliases given",
     )
     .option("--file", "print the file named like the image in its tree (a rootfs .img)")
+    .option("--locked", "pull exactly the lock file's entries: no sync, no registry")
+    .addOption(lockFileOption())
     .option(
       "-o, --output <dir>",
       "put archives and trees in this directory instead of the store",
@@ -226,6 +232,26 @@ export function buildProgram(): Command {
     .action(lazy(async () => (await import("./commands/pull.js")).pullCommand as Lazy));
 
   program
+    .command("lock")
+    .description("resolve images and write them, exactly, into the lock file")
+    .argument("[image...]", "NAME (newest) or NAME:VERSION (none: every image already locked)")
+    .option("--update", "move locked images to the registry's newest versions")
+    .addOption(lockFileOption())
+    .action(lazy(async () => (await import("./commands/lock.js")).lockCommand as Lazy));
+
+  program
+    .command("ci-key")
+    .description("print a CI cache key for the locked (or named) images and the path to cache")
+    .argument("[image...]", "NAME or NAME:VERSION (none: the lock file's images)")
+    .addOption(
+      new Option("--format <format>", "github ($GITHUB_OUTPUT), gitlab (dotenv) or json")
+        .choices(CI_KEY_FORMATS)
+        .default("github"),
+    )
+    .addOption(lockFileOption())
+    .action(lazy(async () => (await import("./commands/ci-key.js")).ciKeyCommand as Lazy));
+
+  program
     .command("rm")
     .description("remove images (archive and tree) from the store")
     .argument("<image...>", "NAME (all versions) or NAME:VERSION")
@@ -254,6 +280,14 @@ export function buildProgram(): Command {
 
   registerEverydayCommands(program);
   return program;
+}
+
+/** `--lock FILE`: the lock file of `pull`, `lock` and `ci-key`. */
+function lockFileOption(): Option {
+  return new Option(
+    "--lock <file>",
+    "the lock file (default: axvisor-image.lock beside the nearest .image.toml)",
+  ).argParser(nonEmpty("--lock"));
 }
 
 /** The command word in `args` (the first operand), skipping the program's options and values. */

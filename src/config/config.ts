@@ -59,6 +59,11 @@ export interface Config {
   trust?: TrustRule[];
   /** Refuse a registry no pinned key signed, even one without `[[trust]]` keys (default false). */
   requireSignatures?: boolean;
+  /**
+   * No network at all (`--offline`, `AXVISOR_IMAGE_OFFLINE=1`): no auto-sync, `sync` fails, and
+   * `pull` takes verified copies from the store or fails naming what is missing. Absent: false.
+   */
+  offline?: boolean;
 }
 
 /** Where a configuration value came from, for `config`. */
@@ -123,6 +128,14 @@ export function parseThreshold(text: string, origin: string): number {
     );
   }
   return Number(text.trim());
+}
+
+/** Parses an on/off environment variable: `1`/`true`/`yes` or `0`/`false`/`no`. */
+function parseSwitch(text: string, origin: string): boolean {
+  const value = text.trim().toLowerCase();
+  if (["1", "true", "yes"].includes(value)) return true;
+  if (["0", "false", "no"].includes(value)) return false;
+  throw new UsageError(`${origin} must be 1 or 0, got ${JSON.stringify(text)}`);
 }
 
 type FileValues = Partial<Config>;
@@ -297,6 +310,9 @@ function envValues(env: Record<string, string | undefined>): FileValues {
   if (fallback) out.fallbackRegistry = fallback;
   const base = first("AXVISOR_IMAGE_REGISTRY_BASE_URL");
   if (base) out.registryBaseUrl = parseRegistryBaseUrl(base, "AXVISOR_IMAGE_REGISTRY_BASE_URL");
+  const offline = env.AXVISOR_IMAGE_OFFLINE;
+  if (offline !== undefined && offline !== "")
+    out.offline = parseSwitch(offline, "AXVISOR_IMAGE_OFFLINE");
   return out;
 }
 
@@ -313,6 +329,7 @@ function defaults(): Config {
     insecureRegistries: [],
     trust: [],
     requireSignatures: false,
+    offline: false,
   };
 }
 

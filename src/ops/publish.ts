@@ -22,6 +22,7 @@ import { formatOciReference, parseOciReference } from "../transfer/oci/reference
 import type { PushResult } from "../transfer/oci/upload.js";
 import type { PullProgress } from "./pull.js";
 import { signRegistryFile, type SignResult } from "./sign.js";
+import { requireNetwork } from "./offline.js";
 
 /** Options of {@link addImage}: the archive, the registry file, and the entry's fields. */
 export interface AddImageOptions {
@@ -63,8 +64,8 @@ export interface PublishOptions extends AddImageOptions {
   to?: string;
   /** The archive is already served here; nothing is uploaded (exclusive with `to`). */
   url?: string;
-  /** Insecure registries (plain HTTP) from the configuration. */
-  config?: Pick<Config, "insecureRegistries">;
+  /** Insecure registries (plain HTTP) and offline mode (no push) from the configuration. */
+  config?: Pick<Config, "insecureRegistries" | "offline">;
   /** Archives larger than this are uploaded in chunks of this size (default 4 MiB). */
   chunkSize?: number;
   /** Cancels the upload. */
@@ -145,6 +146,7 @@ export async function publish(options: PublishOptions): Promise<PublishResult> {
   const ref = options.to === undefined ? undefined : destination(options.to);
   const file = await describeArchive(options.archive);
   if (ref === undefined) return addEntry(options, file.sha256, options.url);
+  if (options.config) requireNetwork(options.config, "publish --to");
   const where = formatOciReference(ref);
   const image = formatSpec(options);
   logger.info(`${image}: pushing ${options.archive} (${file.size} bytes) to ${where}`);

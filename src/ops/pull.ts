@@ -22,6 +22,7 @@ import type { HeldLock } from "../store/lock.js";
 import type { DownloadSink } from "../transfer/download.js";
 import { archiveNaming, openSources, sourceKind, type SourceOptions } from "../transfer/sources.js";
 import type { LowSpeedRule } from "../transfer/watchdog.js";
+import { missingOffline } from "./offline.js";
 import { openRegistry } from "./open-registry.js";
 import { DEFAULT_PULL_CONCURRENCY, type OperationOptions } from "./options.js";
 
@@ -101,7 +102,8 @@ async function ensureOutputDir(dir: string): Promise<void> {
 /**
  * Pulls one image: download, verify and extract in one streaming pass, under the image's
  * cross-process lock. A tree whose marker matches is reused as it is; a present archive whose
- * digest matches is not downloaded again. The archive and tree get a pulled-as record.
+ * digest matches is not downloaded again. The archive and tree get a pulled-as record. Offline
+ * (`config.offline`), only those copies serve: anything else fails, touching nothing.
  *
  * @throws AxError naming the image when its store name is refused ({@link StoreNames}).
  */
@@ -122,13 +124,16 @@ export async function pull(
   if (dirs.trees !== dirs.store) await ensureOutputDir(dirs.trees);
   const image = formatSpec(parsed);
   // Only an oci:// URL leaves the archive's name to its source: OCI is loaded for those alone.
+  // Offline, a name the store cannot decide is an image the store does not have.
   const namingFromSource =
     sourceKind(entry.url) === "oci"
       ? () =>
-          archiveNaming(
-            candidateUrls(entry.url, config.mirrors),
-            sourceOptions(config, image, entry, options),
-          )
+          config.offline
+            ? Promise.reject(missingOffline(image))
+            : archiveNaming(
+                candidateUrls(entry.url, config.mirrors),
+                sourceOptions(config, image, entry, options),
+              )
       : undefined;
   const place = await placeImage(dirs, parsed, entry.url, {
     sha256: entry.sha256,
@@ -220,6 +225,7 @@ async function pullLocked(
     await extractPresentArchive(place, entry, lock, logger, options);
     return result(place.tree, false, true);
   }
+  if (config.offline) throw missingOffline(image);
   if (digest !== undefined) {
     logger.info(`${image}: ${place.archive} does not match the registry; downloading it again`);
     await place.discardArchive();
@@ -239,7 +245,8 @@ function naming(image: string): (err: unknown) => never {
       err instanceof ChecksumError ||
       err instanceof AbortedError ||
       err instanceof UsageError ||
-      isNoSpace(err)
+      isNoSpace(err) ||
+      err.message.startsWith(`${image}: `)
     ) {
       throw err;
     }

@@ -6,7 +6,7 @@
  * by a pinned key, or older than the copy accepted before, fails the whole sync.
  */
 import type { Config } from "../config/config.js";
-import { registrySources, type RegistrySource } from "../config/registries.js";
+import { registryList, registrySources, type RegistrySource } from "../config/registries.js";
 import { AxError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import type { LoadedRegistry } from "../registry/load.js";
@@ -28,6 +28,7 @@ import {
   type RegistryCopy,
 } from "../store/provenance.js";
 import { markSource, readRegistryState, readSyncSource, writeRegistry } from "../store/state.js";
+import { requireNetwork } from "./offline.js";
 import type { OperationOptions } from "./options.js";
 
 /** Options of {@link sync}. */
@@ -91,6 +92,7 @@ type Read =
  * names each failure.
  */
 export async function sync(config: Config, options: SyncOptions = {}): Promise<SyncResult> {
+  requireNetwork(config, `syncing the registry ${registryList(config.registry).join(", ")}`);
   const logger = options.logger ?? silentLogger;
   const store = config.localStorage;
   const sources = registrySources(config);

@@ -29,6 +29,7 @@ export async function configCommand(_options: unknown, command: Command): Promis
     line("auto_sync_threshold", config.autoSyncThreshold, sources.autoSyncThreshold),
     line("insecure_registries", config.insecureRegistries, sources.insecureRegistries),
     line("require_signatures", config.requireSignatures, sources.requireSignatures),
+    line("offline", config.offline ?? false, sources.offline),
   ];
   if (config.registryBaseUrl !== undefined) {
     out.push(

@@ -1,16 +1,22 @@
 import type { Command } from "commander";
+import { registryList } from "../../config/registries.js";
 import { AxError, UsageError } from "../../errors.js";
+import { checkAgainstLock, lockedImages } from "../../ops/lock.js";
 import { treeFileOf } from "../../ops/info.js";
+import { openRegistry } from "../../ops/open-registry.js";
 import { pullMany, type PullResult } from "../../ops/pull.js";
 import { defaultRootfs, expandAlias } from "../../registry/aliases.js";
+import { lockFilePath, readLockFile } from "../../registry/lock-file.js";
 import { formatSpec, parseSpec } from "../../registry/resolve.js";
-import type { ImageSpec } from "../../registry/types.js";
-import { commandContext } from "../context.js";
+import type { ImageEntry, ImageSpec } from "../../registry/types.js";
+import { commandContext, type Context } from "../context.js";
 import { reportError, result } from "../output.js";
 import { createProgressView } from "../progress.js";
 
 /** Options of `pull`. */
 interface PullCommandOptions {
+  locked?: boolean;
+  lock?: string;
   output?: string;
   extract: boolean;
   verify?: boolean;
@@ -23,20 +29,16 @@ interface PullCommandOptions {
   json?: boolean;
 }
 
+/** An image `pull` is asked for, with the label it is reported by. */
+type Wanted = [label: string, spec: ImageSpec];
+
 /**
- * The images `pull` is asked for, each with the label it is reported by: the arguments as given;
- * with `--arch ARCH`, the aliases they are (`alpine` -> `rootfs-ARCH-alpine.img`), or, without
- * any, that architecture's default rootfs.
+ * The images named on the command line, each with the label it is reported by: the arguments as
+ * given; with `--arch ARCH`, the aliases they are (`alpine` -> `rootfs-ARCH-alpine.img`), or,
+ * without any, that architecture's default rootfs.
  */
-function requested(images: string[], arch: string | undefined): [string, ImageSpec][] {
-  if (arch === undefined) {
-    if (images.length === 0) {
-      throw new UsageError("pull needs an image name, or --arch ARCH", {
-        hint: "e.g. `axvisor-image pull qemu_aarch64_linux` or `axvisor-image pull --arch aarch64`",
-      });
-    }
-    return images.map((image) => [image, parseSpec(image)]);
-  }
+function requested(images: string[], arch: string | undefined): Wanted[] {
+  if (arch === undefined) return images.map((image) => [image, parseSpec(image)]);
   if (images.length === 0) {
     const spec = defaultRootfs(arch);
     return [[formatSpec(spec), spec]];
@@ -49,7 +51,11 @@ function printed(pulled: PullResult, file: boolean | undefined): string {
   return file ? treeFileOf(pulled, pulled.image, pulled.entry.name) : pulled.path;
 }
 
-/** `pull [NAME[:VERSION]...] [--arch ARCH] [-o DIR] [--no-extract] [--file] [--verify] [--json]`. */
+/**
+ * `pull [NAME[:VERSION]...] [--arch ARCH] [--locked] [--lock FILE] [-o DIR] [--no-extract] [--file]
+ * [--verify] [--json]`. With `--locked`, or without names while a lock file is present: the lock
+ * file's entries.
+ */
 export async function pullCommand(
   images: string[],
   options: PullCommandOptions,
@@ -60,8 +66,9 @@ export async function pullCommand(
       "--file prints a file of the extracted tree: it cannot go with --no-extract",
     );
   }
-  const wanted = requested(images, options.arch);
+  requested(images, options.arch); // usage errors before any work
   const ctx = await commandContext(command);
+  const { wanted, registry } = await pullPlan(ctx, images, options);
   const view = await createProgressView(ctx.quiet);
   let results;
   try {
@@ -69,6 +76,7 @@ export async function pullCommand(
       ctx.config,
       wanted.map(([, spec]) => spec),
       {
+        images: registry,
         outputDir: options.output,
         extract: options.extract,
         verify: options.verify,
@@ -112,4 +120,36 @@ export async function pullCommand(
     for (const f of failures.slice(0, -1)) reportError(f);
     throw failures.at(-1);
   }
+}
+
+/**
+ * What a pull takes: the images named and the store's registry (auto-synced), checked against the
+ * lock file when there is one; or, with `--locked` or no names, the lock file's entries, which
+ * need no registry.
+ *
+ * @throws UsageError for no names and no lock file; AxError when the lock file cannot be read or
+ *   a registry disagrees with it.
+ */
+async function pullPlan(
+  ctx: Context,
+  names: string[],
+  options: { locked?: boolean; lock?: string; arch?: string },
+): Promise<{ wanted: Wanted[]; registry: ImageEntry[] }> {
+  const path = lockFilePath(options.lock, ctx.resolved.file);
+  const locked = await readLockFile(path);
+  const none = names.length === 0 && options.arch === undefined;
+  if (options.locked || none) {
+    if (locked === undefined && !options.locked) {
+      throw new UsageError("pull needs an image name, or --arch ARCH", {
+        hint: `e.g. \`axvisor-image pull qemu_aarch64_linux\` or \`axvisor-image pull --arch aarch64\`; or write a lock file (${path}) with \`axvisor-image lock\``,
+      });
+    }
+    const registry = await lockedImages(ctx.config, path);
+    const all = registry.map((entry): Wanted => [formatSpec(entry), entry]);
+    return { wanted: none ? all : requested(names, options.arch), registry };
+  }
+  const registry = await openRegistry(ctx.config, ctx);
+  if (locked !== undefined)
+    checkAgainstLock(registry, locked, registryList(ctx.config.registry).join(", "));
+  return { wanted: requested(names, options.arch), registry };
 }

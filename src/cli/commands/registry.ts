@@ -2,7 +2,9 @@ import type { Command } from "commander";
 import { AxError, UsageError } from "../../errors.js";
 import { addImage } from "../../ops/publish.js";
 import { generateSigningKey, signRegistryFile } from "../../ops/sign.js";
+import { requireNetwork } from "../../ops/offline.js";
 import { checkRegistry } from "../../registry/check.js";
+import { isRemote, toLocation } from "../../registry/location.js";
 import { commandContext } from "../context.js";
 import { count } from "../human-readable.js";
 import { result } from "../output.js";
@@ -50,6 +52,9 @@ export async function registryCheckCommand(
   command: Command,
 ): Promise<void> {
   const ctx = await commandContext(command);
+  if (options.online || isRemote(toLocation(location))) {
+    requireNetwork(ctx.config, `checking ${location}`);
+  }
   const report = await checkRegistry(location, {
     online: options.online,
     signal: ctx.signal,
