@@ -150,12 +150,12 @@ export function verifiedImageKey(name: string, version: string): string {
 
 /**
  * The key that signed each image of the store's registry that came from a verified file, by
- * {@link verifiedImageKey} (empty when the registry was not verified).
- *
- * @throws AxError as {@link readAcceptedSignatures}.
+ * {@link verifiedImageKey} (empty when the registry was not verified). For display only: a state
+ * that cannot be read (a read-only or broken store) claims no image verified, and the readers
+ * (`info`, `ls`) still work; the next sync reports the problem.
  */
 export async function readVerifiedKeys(store: string): Promise<ReadonlyMap<string, string>> {
-  const { images } = await readState(store);
+  const { images } = await readState(store).catch(() => ({ images: [] as VerifiedImage[] }));
   return new Map(images.map((i) => [verifiedImageKey(i.name, i.version), i.keyId]));
 }
 

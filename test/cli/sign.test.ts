@@ -19,6 +19,7 @@ import { CLI, cliEnv, registryToml, runCli, sha256, tempDir } from "../helpers/i
 import {
   NO_MINISIGN,
   QUICK_KDF,
+  SCRYPT_TIMEOUT_MS,
   minisignKeyPair,
   minisignSign,
   minisignVerify,
@@ -47,8 +48,9 @@ describe("signing registries through the CLI", { skip: NO_MINISIGN }, () => {
   let encrypted: MinisignKeyPair;
   let quick: MinisignKeyPair;
   const file = (name: string) => join(dir.path, name);
+  /** Runs the CLI; minisign's 1 GiB scrypt can take minutes on a loaded machine (no time is asserted). */
   const cli = (args: string[], input?: string) =>
-    runCli(args, { cwd: dir.path, env: cliEnv(), input });
+    runCli(args, { cwd: dir.path, env: cliEnv(), input, timeoutMs: SCRYPT_TIMEOUT_MS });
   before(async () => {
     dir = await tempDir();
     [plain, encrypted] = await Promise.all([

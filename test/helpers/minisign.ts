@@ -19,9 +19,15 @@ export const NO_MINISIGN =
     ? undefined
     : "minisign is not installed (.ci/run installs it)";
 
+/**
+ * How long a process deriving a key with minisign's scrypt limits (1 GiB) may run before it is
+ * killed: a safety net against a hang, not a measure (seconds alone, minutes on a loaded machine).
+ */
+export const SCRYPT_TIMEOUT_MS = 600_000;
+
 /** Runs `minisign ...args`, with `input` on its standard input (its password prompts). */
 export function minisign(args: string[], input?: string): Promise<CliRun> {
-  return runProcess("minisign", args, { input: input ?? "" });
+  return runProcess("minisign", args, { input: input ?? "", timeoutMs: SCRYPT_TIMEOUT_MS });
 }
 
 /** A key pair made by `minisign -G`: with a password (encrypted, 1 GiB scrypt) or `-W`. */
