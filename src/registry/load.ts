@@ -10,7 +10,7 @@ import { linkedController, type LinkedController } from "../concurrency.js";
 import { silentLogger, type Logger } from "../log.js";
 import { RegistryError } from "./errors.js";
 import { parseRegistry } from "./format.js";
-import { isRemote, resolveInclude, toLocation } from "./location.js";
+import { isRemote, resolveImageUrl, resolveInclude, toLocation } from "./location.js";
 import { quote, urlScheme } from "./rules.js";
 import { mergeImages, type ImageSource } from "./merge.js";
 import {
@@ -129,6 +129,15 @@ export async function loadRegistry(
   return { images: merged.images, files: sources.map((s) => s.source), warnings };
 }
 
+/** `file` with the relative URLs of its images resolved against `location`, where it was read. */
+export function withAbsoluteUrls(location: string, file: RegistryFile): RegistryFile {
+  const images = file.images.map((image) => ({
+    ...image,
+    url: resolveImageUrl(location, image.url),
+  }));
+  return { ...file, images };
+}
+
 /** A registry from the network may not make us read local files (`file:///dev/zero`...). */
 function refuseLocalImages(location: string, images: readonly ImageEntry[]): void {
   const local = images.find((image) => urlScheme(image.url) === "file:");
@@ -203,7 +212,10 @@ class EagerReader {
   #start(file: Pending): Promise<ReadFile> {
     const fileWarnings: string[] = [];
     const accept = (text: string) =>
-      parseRegistry(text, file.location, { onWarning: (w) => fileWarnings.push(w) });
+      withAbsoluteUrls(
+        file.location,
+        parseRegistry(text, file.location, { onWarning: (w) => fileWarnings.push(w) }),
+      );
     const reading = this.#limit(() =>
       readRegistrySource(file.location, accept, {
         cacheDir: this.#options.cacheDir,

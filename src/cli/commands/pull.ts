@@ -1,10 +1,9 @@
 import type { Command } from "commander";
-import { AxError } from "../../errors.js";
 import { pullMany } from "../../ops/pull.js";
 import { parseSpec } from "../../registry/resolve.js";
 import { commandContext } from "../context.js";
-import { reportError, result } from "../output.js";
-import { createProgressView } from "../progress.js";
+import { result, throwFailures } from "../output.js";
+import { withProgressView } from "../progress.js";
 
 /** `pull NAME[:VERSION]... [-o DIR] [--no-extract] [--verify] [--json]`. */
 export async function pullCommand(
@@ -23,10 +22,8 @@ export async function pullCommand(
 ): Promise<void> {
   const specs = images.map(parseSpec);
   const ctx = await commandContext(command);
-  const view = await createProgressView(ctx.quiet);
-  let results;
-  try {
-    results = await pullMany(ctx.config, specs, {
+  const results = await withProgressView(ctx.quiet, (view) =>
+    pullMany(ctx.config, specs, {
       outputDir: options.output,
       extract: options.extract,
       verify: options.verify,
@@ -36,24 +33,14 @@ export async function pullCommand(
       signal: ctx.signal,
       logger: view.logger,
       onProgress: (p) => view.update(p),
-    });
-  } finally {
-    view.stop();
-  }
-  const failures: AxError[] = [];
+    }),
+  );
   for (const r of results) {
-    if (r.status === "fulfilled") {
-      if (!options.json) result(r.value.path);
-    } else if (r.reason instanceof AxError) failures.push(r.reason);
-    else throw r.reason;
+    if (r.status === "fulfilled" && !options.json) result(r.value.path);
   }
   if (options.json) {
     const { printJson, pullJson } = await import("../json.js");
     printJson(await Promise.all(results.map((r, i) => pullJson(images[i]!, r, options.extract))));
   }
-  if (failures.length === 1) throw failures[0];
-  if (failures.length > 1) {
-    for (const f of failures.slice(0, -1)) reportError(f);
-    throw failures.at(-1);
-  }
+  throwFailures(results);
 }
