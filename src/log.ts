@@ -8,3 +8,14 @@ export interface Logger {
 
 /** A logger that drops everything: the default for library calls. */
 export const silentLogger: Logger = { info: () => {}, warn: () => {} };
+
+/**
+ * `logger` with every line led by `prefix: `: the status lines of a layer that does not know what
+ * they are about (a download's retries, the mirror that served it) then name the image.
+ */
+export function prefixedLogger(logger: Logger, prefix: string): Logger {
+  return {
+    info: (message) => logger.info(`${prefix}: ${message}`),
+    warn: (message) => logger.warn(`${prefix}: ${message}`),
+  };
+}

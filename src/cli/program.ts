@@ -342,7 +342,10 @@ function registerEverydayCommands(program: Command): void {
     .requiredOption("--arch <arch>", "CPU architecture, e.g. aarch64")
     .requiredOption("--description <text>", "description")
     .option("--released-at <time>", "RFC 3339 release time (default for a new image: now)")
-    .option("--to <oci-url>", "push to oci://HOST[:PORT]/REPOSITORY:TAG")
+    .option(
+      "--to <oci-url>",
+      "push to oci://HOST[:PORT]/REPOSITORY:TAG (the entry pins its digest)",
+    )
     .option("--url <url>", "the archive is served here already: upload nothing")
     .requiredOption("--registry-file <file>", "the registry file to add the image to")
     .action(lazy(async () => (await import("./commands/publish.js")).publishCommand as Lazy));

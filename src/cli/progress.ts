@@ -24,6 +24,11 @@ interface Track {
   bar?: SingleBar;
 }
 
+/** Phases that move bytes over the network: a download, or a `publish` upload. */
+function transfers(phase: PullProgress["phase"]): boolean {
+  return phase === "download" || phase === "upload";
+}
+
 function speed(track: Track): number {
   const seconds = (Date.now() - track.start) / 1000;
   return seconds > 0 ? track.received / seconds : 0;
@@ -50,12 +55,13 @@ function plainView(quiet: boolean): ProgressView {
         tracks.delete(p.image);
         return;
       }
-      if (p.phase !== "download") return;
+      if (!transfers(p.phase)) return;
       let t = tracks.get(p.image);
       if (!t) {
         t = { start: Date.now(), total: p.total, received: 0, phase: p.phase, nextQuarter: 1 };
         tracks.set(p.image, t);
-        logger.info(`${p.image}: receiving ${p.total ? formatBytes(p.total) : "(size unknown)"}`);
+        const verb = p.phase === "upload" ? "sending" : "receiving";
+        logger.info(`${p.image}: ${verb} ${p.total ? formatBytes(p.total) : "(size unknown)"}`);
       }
       t.received = p.received;
       t.total = p.total;
@@ -92,7 +98,7 @@ async function barView(quiet: boolean): Promise<ProgressView> {
     const rate = speed(t);
     const left = t.total ? (t.total - t.received) / (rate || 1) : NaN;
     return {
-      image: display(t.phase === "download" ? image : `${image} (${t.phase})`),
+      image: display(transfers(t.phase) ? image : `${image} (${t.phase})`),
       percent: t.total ? `${Math.floor((t.received / t.total) * 100)}%`.padStart(4) : "  ?%",
       done: formatBytes(t.received),
       size: t.total ? formatBytes(t.total) : "?",
@@ -117,7 +123,7 @@ async function barView(quiet: boolean): Promise<ProgressView> {
       let t = tracks.get(p.image);
       if (p.phase === "done") {
         if (t?.bar) multibar.remove(t.bar);
-        if (t?.phase === "download") logger.info(summary(p.image, t));
+        if (t !== undefined && transfers(t.phase)) logger.info(summary(p.image, t));
         multibar.update();
         tracks.delete(p.image);
         return;

@@ -13,24 +13,25 @@ import {
   hasCode,
   isNoSpace,
 } from "../errors.js";
-import { silentLogger, type Logger } from "../log.js";
+import { prefixedLogger, silentLogger, type Logger } from "../log.js";
 import { formatSpec, parseSpec, resolveImage } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
 import { placeImage, type ImagePlace } from "../store/image-place.js";
 import { StoreNames } from "../store/layout.js";
 import type { HeldLock } from "../store/lock.js";
 import type { DownloadSink } from "../transfer/download.js";
-import { archiveTitle, openSources, sourceKind, type SourceOptions } from "../transfer/sources.js";
+import { archiveNaming, openSources, sourceKind, type SourceOptions } from "../transfer/sources.js";
 import type { LowSpeedRule } from "../transfer/watchdog.js";
 import { openRegistry } from "./open-registry.js";
 import { DEFAULT_PULL_CONCURRENCY, type OperationOptions } from "./options.js";
 
-/** What a pull is doing, for progress bars. */
+/** What a pull (or a `publish`, phase `upload`) is doing, for progress bars. */
 export interface PullProgress {
   /** The image as asked for (`name` or `name:version`). */
   image: string;
-  /** `wait`: another process holds the image; `verify`: hashing a present archive. */
-  phase: "wait" | "download" | "verify" | "extract" | "done";
+  /** `wait`: another process holds the image; `verify`: hashing a present archive; `upload`:
+   *  `publish` sending the archive (`received`: bytes sent). */
+  phase: "wait" | "download" | "upload" | "verify" | "extract" | "done";
   /** Bytes done in this phase. */
   received: number;
   /** Bytes expected in this phase, when known. */
@@ -111,17 +112,17 @@ export async function pull(
   await ensureOutputDir(dir);
   const image = formatSpec(parsed);
   // Only an oci:// URL leaves the archive's name to its source: OCI is loaded for those alone.
-  const titleFromSource =
+  const namingFromSource =
     sourceKind(entry.url) === "oci"
       ? () =>
-          archiveTitle(
+          archiveNaming(
             candidateUrls(entry.url, config.mirrors),
             sourceOptions(config, image, entry, options),
           )
       : undefined;
   const place = await placeImage(dir, parsed, entry.url, {
     sha256: entry.sha256,
-    archiveTitle: titleFromSource,
+    archiveNaming: namingFromSource,
   });
   const logger = options.logger ?? silentLogger;
   const extract = options.extract ?? true;
@@ -273,10 +274,12 @@ function sourceOptions(
   entry: ImageEntry,
   options: PullOptions,
 ): SourceOptions {
-  const { signal, logger, retries, stallTimeoutMs } = options;
+  const { signal, retries, stallTimeoutMs } = options;
+  const logger = prefixedLogger(options.logger ?? silentLogger, image);
   const integrity = { sha256: entry.sha256, what: `image ${image}` };
   const { insecureRegistries } = config;
-  return { integrity, insecureRegistries, signal, logger, retries, stallTimeoutMs };
+  const { arch } = entry;
+  return { integrity, arch, insecureRegistries, signal, logger, retries, stallTimeoutMs };
 }
 
 /**
@@ -342,7 +345,7 @@ async function downloadAndInstall(
       integrity: sourcing.integrity,
       sink,
       signal: options.signal,
-      logger,
+      logger: sourcing.logger,
       stallTimeoutMs: options.stallTimeoutMs,
       lowSpeed: options.lowSpeed,
       retries: options.retries,

@@ -6,6 +6,7 @@
  */
 import { access, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { archiveExtension, extensionOf, type ArchiveNaming } from "../archive/extensions.js";
 import { fsError } from "../errors.js";
 import { formatSpec } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
@@ -26,11 +27,11 @@ export interface PlaceOptions {
   /** The sha256 of the entry being pulled (a tree whose marker has it needs no archive name). */
   sha256: string;
   /**
-   * For a URL that does not name the archive (an `oci://` reference): the file name its source
-   * gives it (an OCI layer's title), asked only when neither an archive a previous pull left nor
-   * a matching tree decides it.
+   * For a URL that does not name the archive (an `oci://` reference): what its source says of its
+   * name (an OCI layer's title, the compression its media type or first bytes show), asked only
+   * when neither an archive a previous pull left nor a matching tree decides it.
    */
-  archiveTitle?: () => Promise<string | undefined>;
+  archiveNaming?: () => Promise<ArchiveNaming | undefined>;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -43,19 +44,30 @@ async function exists(path: string): Promise<boolean> {
 /**
  * The file name that gives the archive of `baseName` its extension when the URL does not: the
  * archive a previous pull left in `dir` keeps its name; a tree whose marker matches needs no name
- * (the default one); otherwise the title the source gives.
+ * (the default one); otherwise the name its source gives (see {@link namedArchive}).
  */
 async function archiveName(
   dir: string,
   baseName: string,
   sha256: string,
-  archiveTitle: () => Promise<string | undefined>,
+  archiveNaming: () => Promise<ArchiveNaming | undefined>,
 ): Promise<string | undefined> {
   for (const archive of archiveNames(baseName)) {
     if (await exists(join(dir, archive))) return archive;
   }
   if ((await readMarker(join(dir, baseName))) === sha256) return undefined;
-  return archiveTitle();
+  return namedArchive(baseName, await archiveNaming());
+}
+
+/**
+ * The archive's file name from what its source says: the publisher's title when it ends like an
+ * archive (`rootfs.img.tar.xz`), else the extension of the compression the source saw
+ * (`<base>.tar.zst`); undefined (the default, `.tar.gz`) when the source says neither.
+ */
+function namedArchive(baseName: string, naming: ArchiveNaming | undefined): string | undefined {
+  const { title, compression } = naming ?? {};
+  if (title !== undefined && archiveExtension(title) !== undefined) return title;
+  return compression === undefined ? undefined : baseName + extensionOf(compression);
 }
 
 /**
@@ -69,11 +81,11 @@ export async function placeImage(
   url: string,
   options: PlaceOptions,
 ): Promise<ImagePlace> {
-  const { sha256, archiveTitle } = options;
+  const { sha256, archiveNaming } = options;
   const title =
-    archiveTitle === undefined
+    archiveNaming === undefined
       ? undefined
-      : await archiveName(dir, imageBaseName(spec), sha256, archiveTitle);
+      : await archiveName(dir, imageBaseName(spec), sha256, archiveNaming);
   return new ImagePlace(spec, imagePaths(dir, spec, url, title));
 }
 
