@@ -89,7 +89,7 @@ export async function ociTarget(to: string, options: OciTargetOptions): Promise<
     },
     async present(entry, signal) {
       const ref = refOf(entry);
-      const digest = await taggedArchive(ref, entry.sha256, client(signal));
+      const digest = await taggedArchive(ref, entry, client(signal));
       return digest === undefined ? undefined : pinned(ref, digest);
     },
     async put(entry, archive, signal) {

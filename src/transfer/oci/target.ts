@@ -4,9 +4,9 @@
  * archive (a mirror run again sends nothing for it).
  */
 import { TransferError } from "../http.js";
-import { OciClient, registryFailure, type OciClientOptions } from "./client.js";
-import { fetchManifest, pickArchiveLayer } from "./manifest.js";
-import { formatOciReference, type OciReference } from "./reference.js";
+import { OciClient, type OciClientOptions } from "./client.js";
+import { fetchManifest, findArchiveLayer } from "./manifest.js";
+import type { OciReference } from "./reference.js";
 
 /**
  * Asks the registry of `ref` for its API root (`/v2/`), without retrying a registry that cannot
@@ -20,25 +20,26 @@ export async function checkRegistryAnswers(
 ): Promise<void> {
   const client = new OciClient(ref, "pull,push", { ...options, failFastWhenUnreachable: true });
   const response = await client.request(`${client.base}/v2/`);
-  if (response.status >= 500) throw await registryFailure(response, `registry ${ref.host}`);
+  if (response.status >= 500) throw await client.failure(response, `registry ${ref.host}`);
   response.body.destroy();
 }
 
 /**
- * The digest of the manifest `ref`'s tag points at when its archive layer is the blob `sha256`;
- * undefined when the tag (or the repository) does not exist, or holds something else.
+ * The digest of the manifest `ref`'s tag points at (for `entry.arch`) when one of its layers is
+ * the archive whose sha256 is `entry.sha256`; undefined when the tag (or the repository) does not
+ * exist, or holds something else.
  *
  * @throws TransferError naming the reference for other failures (refused login, server error).
  */
 export async function taggedArchive(
   ref: OciReference,
-  sha256: string,
+  entry: { sha256: string; arch: string },
   options: OciClientOptions,
 ): Promise<string | undefined> {
   const client = new OciClient(ref, "pull,push", options);
   let fetched;
   try {
-    fetched = await fetchManifest(client);
+    fetched = await fetchManifest(client, entry.arch);
   } catch (err) {
     if (err instanceof TransferError && err.status === 404) return undefined;
     if (
@@ -47,14 +48,10 @@ export async function taggedArchive(
       !err.retryable &&
       !err.unreachable
     ) {
-      return undefined; // an index, or a manifest of another kind: replaced by the push
+      return undefined; // a manifest of another kind, or an index without it: replaced by the push
     }
     throw err;
   }
-  try {
-    const layer = pickArchiveLayer(fetched.manifest, formatOciReference(ref));
-    return layer.digest === `sha256:${sha256}` ? fetched.digest : undefined;
-  } catch {
-    return undefined;
-  }
+  const layer = findArchiveLayer(fetched.manifest, entry.sha256);
+  return layer?.digest === `sha256:${entry.sha256}` ? fetched.digest : undefined;
 }
