@@ -3,9 +3,12 @@
  * lower case, as OCI wants) with tag `V` (a `+` becomes `_`, which tags cannot hold), pushed as
  * `publish` pushes (blobs the repository has are not sent again), and its entry points at the
  * pushed manifest by digest (`oci://HOST/REPO/name:V@sha256:...`): what a pull gets cannot
- * change under it, whoever moves the tag.
+ * change under it, whoever moves the tag. A cut upload resumes from the last chunk the registry
+ * acknowledged (its location is kept in the store's bookkeeping).
  */
-import { stat } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { readFile, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
 import { AxError, UsageError, fsError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { formatSpec } from "../registry/resolve.js";
@@ -15,6 +18,9 @@ import {
   parseOciReference,
   type OciReference,
 } from "../transfer/oci/reference.js";
+import { bookkeeping } from "../store/layout.js";
+import { writeOptionalJson } from "../store/optional-file.js";
+import type { UploadSession } from "../transfer/oci/upload.js";
 import type { MirrorTarget } from "./mirror.js";
 
 /** Options of {@link ociTarget}. */
@@ -43,6 +49,32 @@ function repositoryOf(to: string): OciReference {
     });
   }
   return ref;
+}
+
+/**
+ * The upload sessions of the store `dir` for pushes to `repository` (`host/repository`): one
+ * small file per repository and blob in its bookkeeping (`.axvisor-image/uploads/`), where a cut
+ * upload goes on. Losing one only costs sending the blob again.
+ */
+export function uploadSessions(dir: string, repository: string): UploadSession {
+  const file = (digest: string) => {
+    const key = createHash("sha256").update(`${repository} ${digest}`).digest("hex");
+    return join(bookkeeping(dir).uploads, `${key}.json`);
+  };
+  return {
+    async load(digest) {
+      try {
+        const saved = JSON.parse(await readFile(file(digest), "utf8")) as { location?: unknown };
+        return typeof saved.location === "string" ? saved.location : undefined;
+      } catch {
+        return undefined; // none, or unreadable: a new upload
+      }
+    },
+    save: (digest, location) => writeOptionalJson(file(digest), { location }),
+    async clear(digest) {
+      await rm(file(digest), { force: true });
+    },
+  };
 }
 
 /** The mirror target that is the OCI repository `to`. */
@@ -104,7 +136,11 @@ export async function ociTarget(to: string, options: OciTargetOptions): Promise<
         ref,
         archive,
         { sha256: entry.sha256, size },
-        { ...client(signal), chunkSize: options.chunkSize },
+        {
+          ...client(signal),
+          chunkSize: options.chunkSize,
+          session: uploadSessions(options.store, `${ref.host}/${ref.repository}`),
+        },
       );
       return pinned(ref, pushed.manifestDigest);
     },

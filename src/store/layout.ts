@@ -294,6 +294,7 @@ export function bookkeeping(dir: string): {
   imagesCache: string;
   fallbackMark: string;
   syncSource: string;
+  uploads: string;
 } {
   const root = join(dir, BOOKKEEPING_DIR);
   return {
@@ -307,6 +308,7 @@ export function bookkeeping(dir: string): {
     imagesCache: join(root, "images.json"),
     fallbackMark: join(root, "from-fallback-registry"),
     syncSource: join(root, "synced-from"),
+    uploads: join(root, "uploads"),
   };
 }
 

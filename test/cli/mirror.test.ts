@@ -242,6 +242,8 @@ describe("mirror --to oci://", { skip: missingRegistry() }, () => {
         log.split("\n").filter((l) => /"(PUT|PATCH|POST) \/v2\//.test(l)).length;
       const sent = pushes(registry.log());
       assert.ok(sent > 0);
+      const sessions = await readdir(join(w.store, ".axvisor-image", "uploads")).catch(() => []);
+      assert.deepEqual(sessions, [], "no upload session left behind");
 
       const again = await w.cli(["mirror", "--to", to, "--registry-file", file], { env });
       assert.equal(again.code, 0, again.stderr);
