@@ -44,6 +44,8 @@ export type { ResizeOptions, ResizeResult } from "./ops/resize.js";
 export { publish, addImage } from "./ops/publish.js";
 export type { AddImageOptions, AddImageResult } from "./ops/publish.js";
 export type { PublishOptions, PublishResult } from "./ops/publish.js";
+export { mirror } from "./ops/mirror.js";
+export type { MirrorOptions, MirrorResult, MirroredImage } from "./ops/mirror.js";
 
 // Registries: the format, loading, resolution, editing and checking.
 export { parseRegistry, serializeImages } from "./registry/format.js";
