@@ -13,7 +13,7 @@
 import { join, resolve } from "node:path";
 import { mapSettled } from "../concurrency.js";
 import type { Config } from "../config/config.js";
-import { AxError, UsageError } from "../errors.js";
+import { UsageError } from "../errors.js";
 import { groupBy } from "../group-by.js";
 import { silentLogger } from "../log.js";
 import { compareReleases, formatSpec, parseSpec, resolveImage } from "../registry/resolve.js";
@@ -24,7 +24,7 @@ import { ociTarget } from "./mirror-oci.js";
 import { writeMirrorRegistry } from "./mirror-registry.js";
 import { openRegistry } from "./open-registry.js";
 import { DEFAULT_PULL_CONCURRENCY, type OperationOptions } from "./options.js";
-import { pull, type PullOptions } from "./pull.js";
+import { naming, pull, type PullOptions } from "./pull.js";
 
 /** Options of {@link mirror}. */
 export interface MirrorOptions extends OperationOptions {
@@ -143,7 +143,10 @@ export async function mirror(config: Config, options: MirrorOptions): Promise<Mi
   const images = await openRegistry(config, options);
   const entries = chooseImages(images, specs, options.latest ?? false);
   await target.prepare(entries);
-  const one = async (entry: ImageEntry, signal: AbortSignal | undefined) => {
+  const one = async (
+    entry: ImageEntry,
+    signal: AbortSignal | undefined,
+  ): Promise<MirroredImage> => {
     const image = formatSpec(entry);
     const url = await target.present(entry, signal);
     if (url !== undefined) {
@@ -158,19 +161,14 @@ export async function mirror(config: Config, options: MirrorOptions): Promise<Mi
       logger,
       onProgress: options.onProgress,
     });
-    const copied = await target.put(entry, pulled.archive, signal).catch((err: unknown) => {
-      if (err instanceof AxError && !err.message.startsWith(`${image}:`)) {
-        throw new AxError(`${image}: ${err.message}`, { hint: err.hint, cause: err });
-      }
-      throw err;
-    });
+    const copied = await target.put(entry, pulled.archive, signal);
     logger.info(`${image}: copied to ${copied}`);
     return { image, entry: { ...entry, url: copied }, copied: true };
   };
   const results = await mapSettled(
     entries,
     options.concurrency ?? DEFAULT_PULL_CONCURRENCY,
-    one,
+    (entry, signal) => one(entry, signal).catch(naming(formatSpec(entry))),
     options.signal,
   );
   const done = results.flatMap((r) => (r.status === "fulfilled" ? [r.value.entry] : []));

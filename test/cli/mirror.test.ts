@@ -158,6 +158,21 @@ describe("mirror --to DIR: more", () => {
   before(async () => {
     w = await threeImages();
     published = await w.publish("big", "1.0", [{ name: "kernel", data: big }]);
+    await w.publish("bad", "1.0", [{ name: "kernel", data: "x" }], { sha256: "0".repeat(64) });
+  });
+
+  it("an image that fails is named; the others are mirrored and written", async () => {
+    const dir = join(w.root, "partial");
+    const run = await w.cli(["mirror", "bad", "arceos", "--to", dir]);
+    assertOneError(run, /bad/);
+    assert.equal(run.stdout.trim(), join(dir, "registry.toml"));
+    const file = join(dir, "registry.toml");
+    const written = parseRegistry(await readFile(file, "utf8"), file).images;
+    assert.deepEqual(
+      written.map((e) => e.name),
+      ["arceos"],
+    );
+    assert.deepEqual(await readdir(dir).then((names) => names.sort()), ["0.1", "registry.toml"]);
   });
   after(() => closeWorld(w));
 
