@@ -53,6 +53,8 @@ export type { CiKeyFormat } from "./ops/options.js";
 // Lock files.
 export { lockFilePath, readLockFile, writeLockFile, LOCK_FILE_NAME } from "./registry/lock-file.js";
 export type { LockEntry } from "./registry/lock-file.js";
+export { mirror } from "./ops/mirror.js";
+export type { MirrorOptions, MirrorResult, MirroredImage } from "./ops/mirror.js";
 
 // Registries: the format, loading, resolution, editing and checking.
 export { parseRegistry, serializeImages } from "./registry/format.js";

@@ -76,6 +76,22 @@ export function reportError(err: unknown): number {
 }
 
 /**
+ * Ends a command that worked on several items: every failure among `outcomes` but the last is
+ * printed, and the last one thrown (for the exit status); an error that is not an AxError (a bug)
+ * is thrown as it is. Does nothing when all succeeded.
+ */
+export function throwFailures(outcomes: readonly PromiseSettledResult<unknown>[]): void {
+  const failures: AxError[] = [];
+  for (const outcome of outcomes) {
+    if (outcome.status === "fulfilled") continue;
+    if (!(outcome.reason instanceof AxError)) throw outcome.reason;
+    failures.push(outcome.reason);
+  }
+  for (const failure of failures.slice(0, -1)) reportError(failure);
+  if (failures.length > 0) throw failures.at(-1);
+}
+
+/**
  * Exit status when the reader of our output went away (EPIPE): 128 + SIGPIPE, what a shell shows
  * for a C tool that SIGPIPE ended (`seq 1000000 | head -1`). Not 0: the command stopped before
  * finishing, and its output is incomplete.

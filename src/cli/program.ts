@@ -457,6 +457,26 @@ function registerEverydayCommands(program: Command): void {
     .action(lazy(async () => (await import("./commands/publish.js")).publishCommand as Lazy));
 
   program
+    .command("mirror")
+    .description(
+      "copy images to a directory or an OCI registry and write a registry file serving them there",
+    )
+    .argument("[image...]", "NAME (every version) or NAME:VERSION (default: every image)")
+    .requiredOption("--to <dest>", "a directory, or oci://HOST[:PORT]/REPOSITORY")
+    .option(
+      "--registry-file <file>",
+      "the registry file to write (default for a directory: DIR/registry.toml)",
+      nonEmpty("--registry-file"),
+    )
+    .option("--latest", "only the newest version of each image")
+    .addOption(
+      new Option("-j, --jobs <n>", "images copied at once")
+        .default(DEFAULT_PULL_CONCURRENCY)
+        .argParser(wholeNumber("--jobs", 1)),
+    )
+    .action(lazy(async () => (await import("./commands/mirror.js")).mirrorCommand as Lazy));
+
+  program
     .command("completion")
     .description("print a shell completion script (commands, options and image names)")
     .addArgument(new Argument("<shell>", "bash, zsh or fish").choices(SHELLS))

@@ -151,3 +151,16 @@ async function barView(quiet: boolean): Promise<ProgressView> {
 export async function createProgressView(quiet: boolean): Promise<ProgressView> {
   return isInteractive() && !quiet ? barView(quiet) : plainView(quiet);
 }
+
+/** Runs `fn` with the progress view for this terminal, stopping the view however `fn` ends. */
+export async function withProgressView<T>(
+  quiet: boolean,
+  fn: (view: ProgressView) => Promise<T>,
+): Promise<T> {
+  const view = await createProgressView(quiet);
+  try {
+    return await fn(view);
+  } finally {
+    view.stop();
+  }
+}

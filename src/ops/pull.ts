@@ -238,10 +238,11 @@ async function pullLocked(
  * Makes an error of a pull name its image (`error: NAME: corrupt tar archive ...`), unless it
  * already does or has a wording of its own (a full disk names the file being written).
  */
-function naming(image: string): (err: unknown) => never {
+export function naming(image: string): (err: unknown) => never {
   return (err) => {
     if (
       !(err instanceof AxError) ||
+      err.message.startsWith(`${image}: `) ||
       err instanceof ChecksumError ||
       err instanceof AbortedError ||
       err instanceof UsageError ||

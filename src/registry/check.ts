@@ -11,7 +11,7 @@ import { AbortedError, AxError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import { blockText, registryBlocks } from "./edit.js";
 import { parseRegistry } from "./format.js";
-import { DEFAULT_LIMITS } from "./load.js";
+import { DEFAULT_LIMITS, withAbsoluteUrls } from "./load.js";
 import { resolveInclude, toLocation } from "./location.js";
 import { mergeImages, type ImageSource } from "./merge.js";
 import { formatSpec } from "./resolve.js";
@@ -149,14 +149,15 @@ function limitProblem(parent: { location: string; depth: number }, target: strin
  */
 function lintFile(text: string, source: string, warn: (message: string) => void): FileLint {
   try {
-    const file = parseRegistry(text, source, { onWarning: warn });
+    const file = withAbsoluteUrls(source, parseRegistry(text, source, { onWarning: warn }));
     return { ...file, problems: [] };
   } catch (err) {
     const first = messageOf(err);
     const lint: FileLint = { images: [], includes: [], problems: [] };
     for (const block of registryBlocks(text)) {
       try {
-        const part = parseRegistry(blockText(text, block), source, { onWarning: warn });
+        const parsed = parseRegistry(blockText(text, block), source, { onWarning: warn });
+        const part = withAbsoluteUrls(source, parsed);
         lint.images.push(...part.images);
         lint.includes.push(...part.includes);
       } catch (blockErr) {

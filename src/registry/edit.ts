@@ -247,14 +247,7 @@ export async function upsertImage(
   update: ImageUpdate,
   comments: LineComments = {},
 ): Promise<{ entry: ImageEntry; action: UpsertResult["action"] }> {
-  let text = "";
-  try {
-    text = (await readRegularFile(file, MAX_REGISTRY_FILE_BYTES)).toString("utf8");
-  } catch (err) {
-    if (err instanceof FileProblemError) {
-      if (err.problem.kind !== "missing") throw new RegistryError(err.message, { cause: err });
-    } else throw fsError(err, "read", file);
-  }
+  const text = await readRegistryText(file);
   const existing = parseRegistry(text, file).images.find(
     (e) => e.name === update.name && e.version === update.version,
   );
@@ -279,6 +272,21 @@ export async function upsertImage(
     }
   }
   return { entry, action: result.action };
+}
+
+/**
+ * The text of the registry file `file` to edit: empty when it does not exist yet.
+ *
+ * @throws RegistryError when it is not a regular file or too large; AxError when unreadable.
+ */
+export async function readRegistryText(file: string): Promise<string> {
+  try {
+    return (await readRegularFile(file, MAX_REGISTRY_FILE_BYTES)).toString("utf8");
+  } catch (err) {
+    if (!(err instanceof FileProblemError)) throw fsError(err, "read", file);
+    if (err.problem.kind !== "missing") throw new RegistryError(err.message, { cause: err });
+    return "";
+  }
 }
 
 /** `entry` as the parser reads it back (sha256 in lower case), or a UsageError naming the field. */

@@ -58,14 +58,16 @@ const TOP_LEVEL_KEYS = new Set(["images", "includes"]);
 
 const checkSha256: ValueCheck = (value, key) => prefixed(key, sha256Problem(value));
 const checkNotEmpty: ValueCheck = (value, key) => (value === "" ? `${key} is empty` : undefined);
-const checkImageUrl: ValueCheck = (value, key) =>
-  prefixed(key, urlProblem(value, IMAGE_URL_SCHEMES));
+/** A URL absolute with one of `schemes`, or relative to the file that holds it. */
+const absoluteOrRelative =
+  (schemes: readonly string[]): ValueCheck =>
+  (value, key) =>
+    checkNotEmpty(value, key) ??
+    (urlScheme(value) === undefined ? undefined : prefixed(key, urlProblem(value, schemes)));
+/** An image's URL is absolute with an image scheme, or relative to the registry file. */
+const checkImageUrl = absoluteOrRelative(IMAGE_URL_SCHEMES);
 /** An include's URL is absolute with a registry scheme, or relative to the including file. */
-const checkIncludeUrl: ValueCheck = (value, key) =>
-  checkNotEmpty(value, key) ??
-  (urlScheme(value) === undefined
-    ? undefined
-    : prefixed(key, urlProblem(value, REGISTRY_URL_SCHEMES)));
+const checkIncludeUrl = absoluteOrRelative(REGISTRY_URL_SCHEMES);
 
 /**
  * Parses and validates one registry file. `source` (a URL or path) names the file in messages.

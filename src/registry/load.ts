@@ -11,7 +11,7 @@ import { AxError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import { RegistryError } from "./errors.js";
 import { parseRegistry } from "./format.js";
-import { isRemote, resolveInclude, toLocation } from "./location.js";
+import { isRemote, resolveImageUrl, resolveInclude, toLocation } from "./location.js";
 import { quote, urlScheme } from "./rules.js";
 import { mergeImages, type ImageSource } from "./merge.js";
 import {
@@ -154,6 +154,15 @@ export async function loadRegistry(
   return { images: merged.images, files, origins, verdicts, warnings };
 }
 
+/** `file` with the relative URLs of its images resolved against `location`, where it was read. */
+export function withAbsoluteUrls(location: string, file: RegistryFile): RegistryFile {
+  const images = file.images.map((image) => ({
+    ...image,
+    url: resolveImageUrl(location, image.url),
+  }));
+  return { ...file, images };
+}
+
 /** A registry from the network may not make us read local files (`file:///dev/zero`...). */
 function refuseLocalImages(location: string, images: readonly ImageEntry[]): void {
   const local = images.find((image) => urlScheme(image.url) === "file:");
@@ -248,7 +257,10 @@ class EagerReader {
           verdict = judgeRegistryFile(file.location, bytes, signature, policy);
           if (verdict.status === "refused") throw refusalError(verdict);
         }
-        return parseRegistry(text, file.location, { onWarning: (w) => fileWarnings.push(w) });
+        return withAbsoluteUrls(
+          file.location,
+          parseRegistry(text, file.location, { onWarning: (w) => fileWarnings.push(w) }),
+        );
       };
       const result = await readRegistrySource(file.location, accept, {
         ...read,

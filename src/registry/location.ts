@@ -5,7 +5,7 @@
  */
 
 import { dirname, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { isLoopbackHost } from "../transfer/hosts.js";
 import { RegistryError } from "./errors.js";
 import { quote, urlScheme } from "./rules.js";
@@ -71,5 +71,23 @@ export function resolveInclude(parent: string, ref: string): string {
     return new URL(ref, parent).href;
   } catch (err) {
     throw new RegistryError(`${parent}: include ${quote(ref)} is not a valid URL`, { cause: err });
+  }
+}
+
+/**
+ * The absolute URL of an image whose `url` is `ref` in the registry at `parent`: absolute URLs as
+ * they are; relative ones resolved against the parent's URL, or as a `file://` URL against its
+ * directory for a local file (a mirror's registry file names its archives beside it this way).
+ *
+ * @throws RegistryError naming both when the result is not a valid URL.
+ */
+export function resolveImageUrl(parent: string, ref: string): string {
+  if (urlScheme(ref) !== undefined) return ref;
+  try {
+    return new URL(ref, isRemote(parent) ? parent : pathToFileURL(parent)).href;
+  } catch (err) {
+    throw new RegistryError(`${parent}: image url ${quote(ref)} is not a valid URL`, {
+      cause: err,
+    });
   }
 }

@@ -371,6 +371,7 @@ export function bookkeeping(dir: string): {
   provenance: string;
   registryCopies: string;
   signatures: string;
+  uploads: string;
 } {
   const root = join(dir, BOOKKEEPING_DIR);
   return {
@@ -387,6 +388,7 @@ export function bookkeeping(dir: string): {
     provenance: join(root, "provenance.json"),
     registryCopies: join(root, "registries"),
     signatures: join(root, "signatures.json"),
+    uploads: join(root, "uploads"),
   };
 }
 

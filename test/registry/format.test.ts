@@ -119,14 +119,16 @@ describe("parseRegistry errors", () => {
     );
   });
 
-  it("refuses image URLs with other schemes", async () => {
+  it("refuses image URLs with other schemes, keeps relative ones", async () => {
     assert.match(
       await parseError(imageToml({ url: '"ftp://x/y.tar.gz"' })),
       /^reg\.toml:7: image "linux": url "ftp:\/\/x\/y\.tar\.gz" has an unsupported scheme "ftp:"/,
     );
-    assert.match(
-      await parseError(imageToml({ url: '"y.tar.gz"' })),
-      /url "y\.tar\.gz" is not an absolute URL/,
+    assert.match(await parseError(imageToml({ url: '""' })), /url is empty/);
+    // A relative URL is kept as written: loading resolves it against the file (a mirror's).
+    assert.equal(
+      parseRegistry(imageToml({ url: '"1.0/y.tar.gz"' }), "r").images[0]?.url,
+      "1.0/y.tar.gz",
     );
     for (const good of ["http://x/a", "https://x/a", "file:///tmp/a.tar", "oci://ghcr.io/a/b:1"]) {
       assert.equal(

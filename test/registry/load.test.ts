@@ -3,6 +3,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import { AbortedError } from "../../src/errors.js";
 import { RegistryError } from "../../src/registry/errors.js";
@@ -292,6 +293,26 @@ describe("loadRegistry from local files", () => {
     dir = await tempDir("axi-registry-");
   });
   after(() => dir.cleanup());
+
+  it("resolves relative image URLs against the file that holds them (a mirror's registry)", async () => {
+    await mkdir(join(dir.path, "mirror", "lists"), { recursive: true });
+    const relativeEntry = { ...entry("linux"), url: "../1.0/linux%2Bsmp.tar.gz" };
+    const list = join(dir.path, "mirror", "lists", "team.toml");
+    await writeFile(list, registryToml([relativeEntry]));
+    const local = await loadRegistry(list);
+    assert.equal(
+      fileURLToPath(local.images[0]?.url ?? ""),
+      join(dir.path, "mirror", "1.0", "linux+smp.tar.gz"),
+    );
+    const server = await startFaultServer();
+    try {
+      server.setFile("/m/lists/team.toml", registryToml([relativeEntry]));
+      const remote = await loadRegistry(server.url("/m/lists/team.toml"));
+      assert.equal(remote.images[0]?.url, server.url("/m/1.0/linux%2Bsmp.tar.gz"));
+    } finally {
+      await server.close();
+    }
+  });
 
   it("resolves relative includes against the including file, for paths and file:// URLs", async () => {
     await mkdir(join(dir.path, "rel", "sub"), { recursive: true });

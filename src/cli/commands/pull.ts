@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { registryList } from "../../config/registries.js";
-import { AxError, UsageError } from "../../errors.js";
+import { UsageError } from "../../errors.js";
 import { checkAgainstLock, lockedImages } from "../../ops/lock.js";
 import { treeFileOf } from "../../ops/info.js";
 import { openRegistry } from "../../ops/open-registry.js";
@@ -10,8 +10,8 @@ import { lockFilePath, readLockFile } from "../../registry/lock-file.js";
 import { formatSpec, parseSpec } from "../../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../../registry/types.js";
 import { commandContext, type Context } from "../context.js";
-import { reportError, result } from "../output.js";
-import { createProgressView } from "../progress.js";
+import { result, throwFailures } from "../output.js";
+import { withProgressView } from "../progress.js";
 
 /** Options of `pull`. */
 interface PullCommandOptions {
@@ -69,10 +69,8 @@ export async function pullCommand(
   requested(images, options.arch); // usage errors before any work
   const ctx = await commandContext(command);
   const { wanted, registry } = await pullPlan(ctx, images, options);
-  const view = await createProgressView(ctx.quiet);
-  let results;
-  try {
-    results = await pullMany(
+  const results = await withProgressView(ctx.quiet, (view) =>
+    pullMany(
       ctx.config,
       wanted.map(([, spec]) => spec),
       {
@@ -87,22 +85,18 @@ export async function pullCommand(
         logger: view.logger,
         onProgress: (p) => view.update(p),
       },
-    );
-  } finally {
-    view.stop();
-  }
-  const failures: AxError[] = [];
-  for (const r of results) {
-    if (r.status === "fulfilled") {
-      if (options.json) continue;
-      try {
-        result(printed(r.value, options.file));
-      } catch (err) {
-        failures.push(err as AxError);
-      }
-    } else if (r.reason instanceof AxError) failures.push(r.reason);
-    else throw r.reason;
-  }
+    ),
+  );
+  // A pulled image whose printed path cannot be found (`--file`) fails like one not pulled.
+  const outcomes = results.map((r): PromiseSettledResult<unknown> => {
+    if (r.status !== "fulfilled" || options.json) return r;
+    try {
+      result(printed(r.value, options.file));
+      return r;
+    } catch (err) {
+      return { status: "rejected", reason: err };
+    }
+  });
   if (options.json) {
     const [{ printJson, pullJson }, { readProvenance }] = await Promise.all([
       import("../json.js"),
@@ -115,11 +109,7 @@ export async function pullCommand(
       ),
     );
   }
-  if (failures.length === 1) throw failures[0];
-  if (failures.length > 1) {
-    for (const f of failures.slice(0, -1)) reportError(f);
-    throw failures.at(-1);
-  }
+  throwFailures(outcomes);
 }
 
 /**

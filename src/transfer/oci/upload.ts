@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { open, type FileHandle } from "node:fs/promises";
 import { basename } from "node:path";
 import { AxError, fsError } from "../../errors.js";
-import type { HttpResponse } from "../http.js";
+import { TransferError, type HttpResponse } from "../http.js";
 import { OciClient, type OciClientOptions } from "./client.js";
 import { layerMediaType, OCI_MANIFEST, TITLE_ANNOTATION, type Descriptor } from "./manifest.js";
 import { formatOciReference, type OciReference } from "./reference.js";
@@ -29,6 +29,21 @@ export interface PushOptions extends OciClientOptions {
   chunkSize?: number;
   /** Told the archive's bytes sent so far, after each request that sent some. */
   onProgress?: (sent: number, total: number) => void;
+  /** Where the archive's upload session is kept between runs, to resume a cut upload. */
+  session?: UploadSession;
+}
+
+/**
+ * Where an upload's location is remembered after each chunk the registry acknowledged, so that a
+ * push cut short (killed, interrupted, a dropped connection) resumes there the next time.
+ */
+export interface UploadSession {
+  /** The location saved for the blob `digest`, if any. */
+  load(digest: string): Promise<string | undefined>;
+  /** Remembers that the upload of `digest` goes on at `location`. */
+  save(digest: string, location: string): Promise<void>;
+  /** Forgets the upload of `digest` (done, or not resumable). */
+  clear(digest: string): Promise<void>;
 }
 
 /** What {@link pushArchive} did. */
@@ -92,11 +107,50 @@ async function hasBlob(client: OciClient, digest: string): Promise<boolean> {
   return true;
 }
 
+/** Where an upload goes on: its location, the bytes the registry has, its smallest chunk. */
+interface UploadPlace {
+  location: string;
+  position: number;
+  minChunk: number;
+}
+
+/** A new upload session of the repository. */
+async function startUpload(client: OciClient, what: string): Promise<UploadPlace> {
+  const started = await expectStatus(
+    client,
+    await client.request(client.url("blobs/uploads/"), { method: "POST" }),
+    202,
+    what,
+  );
+  const minChunk = Number(started.headers["oci-chunk-min-length"]) || 0;
+  return { location: uploadLocation(started), position: 0, minChunk };
+}
+
+/**
+ * The upload session saved at `location`, asked where it stands (`GET`: 204 with `Range: 0-N`);
+ * undefined when the registry no longer has it, or it is not on the registry's origin.
+ */
+async function resumeUpload(client: OciClient, location: string): Promise<UploadPlace | undefined> {
+  if (!URL.canParse(location) || new URL(location).origin !== new URL(client.base).origin) {
+    return undefined;
+  }
+  const response = await client.request(location);
+  response.body.destroy();
+  const range = /^0-(\d+)$/.exec(response.headers["range"] ?? "");
+  if (response.status !== 204 || range === null) return undefined;
+  // "0-0" is what distribution answers for an upload that has no byte yet.
+  const position = range[1] === "0" ? 0 : Number(range[1]) + 1;
+  const minChunk = Number(response.headers["oci-chunk-min-length"]) || 0;
+  return { location: uploadLocation(response), position, minChunk };
+}
+
 /**
  * Uploads a blob of `size` bytes, `read(position, length)` giving its bytes: every chunk but the
  * last as a PATCH (each to the location the previous answer gave), the last one with the closing
  * PUT; a blob that fits in one chunk is a single PUT. Chunks are at least the registry's
- * `OCI-Chunk-Min-Length`. `onSent` is told the bytes sent after each request.
+ * `OCI-Chunk-Min-Length`. `onSent` is told the bytes sent after each request. With a `session`,
+ * the location is saved after each acknowledged chunk and a saved upload is resumed where the
+ * registry says it stands; one the registry refuses to go on with is started over once.
  */
 async function uploadBlob(
   client: OciClient,
@@ -105,18 +159,40 @@ async function uploadBlob(
   read: (position: number, length: number) => Promise<Buffer>,
   chunkSize: number,
   onSent?: (sent: number) => void,
+  session?: UploadSession,
 ): Promise<void> {
   const what = `upload of ${digest} to ${formatOciReference(client.ref)}`;
-  const started = await expectStatus(
-    client,
-    await client.request(client.url("blobs/uploads/"), { method: "POST" }),
-    202,
-    what,
-  );
-  let location = uploadLocation(started);
-  const chunk = Math.max(chunkSize, Number(started.headers["oci-chunk-min-length"]) || 0);
+  const saved = await session?.load(digest);
+  const resumed = saved === undefined ? undefined : await resumeUpload(client, saved);
+  if (resumed !== undefined && resumed.position <= size) {
+    try {
+      await sendBlob(client, digest, size, read, chunkSize, resumed, onSent, session);
+      return;
+    } catch (err) {
+      // Cut again (no answer, or interrupted): kept for the next run. Refused: start over.
+      if (!(err instanceof TransferError) || err.status === undefined) throw err;
+      await session?.clear(digest);
+    }
+  }
+  const place = await startUpload(client, what);
+  await sendBlob(client, digest, size, read, chunkSize, place, onSent, session);
+}
+
+/** Sends the bytes of the blob from `place.position` on, then closes the upload. */
+async function sendBlob(
+  client: OciClient,
+  digest: string,
+  size: number,
+  read: (position: number, length: number) => Promise<Buffer>,
+  chunkSize: number,
+  place: UploadPlace,
+  onSent?: (sent: number) => void,
+  session?: UploadSession,
+): Promise<void> {
+  const what = `upload of ${digest} to ${formatOciReference(client.ref)}`;
+  const chunk = Math.max(chunkSize, place.minChunk);
   const octets = { "content-type": "application/octet-stream" };
-  let position = 0;
+  let { location, position } = place;
   for (; size - position > chunk; position += chunk) {
     const range = `${position}-${position + chunk - 1}`;
     const sent = await client.request(location, {
@@ -126,6 +202,7 @@ async function uploadBlob(
       retry: false,
     });
     location = uploadLocation(await expectStatus(client, sent, 202, `${what} (bytes ${range})`));
+    await session?.save(digest, location);
     onSent?.(position + chunk);
   }
   const closed = await client.request(withDigest(location, digest), {
@@ -135,6 +212,7 @@ async function uploadBlob(
     retry: false,
   });
   await expectStatus(client, closed, 201, what);
+  await session?.clear(digest);
   onSent?.(size);
 }
 
@@ -169,7 +247,7 @@ export async function pushArchive(
       const read = (position: number, length: number) => readChunk(handle, path, position, length);
       const onSent = (sent: number) => options.onProgress?.(sent, file.size);
       onSent(0);
-      await uploadBlob(client, layer.digest, file.size, read, chunkSize, onSent);
+      await uploadBlob(client, layer.digest, file.size, read, chunkSize, onSent, options.session);
       uploaded = true;
     } finally {
       await handle.close();

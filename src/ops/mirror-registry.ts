@@ -1,0 +1,29 @@
+/**
+ * The registry file a mirror writes: its entries added, or updated in place where the file has
+ * them already; everything else in it (other images, includes, comments) kept as written. The
+ * file is replaced atomically, once per run.
+ */
+import { mkdir } from "node:fs/promises";
+import { dirname } from "node:path";
+import writeFileAtomic from "write-file-atomic";
+import { fsError } from "../errors.js";
+import { readRegistryText, upsertImageText } from "../registry/edit.js";
+import type { ImageEntry } from "../registry/types.js";
+
+/** Adds or updates `entries` in the registry file `file` (created when missing); returns it. */
+export async function writeMirrorRegistry(
+  file: string,
+  entries: readonly ImageEntry[],
+): Promise<string> {
+  let text = await readRegistryText(file);
+  const before = text;
+  for (const entry of entries) text = upsertImageText(text, entry, file).text;
+  if (text === before && before !== "") return file;
+  try {
+    await mkdir(dirname(file), { recursive: true });
+    await writeFileAtomic(file, text);
+  } catch (err) {
+    throw fsError(err, "write", file);
+  }
+  return file;
+}
