@@ -469,6 +469,7 @@ function registerEverydayCommands(program: Command): void {
       nonEmpty("--registry-file"),
     )
     .option("--latest", "only the newest version of each image")
+    .option("--key <secret-key>", RESIGN_KEY)
     .addOption(
       new Option("-j, --jobs <n>", "images copied at once")
         .default(DEFAULT_PULL_CONCURRENCY)

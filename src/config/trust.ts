@@ -55,13 +55,13 @@ export function parseTrustTables(value: unknown, path: string): TrustRule[] {
 }
 
 /**
- * The keys pinned for the registry at `location` (as configured: URL or path): those of every
- * rule whose `registry` is a prefix of it, each key once.
+ * The keys pinned for the registry known by `locations` (its URL or path, and its built-in name
+ * such as `tgos`): those of every rule whose `registry` is a prefix of one of them, each key once.
  */
-export function pinnedKeys(rules: readonly TrustRule[], location: string): PublicKey[] {
+export function pinnedKeys(rules: readonly TrustRule[], ...locations: string[]): PublicKey[] {
   const keys = new Map<string, PublicKey>();
   for (const rule of rules) {
-    if (!location.startsWith(rule.registry)) continue;
+    if (!locations.some((location) => location.startsWith(rule.registry))) continue;
     for (const key of rule.keys) keys.set(key.text, key);
   }
   return [...keys.values()];

@@ -16,15 +16,18 @@ import type { Config } from "../config/config.js";
 import { UsageError } from "../errors.js";
 import { groupBy } from "../group-by.js";
 import { silentLogger } from "../log.js";
+import type { SigningKey } from "../minisign.js";
 import { compareReleases, formatSpec, parseSpec, resolveImage } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
 import { isOciUrl } from "../transfer/oci/reference.js";
 import { directoryTarget } from "./mirror-dir.js";
 import { ociTarget } from "./mirror-oci.js";
 import { writeMirrorRegistry } from "./mirror-registry.js";
+import { requireNetwork } from "./offline.js";
 import { openRegistry } from "./open-registry.js";
 import { DEFAULT_PULL_CONCURRENCY, type OperationOptions } from "./options.js";
 import { naming, pull, type PullOptions } from "./pull.js";
+import { signRegistryFile, type SignResult } from "./sign.js";
 
 /** Options of {@link mirror}. */
 export interface MirrorOptions extends OperationOptions {
@@ -46,6 +49,8 @@ export interface MirrorOptions extends OperationOptions {
   onProgress?: PullOptions["onProgress"];
   /** Environment for `DOCKER_CONFIG` (default `process.env`). */
   env?: Record<string, string | undefined>;
+  /** Sign the registry file written (`FILE.minisig`), as `registry sign` does. */
+  signingKey?: SigningKey;
 }
 
 /** What happened to one image. */
@@ -64,6 +69,8 @@ export interface MirrorResult {
   registryFile: string;
   /** Each chosen image, in registry order: mirrored, or the reason it was not. */
   images: PromiseSettledResult<MirroredImage>[];
+  /** With `signingKey`: the signature written beside the registry file. */
+  signed?: SignResult;
 }
 
 /**
@@ -126,6 +133,8 @@ export async function mirror(config: Config, options: MirrorOptions): Promise<Mi
   const logger = options.logger ?? silentLogger;
   const specs = (options.images ?? []).map((s) => (typeof s === "string" ? parseSpec(s) : s));
   const oci = isOciUrl(options.to);
+  // A directory can be filled from the store alone; an OCI registry is on the network.
+  if (oci) requireNetwork(config, "mirror --to oci://");
   const registryFile = resolve(
     options.registryFile ??
       (oci ? missingRegistryFile(options.to) : join(options.to, "registry.toml")),
@@ -174,5 +183,9 @@ export async function mirror(config: Config, options: MirrorOptions): Promise<Mi
   const done = results.flatMap((r) => (r.status === "fulfilled" ? [r.value.entry] : []));
   const written = await writeMirrorRegistry(registryFile, done);
   logger.info(`wrote ${done.length} images to ${written}`);
-  return { registryFile: written, images: results };
+  const signed =
+    options.signingKey === undefined
+      ? undefined
+      : await signRegistryFile(written, options.signingKey, { logger });
+  return { registryFile: written, images: results, signed };
 }

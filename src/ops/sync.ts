@@ -100,8 +100,12 @@ export async function sync(config: Config, options: SyncOptions = {}): Promise<S
   const { checksSignatures } = await import("../registry/signature.js");
   const { pinnedKeys } = await import("../config/trust.js");
   const { readAcceptedSignatures } = await import("../store/signatures.js");
+  // A built-in registry's files are pinned by its name (`tgos`) as well as by their URLs.
+  const names = new Map(
+    sources.flatMap((s) => [s.url, s.fallback ?? s.url].map((url) => [url, s.name] as const)),
+  );
   const policy = (url: string, accepted: AcceptedSignatures): SignaturePolicy => ({
-    keys: pinnedKeys(config.trust ?? [], url),
+    keys: pinnedKeys(config.trust ?? [], url, names.get(url) ?? url),
     required: config.requireSignatures ?? false,
     accepted,
   });

@@ -14,6 +14,7 @@ import { parseRegistry } from "../../src/registry/format.js";
 import { parseSpec } from "../../src/registry/resolve.js";
 import type { ImageEntry } from "../../src/registry/types.js";
 import { missing } from "../helpers/daemon.js";
+import { NO_MINISIGN, minisignKeyPair, minisignVerify } from "../helpers/minisign.js";
 import { closedPort } from "../helpers/fault-server.js";
 import { cliEnv, runCli, type CliRun } from "../helpers/images.js";
 import { startNginx } from "../helpers/nginx.js";
@@ -201,6 +202,47 @@ describe("mirror --to DIR: more", () => {
     const run = await w.cli(["mirror", "--to", file]);
     assertOneError(run, /not-a-dir/);
     assert.equal(archiveRequests(w), before);
+  });
+
+  it(
+    "--key signs the registry file written, as minisign -V checks it",
+    { skip: NO_MINISIGN },
+    async () => {
+      const keys = await minisignKeyPair(w.root, "mirror");
+      const dir = join(w.root, "signed");
+      const run = await w.cli(["mirror", "arceos", "--to", dir, "--key", keys.secretKey]);
+      assert.equal(run.code, 0, run.stderr);
+      const file = join(dir, "registry.toml");
+      const verified = await minisignVerify(file, `${file}.minisig`, keys.publicKey);
+      assert.equal(verified.code, 0, verified.stderr);
+      // A second run for another image re-signs the file it changed.
+      const more = await w.cli(["mirror", "linux:1.0", "--to", dir, "--key", keys.secretKey]);
+      assert.equal(more.code, 0, more.stderr);
+      const again = await minisignVerify(file, `${file}.minisig`, keys.publicKey);
+      assert.equal(again.code, 0, again.stderr);
+    },
+  );
+
+  it("offline: a directory is filled from the store alone; an OCI registry is refused", async () => {
+    const dir = join(w.root, "offline");
+    const filled = await w.cli(["mirror", "arceos", "--to", dir]); // arceos is in the store now
+    assert.equal(filled.code, 0, filled.stderr);
+    const before = w.server.requests.length;
+    const again = await w.cli(["--offline", "mirror", "arceos", "--to", join(w.root, "offline2")]);
+    assert.equal(again.code, 0, again.stderr);
+    const oci = await w.cli([
+      "--offline",
+      "mirror",
+      "--to",
+      "oci://127.0.0.1:1/guests",
+      "--registry-file",
+      join(w.root, "oci.toml"),
+    ]);
+    assertOneError(
+      oci,
+      /^error: mirror --to oci:\/\/ needs the network, and offline mode forbids it$/m,
+    );
+    assert.equal(w.server.requests.length, before, "no request made offline");
   });
 
   it("an unknown image is an error naming it", async () => {

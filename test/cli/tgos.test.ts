@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { ImageJson, PullJson, StoreJson } from "../../src/cli/json.js";
 import { cliEnv, makeTarGz, registryToml, runCli, sha256, tempDir } from "../helpers/images.js";
+import { NO_MINISIGN, minisignKeyPair } from "../helpers/minisign.js";
 import { clashingQemu, TGOS_REGISTRY_DIR, TGOS_VERSION, useTgosSite } from "../helpers/tgos.js";
 
 const ALPINE = "rootfs-aarch64-alpine.img";
@@ -40,6 +41,22 @@ describe("TGOS images, several registries and axbuild's options", () => {
     const plain = await tgos(["ls"]);
     assert.match(plain.stdout, /^Name +Version +Architecture +Description\n/, "one registry");
   });
+
+  it(
+    "[[trust]] pins tgos by its name: its unsigned files are refused",
+    { skip: NO_MINISIGN },
+    async () => {
+      const keys = await minisignKeyPair(t.dir, "tgos-pin");
+      const config = join(t.dir, "pinned.toml");
+      writeFileSync(
+        config,
+        `registry = "tgos"\n[[trust]]\nregistry = "tgos"\nkeys = ["${keys.publicKey}"]\n`,
+      );
+      const run = await cli(["-c", config, "-S", join(t.dir, "pinned-store"), "sync"]);
+      assert.equal(run.code, 1, run.stderr);
+      assert.match(run.stderr, /^error: sync refused: .*default\.toml/m);
+    },
+  );
 
   it("pull --arch pulls that architecture's default rootfs; --file and path --file give the .img", async () => {
     const pulled = await tgos(["pull", "--arch", "aarch64", "--file"]);
