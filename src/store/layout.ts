@@ -315,10 +315,13 @@ export function registryFiles(store: string): { registry: string; lastSync: stri
   return { registry: join(store, REGISTRY_FILE), lastSync: join(store, LAST_SYNC_FILE) };
 }
 
-/** The lock `name` of `dir` (a directory, as proper-lockfile makes it) and its owner file. */
+/** The file in a lock directory that says who holds it. */
+export const OWNER_FILE = "owner";
+
+/** The lock `name` of `dir` (a directory, made with mkdir) and its owner file in it. */
 export function lockPaths(dir: string, name: string): { lock: string; owner: string } {
   const lock = join(bookkeeping(dir).locks, `${name}.lock`);
-  return { lock, owner: `${lock}.owner` };
+  return { lock, owner: join(lock, OWNER_FILE) };
 }
 
 /** The verified-archive stamp of `archive` (its size, mtime, inode and sha256). */
