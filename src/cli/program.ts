@@ -88,6 +88,14 @@ function coalesced(stream: NodeJS.WriteStream): (text: string) => void {
   };
 }
 
+/**
+ * Commander's error output, with its suggestion (`(Did you mean pull?)`) turned into a `hint:`
+ * line like every other hint of the tool.
+ */
+function commanderError(text: string, write: (text: string) => void): void {
+  write(text.replace(/\n\(Did you mean (.+)\?\)\n?$/, "\nhint: did you mean $1?\n"));
+}
+
 /** Runs a command's action, loading its implementation only when it is used. */
 type Lazy = (...args: unknown[]) => Promise<void>;
 function lazy(load: () => Promise<Lazy>): Lazy {
@@ -106,7 +114,11 @@ export function buildProgram(): Command {
     )
     .version(packageVersion(), "-V, --version", "print the version")
     .helpOption("-h, --help", "show help")
-    .configureOutput({ writeOut: coalesced(process.stdout), writeErr: coalesced(process.stderr) })
+    .configureOutput({
+      writeOut: coalesced(process.stdout),
+      writeErr: coalesced(process.stderr),
+      outputError: commanderError,
+    })
     .option(
       "-S, --local-storage <dir>",
       "store directory (default: <tmpdir>/.axvisor-images)",

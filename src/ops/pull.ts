@@ -13,9 +13,10 @@ import {
   hasCode,
   isNoSpace,
 } from "../errors.js";
-import { silentLogger, type Logger } from "../log.js";
+import { namedLogger, silentLogger, type Logger } from "../log.js";
 import { formatSpec, parseSpec, resolveImage } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
+import { storeError } from "../store/access.js";
 import { placeImage, type ImagePlace } from "../store/image-place.js";
 import { StoreNames } from "../store/layout.js";
 import type { HeldLock } from "../store/lock.js";
@@ -35,6 +36,11 @@ export interface PullProgress {
   received: number;
   /** Bytes expected in this phase, when known. */
   total?: number;
+  /**
+   * Download phase: bytes of `received` that an earlier, interrupted pull had downloaded (the
+   * download resumed there); the bytes of this pull are `received - resumed`.
+   */
+  resumed?: number;
 }
 
 /** Options of {@link pull} and {@link pullMany}. */
@@ -94,7 +100,10 @@ async function ensureOutputDir(dir: string): Promise<void> {
 /**
  * Pulls one image: download, verify and extract in one streaming pass, under the image's
  * cross-process lock. A tree whose marker matches is reused as it is; a present archive whose
- * digest matches is not downloaded again. The archive and tree get a pulled-as record.
+ * digest matches is not downloaded again. The archive and tree get a pulled-as record. With
+ * `outputDir`, the store still holds the download and the verified archive (so that no pull
+ * downloads it again); the tree and a copy of the archive (a hard link when it can) go to the
+ * directory, and nothing else does.
  *
  * @throws AxError naming the image when its store name is refused ({@link StoreNames}).
  */
@@ -107,9 +116,14 @@ export async function pull(
   const parsed = typeof spec === "string" ? parseSpec(spec) : spec;
   const entry = resolveImage(images, parsed);
   StoreNames.of(images).baseName(parsed);
-  const dir = resolve(options.outputDir ?? config.localStorage);
-  await ensureOutputDir(dir);
+  const store = resolve(config.localStorage);
+  let outputDir = options.outputDir === undefined ? undefined : resolve(options.outputDir);
+  if (outputDir === store) outputDir = undefined;
+  if (outputDir !== undefined) await ensureOutputDir(outputDir);
+  await ensureStore(store);
   const image = formatSpec(parsed);
+  const logger = namedLogger(options.logger ?? silentLogger, image);
+  options = { ...options, logger };
   // Only an oci:// URL leaves the archive's name to its source: OCI is loaded for those alone.
   const titleFromSource =
     sourceKind(entry.url) === "oci"
@@ -119,11 +133,11 @@ export async function pull(
             sourceOptions(config, image, entry, options),
           )
       : undefined;
-  const place = await placeImage(dir, parsed, entry.url, {
+  const place = await placeImage(store, parsed, entry.url, {
     sha256: entry.sha256,
     archiveTitle: titleFromSource,
+    outputDir,
   });
-  const logger = options.logger ?? silentLogger;
   const extract = options.extract ?? true;
   // Fast path without the lock: a marker is written last and trees are renamed into place, so a
   // matching marker means a complete tree.
@@ -136,13 +150,22 @@ export async function pull(
     {
       signal: options.signal,
       onWait: () => {
-        logger.info(`${image}: another process is pulling it; waiting`);
+        logger.info("another process is pulling it; waiting");
         options.onProgress?.({ image, phase: "wait", received: 0 });
       },
     },
   );
   options.onProgress?.({ image, phase: "done", received: 0 });
   return res;
+}
+
+/** Makes the store directory, or fails saying why it cannot be one (see `storeError`). */
+async function ensureStore(store: string): Promise<void> {
+  try {
+    await mkdir(store, { recursive: true });
+  } catch (err) {
+    throw await storeError(store, err, "create", store);
+  }
 }
 
 /**
@@ -152,12 +175,12 @@ export async function pull(
  */
 async function upToDate(place: ImagePlace, entry: ImageEntry, logger: Logger): Promise<PullResult> {
   await place.recordPulled("tree", entry);
-  logger.info(`${place.image}: up to date at ${place.tree}`);
+  logger.info(`up to date at ${place.tree}`);
   return {
     image: place.image,
     entry,
     path: place.tree,
-    archive: place.archive,
+    archive: place.delivered,
     downloaded: false,
     extracted: false,
   };
@@ -173,11 +196,11 @@ async function pullLocked(
   const { image } = place;
   const logger = options.logger ?? silentLogger;
   const extract = options.extract ?? true;
-  const result = (path: string, downloaded: boolean, extracted: boolean): PullResult => ({
+  const result = (downloaded: boolean, extracted: boolean): PullResult => ({
     image,
     entry,
-    path,
-    archive: place.archive,
+    path: extract ? place.tree : place.delivered,
+    archive: place.delivered,
     downloaded,
     extracted,
   });
@@ -193,21 +216,23 @@ async function pullLocked(
   });
   if (digest === entry.sha256) {
     await place.recordPulled("archive", entry);
-    if (!extract) return result(place.archive, false, false);
-    if (marker === entry.sha256) {
-      await place.recordPulled("tree", entry);
-      return result(place.tree, false, false);
+    let extracted = false;
+    if (extract && marker === entry.sha256) await place.recordPulled("tree", entry);
+    else if (extract) {
+      logger.info(`extracting ${place.archive}`);
+      await extractPresentArchive(place, entry, lock, logger, options);
+      extracted = true;
     }
-    logger.info(`${image}: extracting ${place.archive}`);
-    await extractPresentArchive(place, entry, lock, logger, options);
-    return result(place.tree, false, true);
+    await place.deliverArchive();
+    return result(false, extracted);
   }
   if (digest !== undefined) {
-    logger.info(`${image}: ${place.archive} does not match the registry; downloading it again`);
+    logger.info(`${place.archive} does not match the registry; downloading it again`);
     await place.discardArchive();
   }
   const servedBy = await downloadAndInstall(config, place, entry, lock, extract, options);
-  return { ...result(extract ? place.tree : place.archive, true, extract), servedBy };
+  await place.deliverArchive();
+  return { ...result(true, extract), servedBy };
 }
 
 /**
@@ -313,7 +338,7 @@ async function downloadAndInstall(
     if (extractModule) {
       staging = await place.newStaging();
       extractor = new extractModule.ArchiveExtractor(staging, {
-        onWarning: (m: string) => logger.warn(`${place.image}: ${m}`),
+        onWarning: (m: string) => logger.warn(m),
         signal: options.signal,
       });
     }
@@ -334,7 +359,7 @@ async function downloadAndInstall(
   try {
     const sourcing = sourceOptions(config, place.image, entry, options);
     const sources = await openSources(candidateUrls(entry.url, config.mirrors), sourcing);
-    logger.info(`${place.image}: downloading ${entry.url}`);
+    logger.info(`downloading ${entry.url}`);
     // The download checks the sha256 as the bytes flow: past it, they are the entry's.
     const done = await download({
       sources,

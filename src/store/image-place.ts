@@ -1,22 +1,33 @@
 /**
- * One image's place in a store (or `-o DIR`), as one object a pull asks: its paths (archive,
- * `.part` and its metadata, tree, marker), what is there (the tree's marker, the archive's
- * verified digest), and the steps that change it, each atomic (staging trees, installing the
- * download and the tree, removing a bad archive, pulled-as records, the image's lock).
+ * One image's place in a store, as one object a pull asks: its paths (archive, `.part` and its
+ * metadata, tree, marker), what is there (the tree's marker, the archive's verified digest), and
+ * the steps that change it, each atomic (staging trees, installing the download and the tree,
+ * removing a bad archive, pulled-as records, the image's lock). With an output directory
+ * (`pull -o DIR`), the store still holds the download, the archive and every piece of
+ * bookkeeping; the tree, and a copy of the archive, go to DIR, and nothing else does.
  */
 import { access, rename, rm, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { fsError } from "../errors.js";
 import { formatSpec } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
 import {
+  exportArchive,
   installTree,
   newStagingPath,
   readMarker,
   removeArchive,
   removeStaleStaging,
+  type TreeHome,
 } from "./copies.js";
-import { archiveNames, imageBaseName, imagePaths, type ImagePaths } from "./layout.js";
+import {
+  archiveNames,
+  imageBaseName,
+  imagePaths,
+  markerPath,
+  treePath,
+  type ImagePaths,
+} from "./layout.js";
 import { withLock, type HeldLock, type LockOptions } from "./lock.js";
 import { pulledAs, writePulledAs } from "./records.js";
 import { archiveDigest, writeStamp } from "./stamps.js";
@@ -31,6 +42,8 @@ export interface PlaceOptions {
    * a matching tree decides it.
    */
   archiveTitle?: () => Promise<string | undefined>;
+  /** `pull -o DIR`: the tree and a copy of the archive go there (see the module comment). */
+  outputDir?: string;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -42,11 +55,12 @@ async function exists(path: string): Promise<boolean> {
 
 /**
  * The file name that gives the archive of `baseName` its extension when the URL does not: the
- * archive a previous pull left in `dir` keeps its name; a tree whose marker matches needs no name
- * (the default one); otherwise the title the source gives.
+ * archive a previous pull left in `dir` keeps its name; a tree (in `treeDir`) whose marker
+ * matches needs no name (the default one); otherwise the title the source gives.
  */
 async function archiveName(
   dir: string,
+  treeDir: string,
   baseName: string,
   sha256: string,
   archiveTitle: () => Promise<string | undefined>,
@@ -54,12 +68,13 @@ async function archiveName(
   for (const archive of archiveNames(baseName)) {
     if (await exists(join(dir, archive))) return archive;
   }
-  if ((await readMarker(join(dir, baseName))) === sha256) return undefined;
+  if ((await readMarker(treePath(treeDir, baseName))) === sha256) return undefined;
   return archiveTitle();
 }
 
 /**
- * Where the image pulled as `spec`, with its archive at `url`, lives in `dir`.
+ * Where the image pulled as `spec`, with its archive at `url`, lives in the store `dir` (its
+ * tree in `options.outputDir` when given).
  *
  * @throws AxError when its store name is one the store keeps for itself.
  */
@@ -69,27 +84,36 @@ export async function placeImage(
   url: string,
   options: PlaceOptions,
 ): Promise<ImagePlace> {
-  const { sha256, archiveTitle } = options;
+  const { sha256, archiveTitle, outputDir } = options;
+  const treeDir = outputDir ?? dir;
   const title =
     archiveTitle === undefined
       ? undefined
-      : await archiveName(dir, imageBaseName(spec), sha256, archiveTitle);
-  return new ImagePlace(spec, imagePaths(dir, spec, url, title));
+      : await archiveName(dir, treeDir, imageBaseName(spec), sha256, archiveTitle);
+  return new ImagePlace(spec, imagePaths(dir, spec, url, title), outputDir);
 }
 
 /** See the module comment. */
 export class ImagePlace implements ImagePaths {
   /** What the image is pulled as, `NAME` or `NAME:VERSION` (its records say so). */
   readonly image: string;
+  /** The store. */
   readonly dir: string;
   readonly baseName: string;
+  /** The archive in the store. */
   readonly archive: string;
   readonly part: string;
   readonly partMeta: string;
+  /** The extracted tree: in the store, or in the output directory. */
   readonly tree: string;
   readonly marker: string;
+  /** The archive as the pull hands it over: {@link archive}, or its copy in the output directory. */
+  readonly delivered: string;
+  /** Where the tree lives: {@link dir}, or the output directory. */
+  readonly #treeDir: string;
+  readonly #home: TreeHome;
 
-  constructor(spec: ImageSpec, paths: ImagePaths) {
+  constructor(spec: ImageSpec, paths: ImagePaths, outputDir?: string) {
     this.image = formatSpec(spec);
     ({
       dir: this.dir,
@@ -100,6 +124,16 @@ export class ImagePlace implements ImagePaths {
       tree: this.tree,
       marker: this.marker,
     } = paths);
+    this.delivered = this.archive;
+    this.#treeDir = this.dir;
+    this.#home = "store";
+    if (outputDir !== undefined) {
+      this.#treeDir = outputDir;
+      this.#home = "output";
+      this.tree = treePath(outputDir, this.baseName);
+      this.marker = markerPath(this.tree);
+      this.delivered = join(outputDir, basename(this.archive));
+    }
   }
 
   /** Runs `fn` holding the image's cross-process lock (see `withLock`). */
@@ -120,9 +154,20 @@ export class ImagePlace implements ImagePaths {
     return archiveDigest(this.archive, options);
   }
 
-  /** Records that the archive or the tree holds `entry`, pulled as {@link ImagePlace.image}. */
+  /**
+   * Records that the store's archive or tree holds `entry`, pulled as {@link ImagePlace.image}
+   * (a tree in an output directory gets no record: the store keeps none of it).
+   */
   async recordPulled(copy: "archive" | "tree", entry: ImageEntry): Promise<void> {
+    if (copy === "tree" && this.#home === "output") return;
     await writePulledAs(copy === "archive" ? this.archive : this.tree, pulledAs(this.image, entry));
+  }
+
+  /** Hands the store's verified archive over as {@link delivered} (a link or a copy in `-o DIR`). */
+  async deliverArchive(): Promise<void> {
+    if (this.delivered !== this.archive) {
+      await exportArchive(this.archive, this.delivered, this.baseName);
+    }
   }
 
   /** Removes an archive that does not match the registry, with its stamp and record. */
@@ -131,13 +176,14 @@ export class ImagePlace implements ImagePaths {
   }
 
   /** Deletes staging trees killed processes left; call it holding the lock. */
-  removeStaleStaging(): Promise<void> {
-    return removeStaleStaging(this.dir, this.baseName);
+  async removeStaleStaging(): Promise<void> {
+    await removeStaleStaging(this.dir, this.baseName);
+    if (this.#home === "output") await removeStaleStaging(this.#treeDir, this.baseName, "output");
   }
 
   /** A fresh staging tree's path (not created), for extracting into. */
   newStaging(): Promise<string> {
-    return newStagingPath(this.dir, this.baseName);
+    return newStagingPath(this.#treeDir, this.baseName, this.#home);
   }
 
   /**
@@ -156,7 +202,7 @@ export class ImagePlace implements ImagePaths {
 
   /** Puts a fully extracted staging tree in place as the tree, its marker saying `sha256`. */
   installTree(staging: string, sha256: string): Promise<void> {
-    return installTree(this.dir, staging, this.tree, sha256);
+    return installTree(this.#treeDir, staging, this.tree, sha256, this.#home);
   }
 
   /** Bytes in the `.part` (0 when there is none). */

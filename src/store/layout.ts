@@ -282,6 +282,24 @@ export function stagingBaseName(name: string): string | undefined {
   return STAGING_NAME.exec(name)?.[1];
 }
 
+/** A temporary entry in an output directory: `.<base>.<pid>.<8 hex digits>.tmp`. */
+const OUTPUT_TEMP_NAME = /^\.(.+)\.(\d+)\.[0-9a-f]{8}\.tmp$/;
+
+/**
+ * A temporary entry of `baseName` in an output directory (`pull -o DIR`), which has no
+ * bookkeeping of its own: a staging tree, an old tree on its way out, an archive being copied.
+ * Hidden, beside the tree (so that renames stay on one file system), and named for its process.
+ */
+export function outputTempPath(dir: string, baseName: string, token: string): string {
+  return join(dir, `.${stagingName(baseName, token)}.tmp`);
+}
+
+/** The pid that made the output temporary entry `name` of `baseName`; undefined for other names. */
+export function outputTempPid(name: string, baseName: string): number | undefined {
+  const match = OUTPUT_TEMP_NAME.exec(name);
+  return match?.[1] === baseName ? Number(match[2]) : undefined;
+}
+
 /** Bookkeeping paths below `<dir>/.axvisor-image/`. */
 export function bookkeeping(dir: string): {
   root: string;

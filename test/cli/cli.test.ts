@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, readdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { runCli, cliEnv } from "../helpers/images.js";
@@ -200,5 +200,57 @@ describe("CLI", () => {
     assert.equal(again.code, 2);
     assert.match(again.stderr, /already exists/);
     assert.deepEqual(await readdir(dir), [".image.toml"]);
+  });
+});
+
+describe("pull -o DIR", () => {
+  let w: World;
+  before(async () => {
+    w = await startWorld();
+    await w.publish("qemu_aarch64_linux", "0.0.25", [{ name: "qemu-aarch64", data: "old" }]);
+  });
+  after(() => w.close());
+
+  it("-o DIR reuses the store's verified archive and leaves only the image in DIR", async () => {
+    const archivePath = "/files/qemu_aarch64_linux-0.0.25.tar.gz";
+    const pulled = await w.cli(["-q", "pull", "qemu_aarch64_linux:0.0.25"]);
+    assert.equal(pulled.code, 0, pulled.stderr);
+    const requests = w.server.requestsFor(archivePath).length;
+    const out = join(w.root, "export");
+    const run = await w.cli(["pull", "qemu_aarch64_linux:0.0.25", "-o", out]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, `${join(out, "qemu_aarch64_linux-0.0.25")}\n`);
+    assert.equal(w.server.requestsFor(archivePath).length, requests, "not downloaded again");
+    assert.deepEqual((await readdir(out)).sort(), [
+      "qemu_aarch64_linux-0.0.25",
+      "qemu_aarch64_linux-0.0.25.tar.gz",
+    ]);
+    assert.equal(
+      await readFile(join(out, "qemu_aarch64_linux-0.0.25", "qemu-aarch64"), "utf8"),
+      "old",
+    );
+    const [inStore, inOut] = await Promise.all(
+      [w.store, out].map((d) => stat(join(d, "qemu_aarch64_linux-0.0.25.tar.gz"))),
+    );
+    assert.equal(inOut!.ino, inStore!.ino, "a hard link to the store's archive");
+  });
+
+  it("a cold pull -o DIR downloads into the store once; DIR gets only the image", async () => {
+    const img = await w.publish("exported", "1.0", [{ name: "kernel", data: "k" }]);
+    assert.equal((await w.cli(["-q", "sync"])).code, 0);
+    const fresh = join(w.root, "export2");
+    const cold = await w.cli(["pull", "exported", "-o", fresh, "--no-extract"]);
+    assert.equal(cold.code, 0, cold.stderr);
+    assert.equal(cold.stdout, `${join(fresh, "exported.tar.gz")}\n`);
+    assert.deepEqual(await readdir(fresh), ["exported.tar.gz"]);
+    assert.ok(existsSync(join(w.store, "exported.tar.gz")), "the store keeps the archive");
+    assert.equal(existsSync(join(w.store, "exported")), false, "and no tree");
+    const again = await w.cli(["-q", "pull", "exported", "-o", join(w.root, "export3")]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(w.server.requestsFor(img.path).length, 1, "the store's copy served the second");
+    assert.deepEqual((await readdir(join(w.root, "export3"))).sort(), [
+      "exported",
+      "exported.tar.gz",
+    ]);
   });
 });

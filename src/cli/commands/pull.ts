@@ -23,7 +23,7 @@ export async function pullCommand(
 ): Promise<void> {
   const specs = images.map(parseSpec);
   const ctx = await commandContext(command);
-  const view = await createProgressView(ctx.quiet);
+  const view = createProgressView(ctx.quiet, images, ctx.signal);
   let results;
   try {
     results = await pullMany(ctx.config, specs, {
