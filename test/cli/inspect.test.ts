@@ -150,3 +150,31 @@ describe("inspecting the store", () => {
     assert.ok(json.total_bytes >= sum && sum > 0);
   });
 });
+
+describe("path of an image pulled only as NAME:VERSION", () => {
+  let w: World;
+  before(async () => {
+    w = await startWorld();
+    await w.publish("board", "1.0", [{ name: "kernel", data: "one" }], {
+      released_at: "2025-01-01T00:00:00Z",
+    });
+    await w.publish("board", "2.0", [{ name: "kernel", data: "two" }], {
+      released_at: "2026-01-01T00:00:00Z",
+    });
+    assert.equal((await w.cli(["-q", "pull", "board:1.0"])).code, 0);
+  });
+  after(() => w.close());
+
+  it("path NAME fails with a hint naming the version that is pulled", async () => {
+    const run = await w.cli(["path", "board"]);
+    assert.equal(run.code, 1);
+    assert.equal(run.stdout, "");
+    assert.match(run.stderr, /^error: image board is not pulled into /m);
+    assert.match(
+      run.stderr,
+      /^hint: board:1\.0 is pulled: run `axvisor-image path board:1\.0`, or `axvisor-image pull board`$/m,
+    );
+    const versioned = await w.cli(["path", "board:1.0"]);
+    assert.equal(versioned.stdout, `${join(w.store, "board-1.0")}\n`, versioned.stderr);
+  });
+});
