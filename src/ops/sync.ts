@@ -5,6 +5,7 @@
 import type { Config } from "../config/config.js";
 import { AxError } from "../errors.js";
 import { silentLogger } from "../log.js";
+import { isRemote, toLocation } from "../registry/location.js";
 import type { ImageEntry } from "../registry/types.js";
 import { SYNC_LOCK, bookkeeping } from "../store/layout.js";
 import { withLock } from "../store/lock.js";
@@ -36,7 +37,8 @@ export interface SyncResult {
 
 /**
  * Fetches the configured registry with its includes and replaces the store's `images.toml`
- * atomically. When the registry cannot be read, the fallback registry is used; when both fail,
+ * atomically. When a remote registry cannot be read, the fallback registry is used (a local file's
+ * error is thrown as it is: the fallback is not for a file the user is editing); when both fail,
  * the store's registry is left as it was and the error names both. A registry that lists no
  * images, or (read from the URL the store's registry came from) drops more than half of its
  * image names, is refused unless `allowEmpty` / `allowShrink` say otherwise: it is far more likely
@@ -64,6 +66,8 @@ export async function sync(config: Config, options: SyncOptions = {}): Promise<S
         loaded = await load(config.registry);
       } catch (err) {
         if (!(err instanceof AxError) || options.signal?.aborted) throw err;
+        // A local file's error (syntax, missing file) is the user's to fix, where it says.
+        if (!isRemote(toLocation(config.registry))) throw err;
         logger.warn(`${err.message}; trying the fallback registry ${config.fallbackRegistry}`);
         source = config.fallbackRegistry;
         usedFallback = true;

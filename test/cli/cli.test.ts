@@ -259,3 +259,28 @@ describe("pull -o DIR", () => {
     ]);
   });
 });
+
+describe("a local registry file (-R ./my.toml)", () => {
+  let w: World;
+  before(async () => {
+    w = await startWorld();
+    w.server.setFile("/fallback.toml", '[[images]]\nname = "from_fallback"\n');
+  });
+  after(() => w.close());
+
+  it("with a syntax error: one error naming file:line, no fallback, no warning", async () => {
+    await writeFile(join(w.root, "my.toml"), '[[images]]\nname = "a"\nversion = 1.0.0\n');
+    const env = cliEnv({ AXVISOR_REGISTRY_FALLBACK_URL: w.server.url("/fallback.toml") });
+    for (const command of [["sync"], ["ls"]]) {
+      const run = await runCli(["-S", w.store, "-R", "./my.toml", ...command], {
+        cwd: w.root,
+        env,
+      });
+      assert.equal(run.code, 1, run.stderr);
+      assert.match(run.stderr, new RegExp(`^error: ${join(w.root, "my.toml")}:3:\\d+: `, "m"));
+      assert.equal(run.stderr.split("\n").filter((l) => l.startsWith("error: ")).length, 1);
+      assert.doesNotMatch(run.stderr, /warning|fallback/, run.stderr);
+    }
+    assert.equal(w.server.requestsFor("/fallback.toml").length, 0, "the fallback is not fetched");
+  });
+});
