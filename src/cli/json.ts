@@ -33,6 +33,8 @@ export interface ImageJson {
   tree: string | null;
   /** Disk usage of `archive` and `tree` together (0 when neither is there). */
   bytes: number;
+  /** True when this version is in the store: its tree, or its archive (`pull --no-extract`). */
+  pulled: boolean;
 }
 
 /** A pulled image: an element of `pull --json`. */
@@ -100,6 +102,7 @@ export function imageJson(entry: ImageEntry, local: LocalState): ImageJson {
     archive: local.archive ?? null,
     tree: local.tree ?? null,
     bytes: local.bytes,
+    pulled: local.tree !== undefined || local.archive !== undefined,
   };
 }
 

@@ -65,7 +65,7 @@ describe("CLI", () => {
     const run = await w.cli(["ls"]);
     assert.equal(run.code, 0, run.stderr);
     const lines = run.stdout.trim().split("\n");
-    assert.match(lines[0]!, /^Name\s+Version\s+Architecture\s+Description$/);
+    assert.match(lines[0]!, /^Name\s+Version\s+Architecture\s+Pulled\s+Description$/);
     assert.equal(lines.length, 3);
     assert.match(run.stdout, /qemu_aarch64_linux\s+0\.0\.26 \(2 versions\)\s+aarch64/);
     const verbose = await w.cli(["ls", "-v"]);

@@ -69,6 +69,7 @@ describe("inspecting the store", () => {
       "archive",
       "tree",
       "bytes",
+      "pulled",
     ]);
     assert.ok(versions[0]!.bytes > 0);
     assert.equal(versions[1]!.bytes, 0);
@@ -100,7 +101,7 @@ describe("inspecting the store", () => {
       ["0.0.26", "0.0.25"],
     );
     const plain = await w.cli(["ls"]);
-    assert.match(plain.stdout, /^Name +Version +Architecture +Description\n/);
+    assert.match(plain.stdout, /^Name +Version +Architecture +Pulled +Description\n/);
   });
 
   it("pull --json prints an array in argument order, with error objects, and exits 1", async () => {
@@ -176,5 +177,47 @@ describe("path of an image pulled only as NAME:VERSION", () => {
     );
     const versioned = await w.cli(["path", "board:1.0"]);
     assert.equal(versioned.stdout, `${join(w.store, "board-1.0")}\n`, versioned.stderr);
+  });
+
+  it("ls has a Pulled column and --json a pulled field, per version", async () => {
+    await w.publish("kit", "1.0", [{ name: "kernel", data: "kit" }]);
+    await w.publish("absent", "1.0", [{ name: "kernel", data: "absent" }]);
+    assert.equal((await w.cli(["-q", "sync"])).code, 0);
+    assert.equal((await w.cli(["-q", "pull", "--no-extract", "kit"])).code, 0);
+    const table = (stdout: string) =>
+      stdout
+        .trimEnd()
+        .split("\n")
+        .map((l) => l.split(/ {2,}/));
+    const plain = await w.cli(["ls"]);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.deepEqual(
+      table(plain.stdout).map((cells) => [cells[0], cells[3]]),
+      [
+        ["Name", "Pulled"],
+        ["absent", "-"],
+        ["board", "1.0"],
+        ["kit", "archive"],
+      ],
+    );
+    const verbose = await w.cli(["ls", "-v", "board"]);
+    assert.deepEqual(
+      table(verbose.stdout).map((cells) => [cells[1], cells[3]]),
+      [
+        ["Version", "Pulled"],
+        ["2.0", "-"],
+        ["1.0", "yes"],
+      ],
+    );
+    const json = JSON.parse((await w.cli(["ls", "-v", "--json"])).stdout) as ImageJson[];
+    assert.deepEqual(
+      json.map((r) => [r.name, r.version, r.pulled]),
+      [
+        ["absent", "1.0", false],
+        ["board", "2.0", false],
+        ["board", "1.0", true],
+        ["kit", "1.0", true],
+      ],
+    );
   });
 });

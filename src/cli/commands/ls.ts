@@ -1,6 +1,7 @@
 import type { Command } from "commander";
-import { listImages } from "../../ops/ls.js";
+import { listImages, type ListRow } from "../../ops/ls.js";
 import { openRegistry } from "../../ops/open-registry.js";
+import { localState, scanStore, type Inventory } from "../../store/scan.js";
 import { commandContext } from "../context.js";
 import { formatTable } from "../human-readable.js";
 import { result } from "../output.js";
@@ -22,10 +23,9 @@ export async function lsCommand(
   const ctx = await commandContext(command);
   const images = await openRegistry(ctx.config, ctx);
   const rows = listImages(images, { pattern, verbose: options.verbose });
+  const inventory = await scanStore(ctx.config.localStorage, images, { sizes: options.json });
   if (options.json) {
     const { imageJson, printJson } = await import("../json.js");
-    const { localState, scanStore } = await import("../../store/scan.js");
-    const inventory = await scanStore(ctx.config.localStorage, images, { sizes: true });
     printJson(rows.map((r) => imageJson(r.entry, localState(inventory, r.entry))));
     return;
   }
@@ -37,7 +37,24 @@ export async function lsCommand(
     r.name,
     !options.verbose && r.versions > 1 ? `${r.version} (${r.versions} versions)` : r.version,
     r.arch,
+    pulledCell(inventory, r, !options.verbose),
     r.description,
   ]);
-  result(...formatTable(["Name", "Version", "Architecture", "Description"], cells));
+  result(...formatTable(["Name", "Version", "Architecture", "Pulled", "Description"], cells));
+}
+
+/**
+ * The Pulled column of `row`: `yes` (its tree is in the store), `archive` (its archive only,
+ * pulled with `--no-extract`), or `-`; with `otherVersions` (one row per name), the versions of
+ * the name that are in the store when the row's is not.
+ */
+function pulledCell(inventory: Inventory, row: ListRow, otherVersions: boolean): string {
+  const local = localState(inventory, row.entry);
+  if (local.tree !== undefined) return "yes";
+  if (local.archive !== undefined) return "archive";
+  if (!otherVersions) return "-";
+  const versions = inventory.copies
+    .filter((c) => c.entry?.name === row.name)
+    .map((c) => c.entry!.version);
+  return versions.length === 0 ? "-" : [...new Set(versions)].join(", ");
 }
