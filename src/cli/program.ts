@@ -121,7 +121,7 @@ export function buildProgram(): Command {
     })
     .option(
       "-S, --local-storage <dir>",
-      "store directory (default: <tmpdir>/.axvisor-images)",
+      "store directory (default: ~/.cache/axvisor-image)",
       nonEmpty("--local-storage"),
     )
     .option("-R, --registry <url>", "registry URL or path to sync from", nonEmpty("--registry"))
