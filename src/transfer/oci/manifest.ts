@@ -53,13 +53,35 @@ function isDescriptor(value: unknown): value is Descriptor {
   );
 }
 
-/** `json` as an image manifest; throws a TransferError naming `where` for anything else. */
-function asImageManifest(json: unknown, contentType: string, where: string): ImageManifest {
+/** A platform as an index describes it: `linux/arm64`, or `?`. */
+function platformOf(entry: unknown): string {
+  const p = (entry as { platform?: { os?: unknown; architecture?: unknown } } | null)?.platform;
+  return typeof p?.os === "string" && typeof p.architecture === "string"
+    ? `${p.os}/${p.architecture}`
+    : "?";
+}
+
+/**
+ * `json` as an image manifest, or, for an image index of exactly one manifest, that manifest's
+ * descriptor (to follow); throws a TransferError naming `where` for anything else.
+ */
+function asImageManifest(
+  json: unknown,
+  contentType: string,
+  where: string,
+): ImageManifest | Descriptor {
   const doc = (typeof json === "object" && json !== null ? json : {}) as Record<string, unknown>;
   const mediaType = typeof doc.mediaType === "string" ? doc.mediaType : contentType;
   const fail = (why: string) => new TransferError(where, why, { retryable: false });
   if (INDEXES.includes(mediaType) || Array.isArray(doc.manifests)) {
-    throw fail("is an image index (several platforms): point to one manifest by its digest");
+    const entries: unknown[] = Array.isArray(doc.manifests) ? doc.manifests : [];
+    if (entries.length === 1 && isDescriptor(entries[0])) return entries[0];
+    const platforms = entries.map(platformOf).join(", ");
+    throw fail(
+      entries.length === 0
+        ? "is an empty image index"
+        : `is an image index of ${entries.length} platforms (${platforms}): point to one manifest by its digest`,
+    );
   }
   if (mediaType !== OCI_MANIFEST && mediaType !== DOCKER_MANIFEST) {
     throw fail(`is not an image manifest (media type "${mediaType}")`);
@@ -73,29 +95,49 @@ function asImageManifest(json: unknown, contentType: string, where: string): Ima
 
 /**
  * Fetches the manifest `client.ref` names (its digest if pinned, else its tag), asking for OCI
- * and Docker v2 manifests. A pinned digest must match the bytes received.
+ * and Docker v2 manifests. A pinned digest must match the bytes received. An image index of one
+ * manifest (what multi-platform tools push for a single platform) is followed to that manifest.
  */
 export async function fetchManifest(client: OciClient): Promise<FetchedManifest> {
   const where = formatOciReference(client.ref);
-  const url = client.url(`manifests/${manifestReference(client.ref)}`);
+  const first = await fetchDocument(client, manifestReference(client.ref), client.ref.digest);
+  const found = asImageManifest(first.json, first.contentType, where);
+  if (!("digest" in found)) return { manifest: found, digest: first.digest };
+  const only = await fetchDocument(client, found.digest, found.digest);
+  const manifest = asImageManifest(only.json, only.contentType, `${where} (${found.digest})`);
+  if ("digest" in manifest)
+    throw new TransferError(where, "is an index of an index", { retryable: false });
+  return { manifest, digest: only.digest };
+}
+
+/** The manifest or index `reference` (a tag or digest) names; `pinned`: the digest it must have. */
+async function fetchDocument(
+  client: OciClient,
+  reference: string,
+  pinned: string | undefined,
+): Promise<{ json: unknown; contentType: string; digest: string }> {
+  const where = formatOciReference(client.ref);
+  const url = client.url(`manifests/${reference}`);
   const accept = [OCI_MANIFEST, DOCKER_MANIFEST, ...INDEXES].join(", ");
   const response = await client.request(url, { headers: { accept } });
-  if (response.status !== 200) throw await registryFailure(response, `manifest of ${where}`);
+  // The caller's error names the image (`cannot download oci://...`): "manifest" says what failed.
+  if (response.status !== 200) throw await registryFailure(response, "manifest");
   const text = await readText(response);
   const digest = `sha256:${createHash("sha256").update(text).digest("hex")}`;
-  if (client.ref.digest !== undefined && client.ref.digest !== digest) {
+  if (pinned !== undefined && pinned !== digest) {
     throw new TransferError(where, `the registry sent a manifest whose digest is ${digest}`, {
       retryable: false,
     });
   }
-  let json: unknown;
   try {
-    json = JSON.parse(text);
+    return {
+      json: JSON.parse(text),
+      contentType: response.headers["content-type"]?.split(";")[0]?.trim() ?? "",
+      digest,
+    };
   } catch {
     throw new TransferError(where, "the manifest is not JSON", { retryable: false });
   }
-  const contentType = response.headers["content-type"]?.split(";")[0]?.trim() ?? "";
-  return { manifest: asImageManifest(json, contentType, where), digest };
 }
 
 /** A layer's file name from its title annotation, if any. */
