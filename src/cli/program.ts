@@ -158,6 +158,8 @@ export function buildProgram(): Command {
         "image names only, from the store's registry (for completion)",
       ).hideHelp(),
     )
+    .addOption(new Option("--versions", "with --names: NAME:VERSION lines").hideHelp())
+    .addOption(new Option("--stored", "with --names: only what the store holds").hideHelp())
     .action(lazy(async () => (await import("./commands/ls.js")).lsCommand as Lazy));
 
   program

@@ -9,7 +9,14 @@ import { result } from "../output.js";
 /** `ls [-v] [--json] [--local] [PATTERN]`. */
 export async function lsCommand(
   pattern: string | undefined,
-  options: { verbose?: boolean; json?: boolean; local?: boolean; names?: boolean },
+  options: {
+    verbose?: boolean;
+    json?: boolean;
+    local?: boolean;
+    names?: boolean;
+    versions?: boolean;
+    stored?: boolean;
+  },
   command: Command,
 ): Promise<void> {
   if (options.local) {
@@ -17,7 +24,7 @@ export async function lsCommand(
     return;
   }
   if (options.names) {
-    await (await import("./completion.js")).printImageNames(pattern, command);
+    await (await import("./completion.js")).printImageNames(pattern, options, command);
     return;
   }
   const ctx = await commandContext(command);
