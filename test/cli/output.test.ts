@@ -286,7 +286,7 @@ describe("credentials in URLs are never printed (CLI)", () => {
     assert.equal((await cli([...store, "sync"])).code, 0);
     const run = await cli([...store, "pull", "cred2"], { HTTP_PROXY: proxy, HTTPS_PROXY: proxy });
     assert.equal(run.code, 1);
-    assert.match(run.stderr, /^retry 1\/5 /m);
+    assert.match(run.stderr, /^cred2: retry 1\/5 /m);
     assertNoSecret(run, "pull through a proxy");
   });
 });
