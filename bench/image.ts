@@ -1,12 +1,13 @@
 /**
- * Deterministic guest-like images for the benchmark, cached under `bench/.work/` by generator
- * version: a big one (~256 MiB uncompressed: an incompressible 16 MiB kernel, a rootfs.img that is
- * half zero blocks and half pseudo-text, 600 small files in nested directories, two symlinks) and
- * a tiny one. Both are packed with the system `tar` (sorted, fixed owners and times) and `gzip -n`,
- * so the same generator version always yields the same bytes.
+ * Deterministic guest-like bundles for the benchmark, cached (see cache.ts) by generator version:
+ * a big one (~256 MiB uncompressed: an incompressible 16 MiB kernel, a rootfs.img that is half
+ * zero blocks and half pseudo-text, 600 small files in nested directories, two symlinks), packed
+ * both as `.tar.gz` and as `.tar.xz`, and a tiny one (`.tar.gz`). They are packed with the system
+ * `tar` (sorted, fixed owners and times) and `gzip -n` / `xz`, so the same generator version always
+ * yields the same bytes.
  */
 import { createCipheriv, createHash } from "node:crypto";
-import { createReadStream, openSync, closeSync } from "node:fs";
+import { createReadStream } from "node:fs";
 import {
   mkdir,
   open,
@@ -19,10 +20,10 @@ import {
   writeFile,
 } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { spawn } from "node:child_process";
+import { pack, type Compression } from "./cache.js";
 
 /** Bump whenever the content below changes: it keys the cache directory. */
-export const GENERATOR_VERSION = 1;
+export const GENERATOR_VERSION = 2;
 
 const MIB = 1024 * 1024;
 const BLOCK = 64 * 1024;
@@ -30,8 +31,6 @@ const KERNEL_BYTES = 16 * MIB;
 const ROOTFS_BYTES = 236 * MIB;
 const SMALL_FILES = 600;
 const TEXT_POOL_BYTES = 8 * MIB;
-/** Fixed mtime of every member (2024-01-01T00:00:00Z). */
-const MEMBER_MTIME = "@1704067200";
 
 /** What an extracted image tree must contain (the tool's marker file aside). */
 export interface TreeManifest {
@@ -44,7 +43,7 @@ export interface TreeManifest {
 
 /** One generated archive. */
 export interface GeneratedArchive {
-  /** Absolute path of the `.tar.gz`. */
+  /** Absolute path of the archive. */
   path: string;
   /** Its size in bytes. */
   size: number;
@@ -54,16 +53,18 @@ export interface GeneratedArchive {
   manifest: TreeManifest;
 }
 
-/** The benchmark's images. */
+/** The benchmark's bundles. */
 export interface BenchImages {
-  /** The ~256 MiB guest-like image. */
+  /** The ~256 MiB guest-like image, `.tar.gz`. */
   big: GeneratedArchive;
+  /** The same tree, `.tar.xz`. */
+  bigXz: GeneratedArchive;
   /** A few-kilobyte image. */
   tiny: GeneratedArchive;
 }
 
 /** mulberry32: a small seeded PRNG, enough for reproducible shapes and text. */
-function prng(seed: number): () => number {
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -75,14 +76,14 @@ function prng(seed: number): () => number {
 }
 
 /** `n` incompressible bytes: an AES-CTR keystream with a key derived from `label`. */
-function noise(label: string, n: number): Buffer {
+export function noise(label: string, n: number): Buffer {
   const key = createHash("sha256").update(label).digest();
   const cipher = createCipheriv("aes-256-ctr", key, Buffer.alloc(16));
   return Buffer.concat([cipher.update(Buffer.alloc(n)), cipher.final()]);
 }
 
 /** Pseudo-text (word salad, config lines, log lines): compresses about 3:1, not trivially. */
-function textPool(random: () => number, bytes: number): Buffer {
+export function textPool(random: () => number, bytes: number): Buffer {
   const syllables = ["ar", "ce", "os", "vi", "sor", "ker", "nel", "mem", "pa", "ge", "dev", "irq"];
   const more = ["tab", "le", "map", "io", "cpu", "vm", "exit", "trap", "bus", "net", "blk", "fs"];
   const all = [...syllables, ...more];
@@ -181,41 +182,6 @@ export async function scanTree(
   return out;
 }
 
-function waitFor(child: ReturnType<typeof spawn>, what: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (code) =>
-      code === 0 ? resolve() : reject(new Error(`${what} exited with status ${code}`)),
-    );
-  });
-}
-
-/** Packs the members of `dir` into `out` with `tar | gzip -n`, reproducibly. */
-async function pack(dir: string, out: string): Promise<void> {
-  const members = (await readdir(dir)).sort();
-  const tar = spawn(
-    "tar",
-    ["--format=gnu", "--sort=name", "--owner=0", "--group=0", "--numeric-owner"].concat([
-      `--mtime=${MEMBER_MTIME}`,
-      "--mode=u=rwX,go=rX",
-      "-C",
-      dir,
-      "-cf",
-      "-",
-      ...members,
-    ]),
-    { stdio: ["ignore", "pipe", "inherit"] },
-  );
-  const fd = openSync(out, "w");
-  try {
-    const gzip = spawn("gzip", ["-n", "-6"], { stdio: ["pipe", fd, "inherit"] });
-    tar.stdout!.pipe(gzip.stdin!);
-    await Promise.all([waitFor(tar, "tar"), waitFor(gzip, "gzip")]);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /** sha256 of a file, streamed. */
 export async function sha256File(path: string): Promise<string> {
   const hash = createHash("sha256");
@@ -224,21 +190,36 @@ export async function sha256File(path: string): Promise<string> {
   return hash.digest("hex");
 }
 
-async function buildArchive(
+/** Size and sha256 of the archive at `path`, with the manifest of what it holds. */
+export async function describeArchive(
+  path: string,
+  manifest: TreeManifest,
+): Promise<GeneratedArchive> {
+  const size = (await lstat(path)).size;
+  return { path, size, sha256: await sha256File(path), manifest };
+}
+
+/** Fills a tree with `fill`, then packs it once per compression, in that order. */
+async function buildArchives(
   work: string,
   name: string,
   fill: (root: string) => Promise<void>,
-): Promise<GeneratedArchive> {
+  compressions: Compression[],
+): Promise<GeneratedArchive[]> {
   const root = join(work, `${name}.tree`);
-  const path = join(work, `${name}.tar.gz`);
   await rm(root, { recursive: true, force: true });
   await mkdir(root, { recursive: true });
   await fill(root);
   const manifest = await scanTree(root);
-  await pack(root, path);
+  const members = (await readdir(root)).sort();
+  const archives: GeneratedArchive[] = [];
+  for (const compression of compressions) {
+    const path = join(work, `${name}.tar.${compression}`);
+    await pack(root, members, path, compression);
+    archives.push(await describeArchive(path, manifest));
+  }
   await rm(root, { recursive: true, force: true });
-  const size = (await lstat(path)).size;
-  return { path, size, sha256: await sha256File(path), manifest };
+  return archives;
 }
 
 async function fillBig(root: string): Promise<void> {
@@ -256,40 +237,46 @@ async function fillTiny(root: string): Promise<void> {
 }
 
 /**
- * Returns the benchmark images, generating them into `<workDir>/image-g<version>/` when that
- * cache is missing (and dropping caches of other generator versions).
+ * What `dir/meta.json` records (archive paths relative to `dir`), made by `generate` when it is
+ * missing: every generated set is kept in its own directory with its meta file written last, so
+ * an interrupted generation is redone and a finished one is never redone.
  */
-export async function ensureImages(
-  workDir: string,
+export async function cachedSet<T extends Record<string, GeneratedArchive>>(
+  dir: string,
   log: (line: string) => void,
-): Promise<BenchImages> {
-  const dir = join(workDir, `image-g${GENERATOR_VERSION}`);
+  what: string,
+  generate: (dir: string) => Promise<T>,
+): Promise<T> {
   const metaPath = join(dir, "meta.json");
-  const located = (a: GeneratedArchive, path: (p: string) => string) => ({
-    ...a,
-    path: path(a.path),
-  });
+  const relocate = (set: T, path: (p: string) => string) =>
+    Object.fromEntries(
+      Object.entries(set).map(([key, a]) => [key, { ...a, path: path(a.path) }]),
+    ) as T;
   try {
-    const meta = JSON.parse(await readFile(metaPath, "utf8")) as BenchImages;
-    return {
-      big: located(meta.big, (p) => join(dir, p)),
-      tiny: located(meta.tiny, (p) => join(dir, p)),
-    };
+    return relocate(JSON.parse(await readFile(metaPath, "utf8")) as T, (p) => join(dir, p));
   } catch {
     // not generated yet (or interrupted): generate below
   }
-  await mkdir(workDir, { recursive: true });
-  for (const old of await readdir(workDir)) {
-    if (old.startsWith("image-g")) await rm(join(workDir, old), { recursive: true, force: true });
-  }
+  await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
-  log(`generating the benchmark images in ${dir} (generator v${GENERATOR_VERSION}, once)...`);
-  const images: BenchImages = {
-    big: await buildArchive(dir, "bench-guest", fillBig),
-    tiny: await buildArchive(dir, "bench-tiny", fillTiny),
-  };
-  const relative = { big: located(images.big, basename), tiny: located(images.tiny, basename) };
-  await writeFile(`${metaPath}.tmp`, JSON.stringify(relative, null, 2));
+  log(`generating ${what} in ${dir} (once; later runs reuse it)...`);
+  const started = Date.now();
+  const set = await generate(dir);
+  await writeFile(`${metaPath}.tmp`, JSON.stringify(relocate(set, basename), null, 2));
   await rename(`${metaPath}.tmp`, metaPath);
-  return images;
+  log(`generated ${what} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  return set;
+}
+
+/** The benchmark bundles, from `<cacheDir>/bundles-g<version>/` (generated when missing). */
+export async function ensureImages(
+  cacheDir: string,
+  log: (line: string) => void,
+): Promise<BenchImages> {
+  const dir = join(cacheDir, `bundles-g${GENERATOR_VERSION}`);
+  return cachedSet(dir, log, "the benchmark bundles", async (d) => {
+    const [big, bigXz] = await buildArchives(d, "bench-guest", fillBig, ["gz", "xz"]);
+    const [tiny] = await buildArchives(d, "bench-tiny", fillTiny, ["gz"]);
+    return { big: big!, bigXz: bigXz!, tiny: tiny! };
+  });
 }

@@ -1,9 +1,15 @@
 /**
  * Running commands for the benchmark: wall time with `process.hrtime` around `spawn` (hyperfine is
- * not assumed), peak RSS through GNU `/usr/bin/time -f %M`, medians.
+ * not assumed), CPU time and peak RSS through GNU `/usr/bin/time`, the peak of the whole process
+ * tree's RSS by sampling `/proc`, medians.
+ *
+ * GNU time's `%M` is `ru_maxrss` from `wait4`: the largest RSS any ONE process of the tree reached
+ * (Linux keeps the maximum over waited-for descendants, not a sum). A pull that spawns `xz` uses
+ * the memory of both at once, so the tree's sum is sampled too (every 20 ms: it can miss a peak
+ * shorter than that).
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -34,8 +40,12 @@ export interface RunOutcome {
   seconds: number;
   stdout: string;
   stderr: string;
-  /** Peak RSS in MiB, when measured. */
+  /** Peak RSS of the largest single process (GNU time `%M`) in MiB, when measured. */
   peakRssMiB?: number;
+  /** Peak of the sum of the RSS of every process of the tree (sampled) in MiB, when measured. */
+  peakTreeRssMiB?: number;
+  /** User + system CPU seconds of the whole tree (GNU time), when measured. */
+  cpuSeconds?: number;
 }
 
 /** A command that failed (non-zero status or a signal). */
@@ -96,7 +106,58 @@ export async function spawnCommand(
   };
 }
 
-/** Runs `spec` once, timed; throws {@link CommandFailed} unless it exits 0. */
+/** The processes below `pid` (children of any of its threads), recursively. */
+function descendants(pid: number, out: number[] = []): number[] {
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out; // gone
+  }
+  for (const task of tasks) {
+    let children = "";
+    try {
+      children = readFileSync(`/proc/${pid}/task/${task}/children`, "utf8");
+    } catch {
+      continue;
+    }
+    for (const child of children.split(" ").filter(Boolean).map(Number)) {
+      out.push(child);
+      descendants(child, out);
+    }
+  }
+  return out;
+}
+
+/** VmRSS of `pid` in KiB (0 when gone or a kernel thread). */
+function rssKiB(pid: number): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    return Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+/** Samples the summed RSS of the processes below `child` until stopped; returns the peak, KiB. */
+function sampleTreeRss(child: ChildProcess): () => number {
+  let peak = 0;
+  const sample = () => {
+    if (child.pid === undefined) return;
+    const sum = descendants(child.pid).reduce((total, pid) => total + rssKiB(pid), 0);
+    peak = Math.max(peak, sum);
+  };
+  const timer = setInterval(sample, 20);
+  return () => {
+    clearInterval(timer);
+    return peak;
+  };
+}
+
+/**
+ * Runs `spec` once, timed; throws {@link CommandFailed} unless it exits 0. With `rss`, it runs
+ * under GNU time (peak RSS of the largest process, CPU time) while the tree's RSS is sampled.
+ */
 export async function runTimed(
   spec: CommandSpec,
   options: { rss?: boolean } = {},
@@ -104,12 +165,24 @@ export async function runTimed(
   if (!options.rss) return checked(spec, await spawnCommand(spec));
   const dir = await mkdtemp(join(tmpdir(), "axvisor-bench-rss-"));
   const report = join(dir, "rss");
+  let stop: (() => number) | undefined;
   try {
-    const wrapped = { ...spec, argv: [GNU_TIME, "-f", "%M", "-o", report, ...spec.argv] };
-    const outcome = checked(spec, await spawnCommand(wrapped));
-    const kib = Number((await readFile(report, "utf8")).trim().split("\n").at(-1));
-    return { ...outcome, peakRssMiB: kib / 1024 };
+    const wrapped = { ...spec, argv: [GNU_TIME, "-f", "%M %U %S", "-o", report, ...spec.argv] };
+    const outcome = checked(
+      spec,
+      await spawnCommand(wrapped, (child) => (stop = sampleTreeRss(child))),
+    );
+    const treeKiB = stop!();
+    const last = (await readFile(report, "utf8")).trim().split("\n").at(-1) ?? "";
+    const [kib, user, system] = last.split(" ").map(Number);
+    return {
+      ...outcome,
+      peakRssMiB: kib! / 1024,
+      peakTreeRssMiB: treeKiB / 1024,
+      cpuSeconds: user! + system!,
+    };
   } finally {
+    stop?.();
     await rm(dir, { recursive: true, force: true });
   }
 }

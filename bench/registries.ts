@@ -1,7 +1,7 @@
 /**
  * Registry files for the benchmark, written below `<root>/registry/` (the server's root) and
  * pointing at the server's port, so they are rewritten on every run:
- * - `bench.toml`: the two generated images;
+ * - `bench.toml`: the generated images (bundles, root file systems);
  * - `big.toml`: 20,000 entries (5,000 names x 4 versions), for `ls`;
  * - `sync/default.toml`: six versioned includes, each including `common.toml`, like the real
  *   axvisor-guest registry.
@@ -11,9 +11,9 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { dirname, join, relative, sep } from "node:path";
 import { stringify } from "smol-toml";
 import type { ImageEntry } from "../src/registry/types.js";
-import type { BenchImages } from "./image.js";
+import type { GeneratedArchive } from "./image.js";
 
-/** Name of the big image in the benchmark registry. */
+/** Name of the big image (`.tar.gz` bundle) in the benchmark registry. */
 export const BIG_IMAGE = "bench_guest";
 /** Name of the tiny image in the benchmark registry. */
 export const TINY_IMAGE = "bench_tiny";
@@ -22,6 +22,9 @@ export const LS_ENTRIES = 20_000;
 /** Versioned includes of the `sync` registry. */
 export const SYNC_INCLUDES = 6;
 
+/** Name, below the server's root, of the link to the archive cache (cache.ts). */
+export const CACHE_LINK = "cache";
+
 /** Server paths of the registry files (absolute paths on the server). */
 export interface RegistryPaths {
   bench: string;
@@ -29,9 +32,9 @@ export interface RegistryPaths {
   sync: string;
 }
 
-/** Server path of an archive file written by the image generator below `root`. */
-export function archiveServerPath(root: string, archive: string): string {
-  return "/" + relative(root, archive).split(sep).join("/");
+/** Server path of an archive in the cache directory `cacheDir` (served through {@link CACHE_LINK}). */
+export function archiveServerPath(cacheDir: string, archive: string): string {
+  return `/${CACHE_LINK}/` + relative(cacheDir, archive).split(sep).join("/");
 }
 
 function fakeEntry(name: string, version: string, day: number, url: string): ImageEntry {
@@ -52,10 +55,14 @@ async function writeToml(root: string, path: string, doc: Record<string, unknown
   await writeFile(file, stringify(doc) + "\n");
 }
 
-/** Writes every registry file below `root`; `url(path)` makes a server URL. */
+/**
+ * Writes every registry file below `root`; `url(path)` makes a server URL. `images` maps each
+ * image name of `bench.toml` to its archive in `cacheDir`.
+ */
 export async function writeRegistries(
   root: string,
-  images: BenchImages,
+  cacheDir: string,
+  images: Record<string, GeneratedArchive>,
   url: (path: string) => string,
 ): Promise<RegistryPaths> {
   const paths: RegistryPaths = {
@@ -63,12 +70,12 @@ export async function writeRegistries(
     big: "/registry/big.toml",
     sync: "/registry/sync/default.toml",
   };
-  const real = (name: string, archive: BenchImages["big"]): ImageEntry => ({
-    ...fakeEntry(name, "1.0.0", 0, url(archiveServerPath(root, archive.path))),
+  const real = (name: string, archive: GeneratedArchive): ImageEntry => ({
+    ...fakeEntry(name, "1.0.0", 0, url(archiveServerPath(cacheDir, archive.path))),
     sha256: archive.sha256,
   });
   await writeToml(root, paths.bench, {
-    images: [real(BIG_IMAGE, images.big), real(TINY_IMAGE, images.tiny)],
+    images: Object.entries(images).map(([name, archive]) => real(name, archive)),
   });
 
   const versions = 4;

@@ -9,7 +9,7 @@ export interface Line {
   id: string;
   /** What is measured, for people. */
   label: string;
-  unit: "s" | "MiB";
+  unit: "s" | "MiB" | "s/GiB";
   /** The tool's figure (median of the samples, or their maximum for peak RSS). */
   value?: number;
   /** What the figure is compared with, when the budget is a ratio. */
@@ -94,7 +94,7 @@ export function failedLine(spec: LineSpec, error: unknown): Line {
 }
 
 function figure(value: number, unit: Line["unit"]): string {
-  return unit === "s" ? `${value.toFixed(3)} s` : `${value.toFixed(1)} MiB`;
+  return unit === "MiB" ? `${value.toFixed(1)} MiB` : `${value.toFixed(3)} ${unit}`;
 }
 
 /** The report as a table, then the notes and errors of its lines. */

@@ -44,6 +44,15 @@ export type { ResizeOptions, ResizeResult } from "./ops/resize.js";
 export { publish, addImage } from "./ops/publish.js";
 export type { AddImageOptions, AddImageResult } from "./ops/publish.js";
 export type { PublishOptions, PublishResult } from "./ops/publish.js";
+export { lockImages, lockedImages, checkAgainstLock } from "./ops/lock.js";
+export type { LockChange, LockOptions, LockResult } from "./ops/lock.js";
+export { ciKey, renderCiKey } from "./ops/ci-key.js";
+export type { CiKey } from "./ops/ci-key.js";
+export type { CiKeyFormat } from "./ops/options.js";
+
+// Lock files.
+export { lockFilePath, readLockFile, writeLockFile, LOCK_FILE_NAME } from "./registry/lock-file.js";
+export type { LockEntry } from "./registry/lock-file.js";
 
 // Registries: the format, loading, resolution, editing and checking.
 export { parseRegistry, serializeImages } from "./registry/format.js";
@@ -60,6 +69,9 @@ export { resolveConfig } from "./config/config.js";
 export type { Config, ConfigSource, ResolvedConfig } from "./config/config.js";
 export type { ResolveConfigOptions } from "./config/config.js";
 export type { Mirror } from "./config/mirrors.js";
+export type { TrustRule } from "./config/trust.js";
+export { parsePublicKey } from "./minisign.js";
+export type { PublicKey } from "./minisign.js";
 export { parseOciReference } from "./transfer/oci/reference.js";
 export { ArchiveExtractor, extractFile } from "./archive/extract.js";
 export { AxError, UsageError, ChecksumError, AbortedError } from "./errors.js";

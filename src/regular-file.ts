@@ -9,7 +9,7 @@
  */
 
 import { constants, type Stats } from "node:fs";
-import { open, stat } from "node:fs/promises";
+import { open, stat, type FileHandle } from "node:fs/promises";
 import { AxError, hasCode } from "./errors.js";
 
 /** Why {@link readRegularFile} refused a path. */
@@ -61,13 +61,14 @@ function typeOf(st: Stats): string | undefined {
 const OPEN_FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0) | (constants.O_NOCTTY ?? 0);
 
 /**
- * The content of the regular file at `path` (symbolic links followed), at most `maxBytes` bytes.
+ * Opens the regular file at `path` (symbolic links followed) for reading, without ever blocking on
+ * a FIFO or opening a device: the type is checked before the open and again on the descriptor.
+ * `maxBytes` (if given) is checked against the size too.
  *
- * @throws FileProblemError when `path` does not exist, is not a regular file (a FIFO, a device, a
- *   directory, a socket) or holds more than `maxBytes` bytes (reading stops there); the system
- *   error (EACCES, EIO...) otherwise.
+ * @throws FileProblemError when `path` does not exist, is not a regular file or is larger than
+ *   `maxBytes`; the system error (EACCES, EIO...) otherwise.
  */
-export async function readRegularFile(path: string, maxBytes: number): Promise<Buffer> {
+export async function openRegularFile(path: string, maxBytes = Infinity): Promise<FileHandle> {
   const check = (st: Stats) => {
     const type = typeOf(st);
     if (type !== undefined) throw new FileProblemError(path, { kind: "not-regular", type });
@@ -84,8 +85,25 @@ export async function readRegularFile(path: string, maxBytes: number): Promise<B
     throw err;
   }
   try {
+    check(await handle.stat());
+    return handle;
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
+}
+
+/**
+ * The content of the regular file at `path` (symbolic links followed), at most `maxBytes` bytes.
+ *
+ * @throws FileProblemError when `path` does not exist, is not a regular file (a FIFO, a device, a
+ *   directory, a socket) or holds more than `maxBytes` bytes (reading stops there); the system
+ *   error (EACCES, EIO...) otherwise.
+ */
+export async function readRegularFile(path: string, maxBytes: number): Promise<Buffer> {
+  const handle = await openRegularFile(path, maxBytes);
+  try {
     const st = await handle.stat();
-    check(st);
     // Sized from the fstat, plus one byte to see the end; grown (within the limit) if the file grew.
     let buffer = Buffer.allocUnsafe(Math.min(st.size, maxBytes) + 1);
     let total = 0;

@@ -32,3 +32,23 @@ export function compressionOf(fileName: string): Compression {
   const ext = archiveExtension(fileName);
   return FORMATS.find((f) => f.extension === ext)?.compression ?? "none";
 }
+
+/**
+ * The extension the store gives an archive of `compression`: `.tar.gz`, `.tar.xz`, `.tar.zst`,
+ * `.tar`.
+ */
+export function extensionOf(compression: Compression): string {
+  return FORMATS.find((f) => f.compression === compression)!.extension;
+}
+
+/**
+ * What a source says of the name of an archive its URL does not name (an `oci://` reference):
+ * the file name its publisher gave it (an OCI layer's title), and the compression its media type
+ * or its first bytes show. The store decides the name from them.
+ */
+export interface ArchiveNaming {
+  /** The publisher's file name for it, if any (it may not end like an archive). */
+  title?: string;
+  /** Its compression, when the source knows it. */
+  compression?: Compression;
+}

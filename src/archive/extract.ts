@@ -109,12 +109,15 @@ export class ArchiveExtractor {
     else this.#signal?.addEventListener("abort", this.#onAbort, { once: true });
   }
 
-  /** Feeds the next bytes of the (possibly compressed) archive; resolves when it may take more. */
+  /**
+   * Feeds the next bytes of the (possibly compressed) archive; resolves when it may take more,
+   * and when the caller may reuse `chunk` (the extractor keeps no reference to it).
+   */
   async write(chunk: Buffer): Promise<void> {
     this.#check();
     try {
       if (this.#input) return await this.#input(chunk);
-      this.#head.push(chunk);
+      this.#head.push(Buffer.from(chunk));
       this.#headLength += chunk.length;
       if (this.#headLength >= MAGIC_LENGTH) await this.#start();
     } catch (err) {
@@ -179,7 +182,8 @@ export class ArchiveExtractor {
       const queue = new ChunkQueue();
       this.#queue = queue;
       source = queue;
-      this.#input = (chunk) => Promise.race([queue.push(chunk), this.#failed]);
+      // The tar reader keeps pieces of a chunk after taking it: it gets a copy.
+      this.#input = (chunk) => Promise.race([queue.push(Buffer.from(chunk)), this.#failed]);
     } else {
       const decoder = openDecoder(format);
       this.#decoder = decoder;
@@ -190,19 +194,14 @@ export class ArchiveExtractor {
     if (head.length > 0) await this.#input(head);
   }
 
-  /** Writes `chunk` to the decoder; resolves when it can take more (or rejects on failure). */
+  /**
+   * Writes `chunk` to the decoder; resolves once the decoder is done with it (its write callback:
+   * consumed by zlib, or written to the tool's stdin), which is also when it can take more, or
+   * rejects on failure.
+   */
   async #push(stream: Writable, chunk: Buffer): Promise<void> {
-    if (stream.write(chunk)) return;
-    let onDrain = (): void => {};
-    const drained = new Promise<void>((resolve) => {
-      onDrain = resolve;
-      stream.once("drain", onDrain);
-    });
-    try {
-      await Promise.race([drained, this.#failed]);
-    } finally {
-      stream.off("drain", onDrain);
-    }
+    const written = new Promise<void>((resolve) => stream.write(chunk, () => resolve()));
+    await Promise.race([written, this.#failed]);
   }
 
   /** The member loop: one member at a time, in archive order, then what follows the archive. */

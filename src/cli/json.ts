@@ -7,8 +7,10 @@ import { existsSync } from "node:fs";
 import type { AxError } from "../errors.js";
 import type { StoredImage, StoreUsage } from "../ops/du.js";
 import { diskUsage, type LocalState } from "../store/scan.js";
+import { verifiedImageKey } from "../store/signatures.js";
 import type { PullResult } from "../ops/pull.js";
 import type { ImageEntry } from "../registry/types.js";
+import type { Provenance, ProvenanceIndex } from "../store/provenance.js";
 import { escapeJsonText, redactCredentials } from "../text.js";
 
 /** One registry entry and where it is in the store: an element of `ls --json` and `info --json`. */
@@ -35,6 +37,35 @@ export interface ImageJson {
   bytes: number;
   /** True when this version is in the store: its tree, or its archive (`pull --no-extract`). */
   pulled: boolean;
+  /**
+   * The registry the entry came from, as configured: `axvisor`, `tgos`, or a URL or path; null
+   * when the store's registry has no provenance records (synced by the Rust tool or an older
+   * version).
+   */
+  registry: string | null;
+}
+
+/** A registry entry as `ls --json` and `info --json` print it. */
+export interface RegistryImageJson extends ImageJson {
+  /**
+   * The key (16 hex digits, as minisign prints it) that signed the registry file this entry came
+   * from, when the sync verified it under a pinned key (`[[trust]]`); null when it was not verified.
+   */
+  verified_by: string | null;
+}
+
+/**
+ * `entry` with its local state, its provenance and the key that verified it, as
+ * {@link RegistryImageJson}.
+ */
+export function registryImageJson(
+  entry: ImageEntry,
+  local: LocalState,
+  provenance: Provenance | undefined,
+  verified: ReadonlyMap<string, string>,
+): RegistryImageJson {
+  const keyId = verified.get(verifiedImageKey(entry.name, entry.version));
+  return { ...imageJson(entry, local, provenance), verified_by: keyId ?? null };
 }
 
 /** A pulled image: an element of `pull --json`. */
@@ -45,6 +76,11 @@ export interface PullJson extends ImageJson {
   ok: true;
   /** What `pull` prints: the tree, or the archive with `--no-extract`. */
   path: string;
+  /**
+   * The file named like the image at the top of its tree (a single-file archive's file, such as
+   * a tgosimages rootfs `.img`: what axbuild's pull returns), or null.
+   */
+  file: string | null;
 }
 
 /** An image `pull` could not pull: an element of `pull --json`. */
@@ -81,6 +117,8 @@ export interface StoredImageJson {
 export interface StoreJson {
   /** The store directory. */
   store: string;
+  /** Where the trees are when not in the store (`-E`), else null. */
+  extract_dir: string | null;
   /** What the store holds, by base name. */
   images: StoredImageJson[];
   /** Interrupted downloads, staging trees and trash, which `prune` removes. */
@@ -89,8 +127,12 @@ export interface StoreJson {
   total_bytes: number;
 }
 
-/** `entry` with its local state as {@link ImageJson}. */
-export function imageJson(entry: ImageEntry, local: LocalState): ImageJson {
+/** `entry` with its local state and its provenance as {@link ImageJson}. */
+export function imageJson(
+  entry: ImageEntry,
+  local: LocalState,
+  provenance: Provenance | undefined,
+): ImageJson {
   return {
     name: entry.name,
     version: entry.version,
@@ -103,6 +145,7 @@ export function imageJson(entry: ImageEntry, local: LocalState): ImageJson {
     tree: local.tree ?? null,
     bytes: local.bytes,
     pulled: local.tree !== undefined || local.archive !== undefined,
+    registry: provenance?.registry ?? null,
   };
 }
 
@@ -122,6 +165,7 @@ function storedImageJson(image: StoredImage): StoredImageJson {
 export function storeJson(usage: StoreUsage): StoreJson {
   return {
     store: usage.store,
+    extract_dir: usage.extractDir ?? null,
     images: usage.images.map(storedImageJson),
     leftovers: usage.leftovers.map(({ kind, path, bytes }) => ({ kind, path, bytes })),
     total_bytes: usage.totalBytes,
@@ -136,6 +180,7 @@ export async function pullJson(
   image: string,
   outcome: PromiseSettledResult<PullResult>,
   extracted: boolean,
+  provenance: ProvenanceIndex | undefined,
 ): Promise<PullJson | PullErrorJson> {
   if (outcome.status === "rejected") {
     const err = outcome.reason as AxError;
@@ -148,7 +193,8 @@ export async function pullJson(
   };
   if (existsSync(pulled.archive)) local.archive = pulled.archive;
   if (tree) local.tree = tree;
-  return { image, ok: true, path: pulled.path, ...imageJson(pulled.entry, local) };
+  const described = imageJson(pulled.entry, local, provenance?.of(pulled.entry));
+  return { image, ok: true, path: pulled.path, file: pulled.file ?? null, ...described };
 }
 
 /**

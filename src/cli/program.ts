@@ -1,14 +1,18 @@
 import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { Argument, Command, Option } from "commander";
 import { ARCHIVE_EXTENSIONS } from "../archive/extensions.js";
 import { parseThreshold, type ConfigOverrides } from "../config/config.js";
 import { UsageError } from "../errors.js";
-import { DEFAULT_PULL_CONCURRENCY } from "../ops/options.js";
+import { CI_KEY_FORMATS, DEFAULT_PULL_CONCURRENCY } from "../ops/options.js";
 import { DEFAULT_LOW_SPEED, DEFAULT_STALL_TIMEOUT_MS } from "../transfer/tuning.js";
 import { displayText } from "./output.js";
 
 /** What the ARCHIVE argument of `registry add` and `publish` is. */
 const ARCHIVE_ARGUMENT = `the image archive (${ARCHIVE_EXTENSIONS.join(", ")})`;
+
+/** What `--key` of `registry add` and `publish` does. */
+const RESIGN_KEY = "re-sign the registry file with this minisign secret key (FILE.minisig)";
 
 /** The shells `completion` writes scripts for. */
 export const SHELLS = ["bash", "zsh", "fish"] as const;
@@ -16,12 +20,16 @@ export const SHELLS = ["bash", "zsh", "fish"] as const;
 /** Global options, as commander parses them. */
 export interface GlobalOptions {
   localStorage?: string;
+  downloadDir?: string;
+  extractDir?: string;
   registry?: string;
   autoSync?: boolean;
   autoSyncThreshold?: string;
   config?: string;
   quiet?: boolean;
   mirror?: string[];
+  requireSignatures?: boolean;
+  offline?: boolean;
 }
 
 function packageVersion(): string {
@@ -35,16 +43,27 @@ function packageVersion(): string {
 export async function overridesFrom(program: Command): Promise<ConfigOverrides> {
   const opts = program.opts<GlobalOptions>();
   const overrides: ConfigOverrides = {};
-  if (opts.localStorage !== undefined) overrides.localStorage = opts.localStorage;
+  const { localStorage, downloadDir } = opts;
+  if (localStorage !== undefined && downloadDir !== undefined) {
+    if (resolve(localStorage) !== resolve(downloadDir)) {
+      throw new UsageError("-S and -D name different directories", {
+        hint: "they are the same setting (the store, where archives go; -D is axbuild's name): give one",
+      });
+    }
+  }
+  if (localStorage ?? downloadDir) overrides.localStorage = localStorage ?? downloadDir;
+  if (opts.extractDir !== undefined) overrides.extractDir = opts.extractDir;
   if (opts.registry !== undefined) overrides.registry = opts.registry;
   if (program.getOptionValueSource("autoSync") === "cli") overrides.autoSync = opts.autoSync;
   if (opts.autoSyncThreshold !== undefined) {
     overrides.autoSyncThreshold = parseThreshold(opts.autoSyncThreshold, "--auto-sync-threshold");
   }
+  if (opts.offline) overrides.offline = true;
   if (opts.mirror && opts.mirror.length > 0) {
     const { parseMirrorFlag } = await import("../config/mirrors.js");
     overrides.mirrors = opts.mirror.map(parseMirrorFlag);
   }
+  if (opts.requireSignatures) overrides.requireSignatures = true;
   return overrides;
 }
 
@@ -124,7 +143,21 @@ export function buildProgram(): Command {
       "store directory (default: ~/.cache/axvisor-image)",
       nonEmpty("--local-storage"),
     )
-    .option("-R, --registry <url>", "registry URL or path to sync from", nonEmpty("--registry"))
+    .option(
+      "-D, --download-dir <dir>",
+      "the store, by axbuild's name: where the registry and archives go (same as -S)",
+      nonEmpty("--download-dir"),
+    )
+    .option(
+      "-E, --extract-dir <dir>",
+      "put extracted trees here instead of the store",
+      nonEmpty("--extract-dir"),
+    )
+    .option(
+      "-R, --registry <name|url>",
+      "registry to sync from: axvisor (default), tgos, a URL or a path",
+      nonEmpty("--registry"),
+    )
     .option("-N, --no-auto-sync", "never sync the registry automatically")
     .option("--auto-sync-threshold <secs>", "re-sync a registry older than this (0 = never)")
     .option(
@@ -137,12 +170,17 @@ export function buildProgram(): Command {
       "rewrite URLs starting with prefix (repeatable)",
       collect,
     )
+    .option("--require-signatures", "refuse a registry no pinned key signed ([[trust]])")
+    .option("--offline", "no network at all: no sync, pull only from the store")
     .option("-q, --quiet", "print only results, warnings and errors")
     .showSuggestionAfterError(true)
     .addHelpText(
       "after",
-      "\nEnvironment: AXVISOR_IMAGE_LOCAL_STORAGE, AXVISOR_REGISTRY_FALLBACK_URL, HTTPS_PROXY,\n" +
-        "HTTP_PROXY, NO_PROXY, NO_COLOR, AXVISOR_IMAGE_DEBUG=1 (stack traces on errors).",
+      "\nEnvironment: AXVISOR_IMAGE_LOCAL_STORAGE, AXVISOR_REGISTRY_FALLBACK_URL,\n" +
+        "AXVISOR_IMAGE_REGISTRY_BASE_URL, axbuild's TGOS_IMAGE_LOCAL_STORAGE, TGOS_IMAGE_DOWNLOAD_DIR,\n" +
+        "TGOS_IMAGE_EXTRACT_DIR, TGOS_IMAGE_REGISTRY_FALLBACK_URL (ours first when both are set),\n" +
+        "HTTPS_PROXY, HTTP_PROXY, NO_PROXY, NO_COLOR, AXVISOR_IMAGE_OFFLINE=1 (as --offline),\n" +
+        "AXVISOR_IMAGE_DEBUG=1 (stack traces on errors).",
     );
 
   program
@@ -166,7 +204,17 @@ export function buildProgram(): Command {
     .command("pull")
     .alias("download")
     .description("download, verify and extract images into the store; prints each image's path")
-    .argument("<image...>", "NAME (latest release) or NAME:VERSION")
+    .argument(
+      "[image...]",
+      "NAME (latest release) or NAME:VERSION; with --arch, a rootfs alias (alpine, busybox, debian); none: the lock file's",
+    )
+    .option(
+      "--arch <arch>",
+      "that architecture's rootfs: its default (rootfs-ARCH-alpine.img), or the aliases given",
+    )
+    .option("--file", "print the file named like the image in its tree (a rootfs .img)")
+    .option("--locked", "pull exactly the lock file's entries: no sync, no registry")
+    .addOption(lockFileOption())
     .option(
       "-o, --output <dir>",
       "put archives and trees in this directory instead of the store",
@@ -198,6 +246,26 @@ export function buildProgram(): Command {
     .action(lazy(async () => (await import("./commands/pull.js")).pullCommand as Lazy));
 
   program
+    .command("lock")
+    .description("resolve images and write them, exactly, into the lock file")
+    .argument("[image...]", "NAME (newest) or NAME:VERSION (none: every image already locked)")
+    .option("--update", "move locked images to the registry's newest versions")
+    .addOption(lockFileOption())
+    .action(lazy(async () => (await import("./commands/lock.js")).lockCommand as Lazy));
+
+  program
+    .command("ci-key")
+    .description("print a CI cache key for the locked (or named) images and the path to cache")
+    .argument("[image...]", "NAME or NAME:VERSION (none: the lock file's images)")
+    .addOption(
+      new Option("--format <format>", "github ($GITHUB_OUTPUT), gitlab (dotenv) or json")
+        .choices(CI_KEY_FORMATS)
+        .default("github"),
+    )
+    .addOption(lockFileOption())
+    .action(lazy(async () => (await import("./commands/ci-key.js")).ciKeyCommand as Lazy));
+
+  program
     .command("rm")
     .description("remove images (archive and tree) from the store")
     .argument("<image...>", "NAME (all versions) or NAME:VERSION")
@@ -226,6 +294,14 @@ export function buildProgram(): Command {
 
   registerEverydayCommands(program);
   return program;
+}
+
+/** `--lock FILE`: the lock file of `pull`, `lock` and `ci-key`. */
+function lockFileOption(): Option {
+  return new Option(
+    "--lock <file>",
+    "the lock file (default: axvisor-image.lock beside the nearest .image.toml)",
+  ).argParser(nonEmpty("--lock"));
 }
 
 /** The command word in `args` (the first operand), skipping the program's options and values. */
@@ -267,7 +343,7 @@ function imageVersionOption(command: Command): Command {
     });
 }
 
-/** `info`, `path`, `verify`, `prune`, `du`, `resize`, `registry` and `completion`. */
+/** `info`, `path`, `verify`, `prune`, `du`, `check`, `resize`, `registry` and `completion`. */
 function registerEverydayCommands(program: Command): void {
   program
     .command("info")
@@ -280,7 +356,12 @@ function registerEverydayCommands(program: Command): void {
     .command("path")
     .description("print the extracted tree of an image already pulled (no network access)")
     .argument("<image>", "NAME (the latest release) or NAME:VERSION")
-    .addHelpText("after", "\nExample: KERNEL=$(axvisor-image path qemu_aarch64_linux)/qemu-aarch64")
+    .option("--file", "the file named like the image in the tree (a rootfs .img), not the tree")
+    .addHelpText(
+      "after",
+      "\nExamples: KERNEL=$(axvisor-image path qemu_aarch64_linux)/qemu-aarch64\n" +
+        "          ROOTFS=$(axvisor-image path --file rootfs-aarch64-alpine.img)",
+    )
     .action(lazy(async () => (await import("./commands/path.js")).pathCommand as Lazy));
 
   program
@@ -306,6 +387,13 @@ function registerEverydayCommands(program: Command): void {
     .description("what the store holds and its size (also `ls --local`)")
     .option("--json", "print a JSON document (see README)")
     .action(lazy(async () => (await import("./commands/du.js")).duCommand as Lazy));
+
+  program
+    .command("check")
+    .description("print a file's sha256 (as sha256sum); with --sha256, fail when it differs")
+    .argument("<file>", "the file to hash, e.g. a rootfs .img or an archive")
+    .option("--sha256 <hex>", "the expected sha256 (64 hex digits, either case)")
+    .action(lazy(async () => (await import("./commands/check.js")).checkCommand as Lazy));
 
   program
     .command("resize")
@@ -335,6 +423,7 @@ function registerEverydayCommands(program: Command): void {
     .option("--description <text>", "description (required for a new image)")
     .option("--url <url>", "where the archive will be downloaded from (required for a new image)")
     .option("--released-at <time>", "RFC 3339 release time (default for a new image: now)")
+    .option("--key <secret-key>", RESIGN_KEY)
     .action(lazy(async () => (await import("./commands/registry.js")).registryAddCommand as Lazy));
   registry
     .command("check")
@@ -343,6 +432,22 @@ function registerEverydayCommands(program: Command): void {
     .option("--online", "also send a HEAD request for every image URL")
     .action(
       lazy(async () => (await import("./commands/registry.js")).registryCheckCommand as Lazy),
+    );
+  registry
+    .command("sign")
+    .description("sign registry files: writes FILE.minisig beside each (minisign format)")
+    .argument("<file...>", "the registry file, and each of its includes")
+    .requiredOption("--key <secret-key>", "minisign secret key (registry keygen, or minisign -G)")
+    .action(lazy(async () => (await import("./commands/registry.js")).registrySignCommand as Lazy));
+  registry
+    .command("keygen")
+    .description("make a minisign key pair to sign registries with; prints the public key")
+    .requiredOption("--key <secret-key>", "where the secret key goes, e.g. minisign.key")
+    .option("--public-key <file>", "where the public key goes (default: KEY with .pub for .key)")
+    .option("--unencrypted", "store the secret key without a password (as minisign -G -W)")
+    .option("--force", "replace existing key files")
+    .action(
+      lazy(async () => (await import("./commands/registry.js")).registryKeygenCommand as Lazy),
     );
 
   const publish = program
@@ -356,9 +461,13 @@ function registerEverydayCommands(program: Command): void {
     .requiredOption("--arch <arch>", "CPU architecture, e.g. aarch64")
     .requiredOption("--description <text>", "description")
     .option("--released-at <time>", "RFC 3339 release time (default for a new image: now)")
-    .option("--to <oci-url>", "push to oci://HOST[:PORT]/REPOSITORY:TAG")
+    .option(
+      "--to <oci-url>",
+      "push to oci://HOST[:PORT]/REPOSITORY:TAG (the entry pins its digest)",
+    )
     .option("--url <url>", "the archive is served here already: upload nothing")
     .requiredOption("--registry-file <file>", "the registry file to add the image to")
+    .option("--key <secret-key>", RESIGN_KEY)
     .action(lazy(async () => (await import("./commands/publish.js")).publishCommand as Lazy));
 
   program

@@ -38,6 +38,11 @@ interface Track {
   nextQuarter: number;
 }
 
+/** Phases that move bytes over the network: a download, or a `publish` upload. */
+function transfers(phase: PullProgress["phase"]): boolean {
+  return phase === "download" || phase === "upload";
+}
+
 function newTrack(p: PullProgress): Track {
   const resumed = p.resumed ?? 0;
   const done = p.total ? Math.floor((p.received / p.total) * 4) : 0;
@@ -63,16 +68,17 @@ function speed(t: Track, now: number): number {
   return seconds > 0 ? Math.max(0, t.received - t.resumed) / seconds : 0;
 }
 
-/** The line a download starts with: its size, or where it resumes. */
+/** The line a transfer starts with: its size, or where a download resumes. */
 function startLine(image: string, t: Track): string {
   if (t.resumed > 0) {
     const of = t.total === undefined ? "(size unknown)" : `of ${formatBytes(t.total)}`;
     return `resuming ${image} at ${formatBytes(t.resumed)} ${of}`;
   }
-  return `${image}: receiving ${t.total === undefined ? "(size unknown)" : formatBytes(t.total)}`;
+  const verb = t.phase === "upload" ? "sending" : "receiving";
+  return `${image}: ${verb} ${t.total === undefined ? "(size unknown)" : formatBytes(t.total)}`;
 }
 
-/** The line a download ends with: this run's bytes, time and speed. */
+/** The line a transfer ends with: this run's bytes, time and speed. */
 function summary(image: string, t: Track): string {
   const now = Date.now();
   const line = `${image}: ${formatBytes(t.received - t.resumed)} in ${formatDuration((now - t.start) / 1000)} (${formatBytes(speed(t, now))}/s)`;
@@ -95,7 +101,7 @@ function plainView(quiet: boolean): ProgressView {
         tracks.delete(p.image);
         return;
       }
-      if (p.phase !== "download") return;
+      if (!transfers(p.phase)) return;
       let t = tracks.get(p.image);
       if (!t) {
         t = newTrack(p);
@@ -140,7 +146,7 @@ function cut(text: string, width: number): string {
  */
 function barLine(image: string, t: Track, width: number, nameWidth: number): string {
   const name = cut(image, nameWidth).padEnd(nameWidth);
-  if (t.phase !== "download") {
+  if (!transfers(t.phase)) {
     return cut(`${name} ${DOING[t.phase] ?? t.phase} ${formatBytes(t.received)}`, width);
   }
   const rate = speed(t, Date.now());
@@ -240,7 +246,7 @@ function barView(quiet: boolean, images: string[], signal?: AbortSignal): Progre
       const t = tracks.get(p.image);
       if (p.phase === "done") {
         tracks.delete(p.image);
-        if (t?.phase === "download") logger.info(summary(p.image, t));
+        if (t !== undefined && transfers(t.phase)) logger.info(summary(p.image, t));
         else draw();
         return;
       }
@@ -248,7 +254,7 @@ function barView(quiet: boolean, images: string[], signal?: AbortSignal): Progre
         const fresh = newTrack(p);
         tracks.set(p.image, fresh);
         nameWidth = Math.max(nameWidth, display(p.image).length);
-        if (p.phase === "download" && fresh.resumed > 0) logger.info(startLine(p.image, fresh));
+        if (transfers(p.phase) && fresh.resumed > 0) logger.info(startLine(p.image, fresh));
       } else follow(t, p);
       timer ??= setInterval(draw, FRAME_MS).unref();
     },

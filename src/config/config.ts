@@ -4,22 +4,46 @@ import { dirname, isAbsolute, join, resolve } from "node:path";
 import { AxError, UsageError } from "../errors.js";
 import { FileProblemError, describeProblem, readRegularFile } from "../regular-file.js";
 import type { Mirror } from "./mirrors.js";
+import { CONFIG_FILE_NAME, DEFAULT_AUTO_SYNC_THRESHOLD, defaultLocalStorage } from "./defaults.js";
+import { parseTrustTables, type TrustRule } from "./trust.js";
 import {
-  CONFIG_FILE_NAME,
-  DEFAULT_AUTO_SYNC_THRESHOLD,
-  DEFAULT_FALLBACK_REGISTRY,
-  DEFAULT_REGISTRY,
-  defaultLocalStorage,
-} from "./defaults.js";
+  DEFAULT_REGISTRY_BASE_URL,
+  DEFAULT_REGISTRY_NAME,
+  builtinFallback,
+  isBuiltinRegistry,
+  parseRegistryBaseUrl,
+  registryList,
+  registryListProblem,
+} from "./registries.js";
 
 /** The effective configuration every operation runs with. */
 export interface Config {
-  /** Store directory (absolute). */
+  /**
+   * Store directory (absolute): the registry, bookkeeping and archives, and the trees unless
+   * {@link Config.extractDir} says otherwise (axbuild's `download_dir`).
+   */
   localStorage: string;
-  /** Registry URL or path synced into the store. */
-  registry: string;
-  /** Used by `sync` when {@link Config.registry} cannot be fetched. */
+  /**
+   * Where extracted trees go instead of the store (absolute; axbuild's `extract_dir`). Absent:
+   * in the store, as `cargo axvisor image` has them.
+   */
+  extractDir?: string;
+  /**
+   * The registry synced into the store: a built-in name (`axvisor`, `tgos`), a URL or a path;
+   * or several, merged in this order (the first wins on the same name and version).
+   */
+  registry: string | readonly string[];
+  /**
+   * Used by `sync` when the first registry cannot be fetched; its default is that registry's
+   * built-in fallback (axvisor's for a URL or path). Every other built-in registry of a list has
+   * its own fallback.
+   */
   fallbackRegistry: string;
+  /**
+   * Base URL the built-in registries (and their fallbacks) are read from (default
+   * `https://raw.githubusercontent.com/`).
+   */
+  registryBaseUrl?: string;
   /** Sync before reading the registry when it is missing or stale. */
   autoSync: boolean;
   /** Seconds after which the registry is stale; 0 = never re-sync a present registry. */
@@ -28,6 +52,18 @@ export interface Config {
   mirrors: Mirror[];
   /** OCI registry hosts (`host[:port]`) that may be reached over plain HTTP. */
   insecureRegistries: string[];
+  /**
+   * Publishers' keys pinned per registry (`[[trust]]`): a pinned registry must be signed. Optional
+   * (none) so that a `Config` written before signatures existed stays one.
+   */
+  trust?: TrustRule[];
+  /** Refuse a registry no pinned key signed, even one without `[[trust]]` keys (default false). */
+  requireSignatures?: boolean;
+  /**
+   * No network at all (`--offline`, `AXVISOR_IMAGE_OFFLINE=1`): no auto-sync, `sync` fails, and
+   * `pull` takes verified copies from the store or fails naming what is missing. Absent: false.
+   */
+  offline?: boolean;
 }
 
 /** Where a configuration value came from, for `config`. */
@@ -94,6 +130,14 @@ export function parseThreshold(text: string, origin: string): number {
   return Number(text.trim());
 }
 
+/** Parses an on/off environment variable: `1`/`true`/`yes` or `0`/`false`/`no`. */
+function parseSwitch(text: string, origin: string): boolean {
+  const value = text.trim().toLowerCase();
+  if (["1", "true", "yes"].includes(value)) return true;
+  if (["0", "false", "no"].includes(value)) return false;
+  throw new UsageError(`${origin} must be 1 or 0, got ${JSON.stringify(text)}`);
+}
+
 type FileValues = Partial<Config>;
 
 async function readConfigFile(path: string): Promise<FileValues> {
@@ -136,18 +180,43 @@ function validateConfigDoc(doc: Record<string, unknown>, path: string): FileValu
   for (const [key, value] of Object.entries(doc)) {
     switch (key) {
       case "local_storage":
+      case "download_dir":
+      case "extract_dir": {
         if (typeof value !== "string" || value === "") bad(key, "a non-empty string");
-        out.localStorage = resolvePath(value as string, base);
-        break;
-      case "registry":
-      case "fallback_registry": {
-        if (typeof value !== "string" || value === "") bad(key, "a non-empty string (URL or path)");
-        const field = key === "registry" ? "registry" : "fallbackRegistry";
-        out[field] = /^[a-z][a-z0-9+.-]*:\/\//i.test(value as string)
-          ? (value as string)
-          : resolvePath(value as string, base);
+        const dir = resolvePath(value as string, base);
+        if (key === "extract_dir") out.extractDir = dir;
+        else if (out.localStorage !== undefined && out.localStorage !== dir) {
+          throw new AxError(`${path}: local_storage and download_dir name different directories`, {
+            hint: "they are the same setting (the store, where archives go): keep one",
+          });
+        } else out.localStorage = dir;
         break;
       }
+      case "registry":
+        if (typeof value !== "string" || value === "") {
+          bad(key, "a non-empty string (axvisor, tgos, a URL or a path)");
+        }
+        if (doc.registries !== undefined) {
+          throw new AxError(`${path}: registry and registries are both set`, {
+            hint: "keep registries (several) or registry (one)",
+          });
+        }
+        out.registry = registryRef(value as string, base);
+        break;
+      case "registries": {
+        if (!Array.isArray(value) || value.some((v) => typeof v !== "string" || v === "")) {
+          bad(key, "an array of registries (axvisor, tgos, URLs or paths)");
+        }
+        const list = (value as string[]).map((v) => registryRef(v, base));
+        const problem = registryListProblem(list);
+        if (problem !== undefined) throw new AxError(`${path}: registries: ${problem}`);
+        out.registry = list;
+        break;
+      }
+      case "fallback_registry":
+        if (typeof value !== "string" || value === "") bad(key, "a non-empty string (URL or path)");
+        out.fallbackRegistry = urlOrPath(value as string, base);
+        break;
       case "auto_sync":
         if (typeof value !== "boolean") bad(key, "true or false");
         out.autoSync = value as boolean;
@@ -167,13 +236,30 @@ function validateConfigDoc(doc: Record<string, unknown>, path: string): FileValu
         }
         out.insecureRegistries = value as string[];
         break;
+      case "trust":
+        out.trust = parseTrustTables(value, path);
+        break;
+      case "require_signatures":
+        if (typeof value !== "boolean") bad(key, "true or false");
+        out.requireSignatures = value as boolean;
+        break;
       default:
         throw new AxError(`${path}: unknown key "${key}"`, {
-          hint: "known keys: local_storage, registry, fallback_registry, auto_sync, auto_sync_threshold, mirrors, insecure_registries",
+          hint: "known keys: local_storage (or download_dir), extract_dir, registry (or registries), fallback_registry, auto_sync, auto_sync_threshold, mirrors, insecure_registries, trust, require_signatures",
         });
     }
   }
   return out;
+}
+
+/** A URL as written; a path made absolute against `base` (the configuration file's directory). */
+function urlOrPath(value: string, base: string): string {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : resolvePath(value, base);
+}
+
+/** A registry of the configuration file: a built-in name as it is, else {@link urlOrPath}. */
+function registryRef(value: string, base: string): string {
+  return isBuiltinRegistry(value) ? value : urlOrPath(value, base);
 }
 
 function parseMirrorTables(value: unknown, path: string): Mirror[] {
@@ -196,24 +282,54 @@ function parseMirrorTables(value: unknown, path: string): Mirror[] {
   });
 }
 
+/** The value of the environment variable `name`, unless unset, empty or blank (as axbuild). */
+function envValue(env: Record<string, string | undefined>, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value.trim() === "" ? undefined : value;
+}
+
+/**
+ * The environment's values. Ours come first where both tools have a variable for the same setting:
+ * the store is `AXVISOR_IMAGE_LOCAL_STORAGE`, else `TGOS_IMAGE_LOCAL_STORAGE` (axbuild's store),
+ * else `TGOS_IMAGE_DOWNLOAD_DIR` (the newest axbuild's name for it); the first registry's fallback
+ * is `AXVISOR_REGISTRY_FALLBACK_URL`, else `TGOS_IMAGE_REGISTRY_FALLBACK_URL`.
+ */
 function envValues(env: Record<string, string | undefined>): FileValues {
   const out: FileValues = {};
-  const storage = env.AXVISOR_IMAGE_LOCAL_STORAGE;
+  const first = (...names: string[]) =>
+    names.map((name) => envValue(env, name)).find((v) => v !== undefined);
+  const storage = first(
+    "AXVISOR_IMAGE_LOCAL_STORAGE",
+    "TGOS_IMAGE_LOCAL_STORAGE",
+    "TGOS_IMAGE_DOWNLOAD_DIR",
+  );
   if (storage) out.localStorage = resolve(expandHome(storage));
-  const fallback = env.AXVISOR_REGISTRY_FALLBACK_URL;
+  const extract = first("TGOS_IMAGE_EXTRACT_DIR");
+  if (extract) out.extractDir = resolve(expandHome(extract));
+  const fallback = first("AXVISOR_REGISTRY_FALLBACK_URL", "TGOS_IMAGE_REGISTRY_FALLBACK_URL");
   if (fallback) out.fallbackRegistry = fallback;
+  const base = first("AXVISOR_IMAGE_REGISTRY_BASE_URL");
+  if (base) out.registryBaseUrl = parseRegistryBaseUrl(base, "AXVISOR_IMAGE_REGISTRY_BASE_URL");
+  const offline = env.AXVISOR_IMAGE_OFFLINE;
+  if (offline !== undefined && offline !== "")
+    out.offline = parseSwitch(offline, "AXVISOR_IMAGE_OFFLINE");
   return out;
 }
 
+/** The defaults; `fallbackRegistry` is filled in once the registry is known. */
 function defaults(env: Record<string, string | undefined>): Config {
   return {
     localStorage: defaultLocalStorage(env),
-    registry: DEFAULT_REGISTRY,
-    fallbackRegistry: DEFAULT_FALLBACK_REGISTRY,
+    registry: DEFAULT_REGISTRY_NAME,
+    fallbackRegistry: "",
+    registryBaseUrl: DEFAULT_REGISTRY_BASE_URL,
     autoSync: true,
     autoSyncThreshold: DEFAULT_AUTO_SYNC_THRESHOLD,
     mirrors: [],
     insecureRegistries: [],
+    trust: [],
+    requireSignatures: false,
+    offline: false,
   };
 }
 
@@ -232,11 +348,10 @@ export async function resolveConfig(options: ResolveConfigOptions = {}): Promise
   if (file) layers.push([`file ${file}`, await readConfigFile(file)]);
 
   const config = defaults(env);
-  const sources = Object.fromEntries(Object.keys(config).map((k) => [k, "default"])) as Record<
-    keyof Config,
-    ConfigSource
-  >;
-  for (const key of Object.keys(config) as (keyof Config)[]) {
+  const sources = Object.fromEntries(
+    [...Object.keys(config), "extractDir"].map((k) => [k, "default"]),
+  ) as Record<keyof Config, ConfigSource>;
+  for (const key of Object.keys(sources) as (keyof Config)[]) {
     for (const [source, values] of layers) {
       if (values[key] !== undefined) {
         (config as unknown as Record<string, unknown>)[key] = values[key];
@@ -245,8 +360,23 @@ export async function resolveConfig(options: ResolveConfigOptions = {}): Promise
       }
     }
   }
+  const problem = registryListProblem(registryList(config.registry));
+  if (problem !== undefined) {
+    throw new UsageError(
+      `${sources.registry === "flag" ? "-R, --registry" : "registry"}: ${problem}`,
+    );
+  }
+  if (sources.fallbackRegistry === "default") {
+    config.fallbackRegistry = builtinFallback(
+      registryList(config.registry)[0]!,
+      config.registryBaseUrl ?? DEFAULT_REGISTRY_BASE_URL,
+    );
+  }
   if (options.overrides?.localStorage) {
     config.localStorage = resolve(cwd, expandHome(options.overrides.localStorage));
+  }
+  if (options.overrides?.extractDir) {
+    config.extractDir = resolve(cwd, expandHome(options.overrides.extractDir));
   }
   return { config, sources, file };
 }

@@ -4,6 +4,7 @@
  */
 import type { Config } from "../config/config.js";
 import { formatSpec } from "../registry/resolve.js";
+import { storeDirs } from "../store/layout.js";
 import { readRegistryState } from "../store/state.js";
 import { groupBy } from "../group-by.js";
 import { diskUsage, scanStore, type Leftover, type StoredCopy } from "../store/scan.js";
@@ -37,7 +38,9 @@ export interface StoreUsage {
   images: StoredImage[];
   /** `.part` files, staging trees and trash (`prune` removes them). */
   leftovers: Leftover[];
-  /** Disk usage of the whole store, bookkeeping included. */
+  /** Where the trees are, when not in the store (`-E`). */
+  extractDir?: string;
+  /** Disk usage of the whole store (and extract directory), bookkeeping included. */
   totalBytes: number;
 }
 
@@ -46,15 +49,20 @@ export interface StoreUsage {
  * sync: without a registry every image shows as an orphan).
  */
 export async function storeUsage(config: Config): Promise<StoreUsage> {
-  const store = config.localStorage;
+  const dirs = storeDirs(config.localStorage, config.extractDir);
+  const { store } = dirs;
   const state = await readRegistryState(store);
-  const inventory = await scanStore(store, state.kind === "ok" ? state.images : [], {
+  const inventory = await scanStore(dirs, state.kind === "ok" ? state.images : [], {
     sizes: true,
   });
   const images = [...groupBy(inventory.copies, (c) => c.baseName)]
     .map(([base, copies]) => storedImage(base, copies))
     .sort((a, b) => (a.image < b.image ? -1 : 1));
-  return { store, images, leftovers: inventory.leftovers, totalBytes: await diskUsage(store) };
+  const totalBytes =
+    (await diskUsage(store)) + (dirs.trees === store ? 0 : await diskUsage(dirs.trees));
+  const usage: StoreUsage = { store, images, leftovers: inventory.leftovers, totalBytes };
+  if (dirs.trees !== store) usage.extractDir = dirs.trees;
+  return usage;
 }
 
 function storedImage(baseName: string, copies: StoredCopy[]): StoredImage {

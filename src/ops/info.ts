@@ -5,9 +5,10 @@ import type { Config } from "../config/config.js";
 import { AxError } from "../errors.js";
 import { compareNewestFirst, findImage, formatSpec, resolveImage } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
-import { StoreNames, imageBaseName, treePath } from "../store/layout.js";
+import { StoreNames, imageBaseName, imageFilePath, storeDirs, treePath } from "../store/layout.js";
+import { readProvenance, type Provenance } from "../store/provenance.js";
 import { readRegistryState } from "../store/state.js";
-import { readMarker } from "../store/copies.js";
+import { readMarker, regularFileAt } from "../store/copies.js";
 import { localState, scanStore, type LocalState } from "../store/scan.js";
 import { openRegistry } from "./open-registry.js";
 import type { OperationOptions } from "./options.js";
@@ -20,6 +21,8 @@ export interface VersionInfo {
   latest: boolean;
   /** Where it is in the store, and how big. */
   local: LocalState;
+  /** Where the store's registry got it from, when it has a record of that. */
+  provenance?: Provenance;
 }
 
 /** Options of {@link imageInfo}. */
@@ -49,18 +52,30 @@ export async function imageInfo(
       (e) => e.name === spec.name && (spec.version === undefined || e.version === spec.version),
     )
     .sort(compareNewestFirst);
-  const inventory = await scanStore(config.localStorage, images, { sizes: true, name: spec.name });
-  return versions.map((entry) => ({
-    entry,
-    latest: entry === latest,
-    local: localState(inventory, entry),
-  }));
+  const dirs = storeDirs(config.localStorage, config.extractDir);
+  const inventory = await scanStore(dirs, images, { sizes: true, name: spec.name });
+  const provenance = options.images ? undefined : await readProvenance(dirs.store);
+  return versions.map((entry) => {
+    const info: VersionInfo = {
+      entry,
+      latest: entry === latest,
+      local: localState(inventory, entry),
+    };
+    const record = provenance?.of(entry);
+    if (record) info.provenance = record;
+    return info;
+  });
 }
 
 /** Where {@link imagePath} found an image. */
 export interface PathResult {
   /** The extracted tree (absolute). */
   path: string;
+  /**
+   * The file named like the image at the top of the tree, when there is one (a single-file
+   * archive's file, such as a tgosimages rootfs `.img`).
+   */
+  file?: string;
   /**
    * Set when the tree is not what the registry says `spec` stands for: it holds an older
    * version, or its marker differs from the entry's sha256. A one-line explanation.
@@ -79,16 +94,16 @@ export interface PathResult {
  *   store name is refused.
  */
 export async function imagePath(config: Config, spec: ImageSpec): Promise<PathResult> {
-  const store = config.localStorage;
+  const { store, trees } = storeDirs(config.localStorage, config.extractDir);
   const state = await readRegistryState(store);
   const images = state.kind === "ok" ? state.images : [];
   const names = StoreNames.of(images);
-  const own = treePath(store, names.baseName(spec));
+  const own = treePath(trees, names.baseName(spec));
   const entry = findImage(images, spec);
   /** The tree `other` is also pulled as, when its store name is not refused. */
   const alsoAs = (other: ImageSpec) =>
-    names.problem(other) === undefined ? [treePath(store, names.baseName(other))] : [];
-  const unversioned = treePath(store, imageBaseName({ name: spec.name }));
+    names.problem(other) === undefined ? [treePath(trees, names.baseName(other))] : [];
+  const unversioned = treePath(trees, imageBaseName({ name: spec.name }));
   const candidates: { path: string; wanted: boolean }[] = [];
   if (spec.version !== undefined) {
     candidates.push({ path: own, wanted: true });
@@ -105,15 +120,15 @@ export async function imagePath(config: Config, spec: ImageSpec): Promise<PathRe
   for (const { path, wanted } of candidates) {
     const marker = await readMarker(path);
     if (marker === undefined) continue;
-    if (entry === undefined || marker === entry.sha256) return { path };
+    if (entry === undefined || marker === entry.sha256) return withFile({ path }, spec.name);
     if (wanted || (path === unversioned && spec.version === undefined)) {
       fallback ??= { path, stale: staleReason(images, spec, entry, marker) };
     }
   }
-  if (fallback) return fallback;
+  if (fallback) return withFile(fallback, spec.name);
   const image = formatSpec(spec);
-  const other = await pulledVersion(store, names, images, spec);
-  throw new AxError(`image ${image} is not pulled into ${store}`, {
+  const other = await pulledVersion(trees, names, images, spec);
+  throw new AxError(`image ${image} is not pulled into ${trees}`, {
     hint:
       other === undefined
         ? `run \`axvisor-image pull ${image}\``
@@ -123,10 +138,10 @@ export async function imagePath(config: Config, spec: ImageSpec): Promise<PathRe
 
 /**
  * The newest version of `spec.name` other than `spec`'s that is pulled as `NAME:VERSION` (a tree
- * with a marker), as `NAME:VERSION`; undefined when there is none.
+ * with a marker in `trees`), as `NAME:VERSION`; undefined when there is none.
  */
 async function pulledVersion(
-  store: string,
+  trees: string,
   names: StoreNames,
   images: readonly ImageEntry[],
   spec: ImageSpec,
@@ -137,11 +152,30 @@ async function pulledVersion(
   for (const { name, version } of versions) {
     const other = { name, version };
     if (names.problem(other) !== undefined) continue;
-    if ((await readMarker(treePath(store, names.baseName(other)))) !== undefined) {
+    if ((await readMarker(treePath(trees, names.baseName(other)))) !== undefined) {
       return formatSpec(other);
     }
   }
   return undefined;
+}
+
+/**
+ * The file of a pulled image's tree (`found`: a {@link PathResult}, or a pull's result), named like
+ * the image (`name`) at its top.
+ *
+ * @throws AxError naming the image (`image`, as asked for) when its tree has no such file.
+ */
+export function treeFileOf(found: { path: string; file?: string }, image: string, name: string) {
+  if (found.file !== undefined) return found.file;
+  throw new AxError(`image ${image} has no file named ${name} at the top of its tree`, {
+    hint: `it is not a single-file image: its tree is ${found.path}`,
+  });
+}
+
+/** `found` with the file named `name` at the top of its tree, when it has one. */
+async function withFile(found: PathResult, name: string): Promise<PathResult> {
+  const file = await regularFileAt(imageFilePath(found.path, name));
+  return file === undefined ? found : { ...found, file };
 }
 
 function staleReason(

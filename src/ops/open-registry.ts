@@ -12,8 +12,8 @@ import { sync } from "./sync.js";
 
 /**
  * The store's registry, synced first when the auto-sync rules say so: no readable `images.toml`
- * means a sync (with auto-sync off, an error naming the file); a stale one means a sync whose
- * failure only warns and keeps the registry already there.
+ * means a sync (with auto-sync off or offline, an error naming the file); a stale one means a
+ * sync (never offline) whose failure only warns and keeps the registry already there.
  */
 export async function openRegistry(
   config: Config,
@@ -23,10 +23,12 @@ export async function openRegistry(
   const store = config.localStorage;
   const state = await readRegistryState(store);
   if (state.kind !== "ok") {
-    if (!config.autoSync) {
+    if (!config.autoSync || config.offline) {
       if (state.kind === "missing") {
         throw new AxError(`no image registry in the store: ${state.path} does not exist`, {
-          hint: "run `axvisor-image sync`, or drop --no-auto-sync",
+          hint: config.offline
+            ? "offline: `pull --locked` needs no registry; otherwise sync once with the network"
+            : "run `axvisor-image sync`, or drop --no-auto-sync",
         });
       }
       throw new AxError(`the store's registry is corrupt: ${state.error.message}`, {
@@ -42,7 +44,11 @@ export async function openRegistry(
     return loadSynced(store);
   }
   const now = Math.floor(Date.now() / 1000);
-  if (config.autoSync && isStale(await readLastSync(store), config.autoSyncThreshold, now)) {
+  if (
+    config.autoSync &&
+    !config.offline &&
+    isStale(await readLastSync(store), config.autoSyncThreshold, now)
+  ) {
     logger.info("local registry is older than the auto-sync threshold: syncing");
     try {
       await sync(config, options);

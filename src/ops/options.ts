@@ -1,6 +1,6 @@
 /**
- * What every operation takes (a way to cancel it, a place for its status lines), and the default
- * of the one operation option the CLI shows in its help (this module loads nothing).
+ * What every operation takes (a way to cancel it, a place for its status lines), and the defaults
+ * and choices of the operation options the CLI shows in its help (this module loads nothing).
  */
 import type { Logger } from "../log.js";
 
@@ -14,3 +14,9 @@ export interface OperationOptions {
 
 /** Up to this many images are pulled at once by `pullMany` (`pull -j`). */
 export const DEFAULT_PULL_CONCURRENCY = 3;
+
+/** The formats `ci-key --format` prints (see `ops/ci-key.ts`). */
+export const CI_KEY_FORMATS = ["github", "gitlab", "json"] as const;
+
+/** One of {@link CI_KEY_FORMATS}. */
+export type CiKeyFormat = (typeof CI_KEY_FORMATS)[number];

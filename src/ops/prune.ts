@@ -8,8 +8,9 @@ import { AxError, fsError } from "../errors.js";
 import { silentLogger } from "../log.js";
 import { compareNewestFirst } from "../registry/resolve.js";
 import type { ImageEntry } from "../registry/types.js";
+import { storeDirs, type StoreDirs } from "../store/layout.js";
 import { tryWithLock } from "../store/lock.js";
-import { readFallbackMark } from "../store/state.js";
+import { readIncompleteMark } from "../store/state.js";
 import { removeArchive, removeTree } from "../store/copies.js";
 import { groupBy } from "../group-by.js";
 import { scanStore, type Leftover, type StoredCopy } from "../store/scan.js";
@@ -83,16 +84,18 @@ export async function prune(config: Config, options: PruneOptions = {}): Promise
       hint: "an empty registry would make every image an orphan: run `axvisor-image sync` with a registry that lists them",
     });
   }
-  // A registry from the fallback lists less than the real one: it cannot say what is an orphan.
-  const fallback = options.images ? undefined : await readFallbackMark(store);
-  if (fallback) {
+  // A registry from a fallback, or missing a registry, lists less than the real ones: it cannot
+  // say what is an orphan.
+  const incomplete = options.images ? undefined : await readIncompleteMark(store);
+  if (incomplete) {
     (options.logger ?? silentLogger).warn(
-      `the store's registry came from the fallback registry ${fallback}: only leftovers of interrupted work are pruned; sync with the main registry to prune images`,
+      `the store's registry is incomplete (${incomplete}): only leftovers of interrupted work are pruned; sync with every registry reachable to prune images`,
     );
   }
-  const inventory = await scanStore(store, images, { sizes: true, prove: true });
+  const dirs = storeDirs(store, config.extractDir);
+  const inventory = await scanStore(dirs, images, { sizes: true, prove: true });
   const ours = inventory.copies.filter((c) => c.proven);
-  const owned = fallback === undefined;
+  const owned = incomplete === undefined;
   const plan: Planned[] = [
     ...(owned ? ours.filter((c) => c.orphan).map((c) => planCopy(c, "orphan")) : []),
     ...(owned && options.keep !== undefined ? oldVersions(ours, options.keep) : []),
@@ -110,7 +113,7 @@ export async function prune(config: Config, options: PruneOptions = {}): Promise
   for (const [lock, items] of groupBy(plan, (p) => p.lock)) {
     const removeAll = async () => {
       for (const item of items) {
-        await removeItem(store, item);
+        await removeItem(dirs, item);
         done(item);
       }
     };
@@ -145,8 +148,8 @@ function oldVersions(copies: StoredCopy[], keep: number): Planned[] {
   return planned;
 }
 
-async function removeItem(store: string, item: Planned): Promise<void> {
-  if (item.kind === "tree") await removeTree(store, item.path);
+async function removeItem(dirs: StoreDirs, item: Planned): Promise<void> {
+  if (item.kind === "tree") await removeTree(dirs.trees, item.path);
   else if (item.kind === "archive") await removeArchive(item.path);
   else {
     try {

@@ -1,21 +1,28 @@
 /**
  * `publish` and `registry add`: put an image archive where users can pull it and record it in a
- * registry file. With an `oci://` destination the archive is pushed to that OCI registry; with a
- * URL it is assumed to be served there already. Either way the archive's sha256 is computed and
- * the registry file gets the entry added or updated (other entries, includes and comments kept),
- * ready to commit: that last part alone is `registry add` ({@link addImage}).
+ * registry file. With an `oci://` destination the archive is pushed to that OCI registry and the
+ * entry pins the manifest just pushed (`oci://HOST/REPOSITORY@sha256:...`, the tag noted in a
+ * comment: a tag can be moved, the digest cannot); with a URL it is assumed to be served there
+ * already. Either way the archive's sha256 is computed and the registry file gets the entry added
+ * or updated (other entries, includes and comments kept), ready to commit: that last part alone
+ * is `registry add` ({@link addImage}). Given a signing key, the registry file is re-signed once
+ * written.
  */
 import { stat } from "node:fs/promises";
 import type { Config } from "../config/config.js";
 import { AxError, UsageError, fsError, hasCode } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
-import { upsertImage, type UpsertResult } from "../registry/edit.js";
+import { upsertImage, type LineComments, type UpsertResult } from "../registry/edit.js";
 import { formatSpec } from "../registry/resolve.js";
 import { nameProblem, parseRfc3339 } from "../registry/rules.js";
 import type { ImageEntry } from "../registry/types.js";
+import type { SigningKey } from "../minisign.js";
 import { hashFile } from "../store/stamps.js";
 import { formatOciReference, parseOciReference } from "../transfer/oci/reference.js";
 import type { PushResult } from "../transfer/oci/upload.js";
+import type { PullProgress } from "./pull.js";
+import { signRegistryFile, type SignResult } from "./sign.js";
+import { requireNetwork } from "./offline.js";
 
 /** Options of {@link addImage}: the archive, the registry file, and the entry's fields. */
 export interface AddImageOptions {
@@ -33,6 +40,8 @@ export interface AddImageOptions {
   url?: string;
   /** RFC 3339 release time; a new entry gets the current time when absent. */
   releasedAt?: string;
+  /** Re-sign the registry file with this key once it is written (`FILE.minisig`). */
+  signingKey?: SigningKey;
   /** Told what is being done. */
   logger?: Logger;
 }
@@ -43,6 +52,8 @@ export interface AddImageResult {
   entry: ImageEntry;
   /** What happened to the registry file. */
   action: UpsertResult["action"];
+  /** With `signingKey`: the signature written. */
+  signed?: SignResult;
 }
 
 /** Options of {@link publish}. */
@@ -53,12 +64,14 @@ export interface PublishOptions extends AddImageOptions {
   to?: string;
   /** The archive is already served here; nothing is uploaded (exclusive with `to`). */
   url?: string;
-  /** Insecure registries (plain HTTP) from the configuration. */
-  config?: Pick<Config, "insecureRegistries">;
+  /** Insecure registries (plain HTTP) and offline mode (no push) from the configuration. */
+  config?: Pick<Config, "insecureRegistries" | "offline">;
   /** Archives larger than this are uploaded in chunks of this size (default 4 MiB). */
   chunkSize?: number;
   /** Cancels the upload. */
   signal?: AbortSignal;
+  /** Progress of the upload (phase `upload`, then `done`), as a pull reports its download. */
+  onProgress?: (progress: PullProgress) => void;
   /** Environment for `DOCKER_CONFIG` (default `process.env`). */
   env?: Record<string, string | undefined>;
 }
@@ -132,24 +145,28 @@ export async function publish(options: PublishOptions): Promise<PublishResult> {
   const logger = options.logger ?? silentLogger;
   const ref = options.to === undefined ? undefined : destination(options.to);
   const file = await describeArchive(options.archive);
-  let push: PushResult | undefined;
-  if (ref !== undefined) {
-    const where = formatOciReference(ref);
-    logger.info(`pushing ${options.archive} (${file.size} bytes) to ${where}`);
-    const { pushArchive } = await import("../transfer/oci/upload.js");
-    push = await pushArchive(ref, options.archive, file, {
-      insecureRegistries: options.config?.insecureRegistries,
-      chunkSize: options.chunkSize,
-      signal: options.signal,
-      logger,
-      env: options.env,
-    });
-    logger.info(
-      `${where}: ${push.uploaded ? "uploaded" : "already had"} the archive; manifest ${push.manifestDigest}`,
-    );
-  }
-  const url = ref === undefined ? options.url : formatOciReference(ref);
-  return { ...(await addEntry(options, file.sha256, url)), push };
+  if (ref === undefined) return addEntry(options, file.sha256, options.url);
+  if (options.config) requireNetwork(options.config, "publish --to");
+  const where = formatOciReference(ref);
+  const image = formatSpec(options);
+  logger.info(`${image}: pushing ${options.archive} (${file.size} bytes) to ${where}`);
+  const { pushArchive } = await import("../transfer/oci/upload.js");
+  const push = await pushArchive(ref, options.archive, file, {
+    insecureRegistries: options.config?.insecureRegistries,
+    chunkSize: options.chunkSize,
+    signal: options.signal,
+    logger,
+    env: options.env,
+    onProgress: (received, total) =>
+      options.onProgress?.({ image, phase: "upload", received, total }),
+  });
+  options.onProgress?.({ image, phase: "done", received: 0 });
+  logger.info(
+    `${image}: ${where} ${push.uploaded ? "received" : "already had"} the archive; manifest ${push.manifestDigest}`,
+  );
+  const pinned = formatOciReference({ ...ref, tag: undefined, digest: push.manifestDigest });
+  const comments = { url: `pushed as ${where}` };
+  return { ...(await addEntry(options, file.sha256, pinned, comments)), push };
 }
 
 /**
@@ -164,23 +181,36 @@ export async function addImage(options: AddImageOptions): Promise<AddImageResult
   return addEntry(options, sha256, options.url);
 }
 
-/** Adds or updates the entry of `options` with the archive's `sha256`, served at `url`. */
+/**
+ * Adds or updates the entry of `options` with the archive's `sha256`, served at `url`, `comments`
+ * at the end of their lines.
+ */
 async function addEntry(
   options: AddImageOptions,
   sha256: string,
   url: string | undefined,
+  comments?: LineComments,
 ): Promise<AddImageResult> {
-  const { entry, action } = await upsertImage(options.registryFile, {
-    name: options.name,
-    version: options.version,
-    arch: options.arch,
-    description: options.description,
-    released_at: options.releasedAt,
-    sha256,
-    url,
-  });
-  (options.logger ?? silentLogger).info(
+  const { entry, action } = await upsertImage(
+    options.registryFile,
+    {
+      name: options.name,
+      version: options.version,
+      arch: options.arch,
+      description: options.description,
+      released_at: options.releasedAt,
+      sha256,
+      url,
+    },
+    comments,
+  );
+  const logger = options.logger ?? silentLogger;
+  logger.info(
     `${action} image ${formatSpec(entry)} in ${options.registryFile} (sha256 ${entry.sha256})`,
   );
-  return { entry, action };
+  const signed =
+    options.signingKey === undefined
+      ? undefined
+      : await signRegistryFile(options.registryFile, options.signingKey, { logger });
+  return { entry, action, signed };
 }

@@ -18,20 +18,22 @@ import { formatSpec, parseSpec, resolveImage } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
 import { storeError } from "../store/access.js";
 import { placeImage, type ImagePlace } from "../store/image-place.js";
-import { StoreNames } from "../store/layout.js";
+import { StoreNames, storeDirs } from "../store/layout.js";
 import type { HeldLock } from "../store/lock.js";
 import type { DownloadSink } from "../transfer/download.js";
-import { archiveTitle, openSources, sourceKind, type SourceOptions } from "../transfer/sources.js";
+import { archiveNaming, openSources, sourceKind, type SourceOptions } from "../transfer/sources.js";
 import type { LowSpeedRule } from "../transfer/watchdog.js";
+import { missingOffline } from "./offline.js";
 import { openRegistry } from "./open-registry.js";
 import { DEFAULT_PULL_CONCURRENCY, type OperationOptions } from "./options.js";
 
-/** What a pull is doing, for progress bars. */
+/** What a pull (or a `publish`, phase `upload`) is doing, for progress bars. */
 export interface PullProgress {
   /** The image as asked for (`name` or `name:version`). */
   image: string;
-  /** `wait`: another process holds the image; `verify`: hashing a present archive. */
-  phase: "wait" | "download" | "verify" | "extract" | "done";
+  /** `wait`: another process holds the image; `verify`: hashing a present archive; `upload`:
+   *  `publish` sending the archive (`received`: bytes sent). */
+  phase: "wait" | "download" | "upload" | "verify" | "extract" | "done";
   /** Bytes done in this phase. */
   received: number;
   /** Bytes expected in this phase, when known. */
@@ -45,7 +47,7 @@ export interface PullProgress {
 
 /** Options of {@link pull} and {@link pullMany}. */
 export interface PullOptions extends OperationOptions {
-  /** Put archive and tree here instead of the store. */
+  /** Put the tree and a copy of the archive here; the store keeps the download and its records. */
   outputDir?: string;
   /** Extract the archive (default true); false leaves only the verified archive. */
   extract?: boolean;
@@ -73,6 +75,12 @@ export interface PullResult {
   entry: ImageEntry;
   /** The extracted tree, or the archive with `extract: false` (absolute). */
   path: string;
+  /**
+   * The file named like the image at the top of its tree, when there is one: what a single-file
+   * archive (a tgosimages rootfs `.img`, an initramfs) extracts to, and what axbuild's pull of such
+   * a rootfs returns. Undefined with `extract: false`.
+   */
+  file?: string;
   /** The archive file (absolute; it may be absent when a matching tree was reused). */
   archive: string;
   /** Whether bytes were downloaded in this call. */
@@ -103,7 +111,8 @@ async function ensureOutputDir(dir: string): Promise<void> {
  * digest matches is not downloaded again. The archive and tree get a pulled-as record. With
  * `outputDir`, the store still holds the download and the verified archive (so that no pull
  * downloads it again); the tree and a copy of the archive (a hard link when it can) go to the
- * directory, and nothing else does.
+ * directory, and nothing else does. Offline (`config.offline`), only those copies serve:
+ * anything else fails, touching nothing.
  *
  * @throws AxError naming the image when its store name is refused ({@link StoreNames}).
  */
@@ -116,26 +125,31 @@ export async function pull(
   const parsed = typeof spec === "string" ? parseSpec(spec) : spec;
   const entry = resolveImage(images, parsed);
   StoreNames.of(images).baseName(parsed);
-  const store = resolve(config.localStorage);
+  const dirs = storeDirs(config.localStorage, config.extractDir);
+  // `-o` naming where the pull puts its tree anyway is a pull into the store.
   let outputDir = options.outputDir === undefined ? undefined : resolve(options.outputDir);
-  if (outputDir === store) outputDir = undefined;
+  if (outputDir === dirs.store || outputDir === dirs.trees) outputDir = undefined;
   if (outputDir !== undefined) await ensureOutputDir(outputDir);
-  await ensureStore(store);
+  await ensureStore(dirs.store);
+  if (dirs.trees !== dirs.store) await ensureOutputDir(dirs.trees);
   const image = formatSpec(parsed);
   const logger = namedLogger(options.logger ?? silentLogger, image);
   options = { ...options, logger };
   // Only an oci:// URL leaves the archive's name to its source: OCI is loaded for those alone.
-  const titleFromSource =
+  // Offline, a name the store cannot decide is an image the store does not have.
+  const namingFromSource =
     sourceKind(entry.url) === "oci"
       ? () =>
-          archiveTitle(
-            candidateUrls(entry.url, config.mirrors),
-            sourceOptions(config, image, entry, options),
-          )
+          config.offline
+            ? Promise.reject(missingOffline(image))
+            : archiveNaming(
+                candidateUrls(entry.url, config.mirrors),
+                sourceOptions(config, image, entry, options),
+              )
       : undefined;
-  const place = await placeImage(store, parsed, entry.url, {
+  const place = await placeImage(dirs, parsed, entry.url, {
     sha256: entry.sha256,
-    archiveTitle: titleFromSource,
+    archiveNaming: namingFromSource,
     outputDir,
   });
   const extract = options.extract ?? true;
@@ -143,7 +157,7 @@ export async function pull(
   // matching marker means a complete tree.
   if (extract && !options.verify && (await place.treeMarker()) === entry.sha256) {
     options.onProgress?.({ image, phase: "done", received: 0 });
-    return upToDate(place, entry, logger);
+    return withFile(place, await upToDate(place, entry, logger));
   }
   const res = await place.withLock(
     (lock) => pullLocked(config, place, entry, lock, options).catch(naming(image)),
@@ -156,7 +170,14 @@ export async function pull(
     },
   );
   options.onProgress?.({ image, phase: "done", received: 0 });
-  return res;
+  return withFile(place, res);
+}
+
+/** `result` with the tree's file named like the image, when it has one. */
+async function withFile(place: ImagePlace, result: PullResult): Promise<PullResult> {
+  if (result.path !== place.tree) return result;
+  const file = await place.treeFile();
+  return file === undefined ? result : { ...result, file };
 }
 
 /** Makes the store directory, or fails saying why it cannot be one (see `storeError`). */
@@ -226,6 +247,7 @@ async function pullLocked(
     await place.deliverArchive();
     return result(false, extracted);
   }
+  if (config.offline) throw missingOffline(image);
   if (digest !== undefined) {
     logger.info(`${place.archive} does not match the registry; downloading it again`);
     await place.discardArchive();
@@ -246,7 +268,8 @@ function naming(image: string): (err: unknown) => never {
       err instanceof ChecksumError ||
       err instanceof AbortedError ||
       err instanceof UsageError ||
-      isNoSpace(err)
+      isNoSpace(err) ||
+      err.message.startsWith(`${image}: `)
     ) {
       throw err;
     }
@@ -298,10 +321,12 @@ function sourceOptions(
   entry: ImageEntry,
   options: PullOptions,
 ): SourceOptions {
-  const { signal, logger, retries, stallTimeoutMs } = options;
+  const { signal, retries, stallTimeoutMs } = options;
+  const logger = namedLogger(options.logger ?? silentLogger, image);
   const integrity = { sha256: entry.sha256, what: `image ${image}` };
   const { insecureRegistries } = config;
-  return { integrity, insecureRegistries, signal, logger, retries, stallTimeoutMs };
+  const { arch } = entry;
+  return { integrity, arch, insecureRegistries, signal, logger, retries, stallTimeoutMs };
 }
 
 /**
@@ -367,7 +392,7 @@ async function downloadAndInstall(
       integrity: sourcing.integrity,
       sink,
       signal: options.signal,
-      logger,
+      logger: sourcing.logger,
       stallTimeoutMs: options.stallTimeoutMs,
       lowSpeed: options.lowSpeed,
       retries: options.retries,

@@ -4,7 +4,7 @@ import { silentLogger } from "../log.js";
 import { formatSpec, parseSpec } from "../registry/resolve.js";
 import type { ImageSpec } from "../registry/types.js";
 import { removeStored } from "../store/copies.js";
-import { StoreNames } from "../store/layout.js";
+import { StoreNames, storeDirs } from "../store/layout.js";
 import { withLock } from "../store/lock.js";
 import { readRegistryState } from "../store/state.js";
 import type { OperationOptions } from "./options.js";
@@ -52,7 +52,8 @@ export async function removeImages(
   specs: (string | ImageSpec)[],
   options: OperationOptions = {},
 ): Promise<RemoveResult[]> {
-  const store = config.localStorage;
+  const dirs = storeDirs(config.localStorage, config.extractDir);
+  const { store } = dirs;
   const state = await readRegistryState(store);
   const images = state.kind === "ok" ? state.images : [];
   const names = new StoreNames(images);
@@ -61,17 +62,13 @@ export async function removeImages(
     const versions = images.filter((i) => i.name === spec.name).map((i) => i.version);
     return baseNamesFor(names, spec, versions, options);
   });
-  let entries: string[];
-  try {
-    entries = await readdir(store);
-  } catch {
-    entries = [];
-  }
+  const list = (dir: string) => readdir(dir).catch(() => [] as string[]);
+  const present = { store: await list(store), trees: await list(dirs.trees) };
   const results: RemoveResult[] = [];
   for (const [i, spec] of parsed.entries()) {
     const removed: string[] = [];
     for (const base of plans[i]!) {
-      const gone = await withLock(store, base, () => removeStored(store, base, entries), {
+      const gone = await withLock(store, base, () => removeStored(dirs, base, present), {
         signal: options.signal,
       });
       removed.push(...gone);

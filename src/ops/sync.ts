@@ -1,15 +1,35 @@
 /**
- * `sync`: fetch the configured registry (or the fallback) with its includes and replace the
- * store's `images.toml`, refusing an answer that looks broken.
+ * `sync`: fetch the configured registries (each with its includes; its fallback when it cannot be
+ * read), merge them in order and replace the store's `images.toml`, refusing an answer that looks
+ * broken. A registry that fails keeps its last good copy while the others update. When keys are
+ * pinned for a registry (`[[trust]]`) or signatures required, any file without a valid signature
+ * by a pinned key, or older than the copy accepted before, fails the whole sync.
  */
 import type { Config } from "../config/config.js";
+import { registryList, registrySources, type RegistrySource } from "../config/registries.js";
 import { AxError } from "../errors.js";
-import { silentLogger } from "../log.js";
+import { silentLogger, type Logger } from "../log.js";
+import type { LoadedRegistry } from "../registry/load.js";
 import { isRemote, toLocation } from "../registry/location.js";
+import type { AcceptedSignatures, SignaturePolicy } from "../registry/signature.js";
+import { mergeImages, type ImageSource } from "../registry/merge.js";
+import { formatSpec } from "../registry/resolve.js";
 import type { ImageEntry } from "../registry/types.js";
 import { SYNC_LOCK, bookkeeping } from "../store/layout.js";
 import { withLock } from "../store/lock.js";
+import {
+  readProvenance,
+  readRegistryCopy,
+  writeProvenance,
+  writeRegistryCopy,
+  type Provenance,
+  type ProvenanceGroup,
+  type ProvenanceIndex,
+  type ReadVia,
+  type RegistryCopy,
+} from "../store/provenance.js";
 import { markSource, readRegistryState, readSyncSource, writeRegistry } from "../store/state.js";
+import { requireNetwork } from "./offline.js";
 import type { OperationOptions } from "./options.js";
 
 /** Options of {@link sync}. */
@@ -17,124 +37,451 @@ export interface SyncOptions extends OperationOptions {
   /** Accept a registry that lists no images (refused by default: it would orphan every image). */
   allowEmpty?: boolean;
   /**
-   * Accept a registry, read from the same URL as the store's, that drops more than half of the
-   * image names the store's registry lists (refused by default; implied by `allowEmpty`).
+   * Accept a registry that drops more than half of the image names its last good copy lists
+   * (refused by default; implied by `allowEmpty`).
    */
   allowShrink?: boolean;
 }
 
+/** What a sync did with one configured registry. */
+export interface RegistrySync {
+  /** The registry as configured: a built-in name, or a URL or path. */
+  registry: string;
+  /** Its root file. */
+  url: string;
+  /**
+   * How it was read: its own files, its fallback file, its last good copy (both failing);
+   * `missing`: none of them, its images are not in the store's registry.
+   */
+  via: ReadVia | "missing";
+  /** The file read: its root, its fallback, or (last good copy) its root at that sync. */
+  source: string;
+  /** Entries it gave, before the merge with the other registries. */
+  images: number;
+  /** Why its own files were not used, when they were not. */
+  problem?: string;
+}
+
 /** What a sync did. */
 export interface SyncResult {
-  /** The registry URL that was read: the configured one, or the fallback. */
+  /** The file read for the first registry: the configured one, or its fallback. */
   source: string;
-  /** True when the configured registry failed and the fallback was used. */
+  /** True when a registry failed and its fallback was used. */
   usedFallback: boolean;
   /** Number of distinct images now in the store's registry. */
   images: number;
-  /** Every registry file that was read. */
+  /** Every registry file that was read, registry by registry. */
   files: string[];
+  /** Each configured registry, in order. */
+  registries: RegistrySync[];
+  /** The keys (16 hex digits) that signed the files read; empty when they were not verified. */
+  verifiedBy: string[];
 }
 
+/** One registry as read now: what it gave, or why it gave nothing usable. */
+type Read =
+  | { source: RegistrySource; loaded: LoadedRegistry; via: "registry" | "fallback"; from: string }
+  | { source: RegistrySource; failure: AxError };
+
 /**
- * Fetches the configured registry with its includes and replaces the store's `images.toml`
- * atomically. When a remote registry cannot be read, the fallback registry is used (a local file's
- * error is thrown as it is: the fallback is not for a file the user is editing); when both fail,
- * the store's registry is left as it was and the error names both. A registry that lists no
- * images, or (read from the URL the store's registry came from) drops more than half of its
- * image names, is refused unless `allowEmpty` / `allowShrink` say otherwise: it is far more likely
- * a broken answer than a real registry, and `prune` would judge the store by it.
+ * Fetches every configured registry with its includes, merges them in order (the first wins on
+ * the same name and version; a conflicting duplicate is a warning) and replaces the store's
+ * `images.toml` atomically, with a provenance record per entry. A registry that cannot be read is
+ * read from its fallback (not a local file: its error, such as a syntax error at file:line, is
+ * the user's to fix and fails the sync as it is); one that still fails (or looks broken: no images, or more than half of
+ * the names of its last good copy gone, unless `allowEmpty` / `allowShrink`) keeps its last good
+ * copy while the others update. When no registry could be read, nothing changes and the error
+ * names each failure.
  */
 export async function sync(config: Config, options: SyncOptions = {}): Promise<SyncResult> {
+  requireNetwork(config, `syncing the registry ${registryList(config.registry).join(", ")}`);
   const logger = options.logger ?? silentLogger;
   const store = config.localStorage;
+  const sources = registrySources(config);
   const { loadRegistry } = await import("../registry/load.js");
+  const { checksSignatures } = await import("../registry/signature.js");
+  const { pinnedKeys } = await import("../config/trust.js");
+  const { readAcceptedSignatures } = await import("../store/signatures.js");
+  const policy = (url: string, accepted: AcceptedSignatures): SignaturePolicy => ({
+    keys: pinnedKeys(config.trust ?? [], url),
+    required: config.requireSignatures ?? false,
+    accepted,
+  });
+  // A registry whose signatures are not checked is asked for before the store's sync lock is
+  // taken (answers take longer than the lock): the lock guards the store's registry, and the
+  // registry cache below it is per URL with atomic replacements, so two syncs may fill it at once.
+  // Giving up on the lock cancels the requests. A checked one is read under the lock, against the
+  // rollback state as it is then.
+  const early = new AbortController();
+  const signal = options.signal ? AbortSignal.any([options.signal, early.signal]) : early.signal;
+  const loader =
+    (accepted: AcceptedSignatures): Load =>
+    (url) =>
+      loadRegistry(url, {
+        cacheDir: bookkeeping(store).registryCache,
+        signal,
+        logger,
+        signatures: policy(url, accepted),
+      });
+  const unchecked = loader(new Map());
+  const asked = sources.map((source) => {
+    logger.info(`syncing registry ${describe(source)}`);
+    if (checksSignatures(policy(source.url, new Map()))) return undefined;
+    const loading = unchecked(source.url);
+    loading.catch(() => {}); // awaited under the lock
+    return loading;
+  });
   return withLock(
     store,
     SYNC_LOCK,
     async () => {
-      const load = (url: string) =>
-        loadRegistry(url, {
-          cacheDir: bookkeeping(store).registryCache,
-          signal: options.signal,
-          logger,
-        });
-      let source = config.registry;
-      let usedFallback = false;
-      let loaded;
-      logger.info(`syncing registry ${config.registry}`);
-      try {
-        loaded = await load(config.registry);
-      } catch (err) {
-        if (!(err instanceof AxError) || options.signal?.aborted) throw err;
-        // A local file's error (syntax, missing file) is the user's to fix, where it says.
-        if (!isRemote(toLocation(config.registry))) throw err;
-        logger.warn(`${err.message}; trying the fallback registry ${config.fallbackRegistry}`);
-        source = config.fallbackRegistry;
-        usedFallback = true;
-        try {
-          loaded = await load(config.fallbackRegistry);
-        } catch (fallbackErr) {
-          if (!(fallbackErr instanceof AxError)) throw fallbackErr;
-          const kept = (await readRegistryState(store)).kind === "ok";
-          throw new AxError(`sync failed: ${err.message}; fallback: ${fallbackErr.message}`, {
-            hint: kept
-              ? "the registry already in the store was kept"
-              : "check the registry URL (-R, or `registry` in .image.toml) and the network",
-          });
-        }
-      }
-      await refuseSuspicious(store, source, usedFallback, loaded.images, options);
-      await writeRegistry(store, loaded.images);
-      await markSource(store, source, usedFallback);
-      logger.info(
-        `registry synced: ${loaded.images.length} images from ${loaded.files.length} file(s)`,
+      const previous = await readProvenance(store);
+      const accepted = await readAcceptedSignatures(store);
+      const load = loader(accepted);
+      const reads = await Promise.all(
+        sources.map((source, i) =>
+          readRegistry(
+            store,
+            source,
+            { first: asked[i] ?? load(source.url), load },
+            { alone: sources.length === 1, previous },
+            options,
+          ),
+        ),
       );
-      return { source, usedFallback, images: loaded.images.length, files: loaded.files };
+      const fresh = reads.filter((r) => "loaded" in r);
+      if (fresh.length === 0) throw await syncFailure(store, reads);
+      const used = await Promise.all(reads.map((read) => stoodIn(store, read, logger)));
+      const groups = used.flatMap((u) => u.groups);
+      const merged = mergeImages(groups.map(labelled(sources.length > 1)));
+      merged.warnings.forEach((w) => logger.warn(w));
+      // The rollback state first: a crash in between leaves it newer than the registry, never older.
+      const verifiedBy = await recordSignatures(
+        store,
+        accepted,
+        fresh.map((r) => r.loaded),
+      );
+      const identity = await writeRegistry(store, merged.images);
+      const records: ProvenanceGroup[] = groups.map(({ registry, file, via }) => ({
+        registry,
+        file,
+        via,
+        images: [],
+      }));
+      merged.images.forEach((image, i) => {
+        records[merged.origins[i]!]!.images.push(formatSpec(image));
+      });
+      await writeProvenance(store, identity, records);
+      const syncedAt = Math.floor(Date.now() / 1000);
+      for (const r of fresh) if (r.via === "registry") await keepCopy(store, r, syncedAt);
+      await markSource(store, syncSource(sources), incompleteness(used.map((u) => u.result)));
+      logger.info(
+        `registry synced: ${merged.images.length} images from ${groups.length} file(s)` +
+          (sources.length > 1 ? ` of ${sources.length} registries` : ""),
+      );
+      if (verifiedBy.length > 0) {
+        logger.info(`registry verified: every file signed by key ${verifiedBy.join(", ")}`);
+      }
+      const results = used.map((u) => u.result);
+      return {
+        source: results[0]!.source,
+        usedFallback: results.some((r) => r.via === "fallback"),
+        images: merged.images.length,
+        files: fresh.flatMap((r) => r.loaded.files),
+        registries: results,
+        verifiedBy,
+      };
     },
     { signal: options.signal, onWait: () => logger.info("waiting for another sync to finish") },
-  );
+  ).catch((err: unknown) => {
+    early.abort(err);
+    throw err;
+  });
+}
+
+/** Loads one registry file with its includes. */
+type Load = (url: string) => Promise<LoadedRegistry>;
+
+/** A registry's root, asked for already, and how to load its fallback. */
+interface Loading {
+  /** The load of the registry's own root, started before the lock. */
+  first: Promise<LoadedRegistry>;
+  /** Loads another file (the fallback). */
+  load: Load;
+}
+
+/** The registry `source` read now: its files, else its fallback; refused when it looks broken. */
+async function readRegistry(
+  store: string,
+  source: RegistrySource,
+  { first, load }: Loading,
+  before: Before,
+  options: SyncOptions,
+): Promise<Read> {
+  const logger = options.logger ?? silentLogger;
+  const { SignatureError } = await import("../registry/signature.js");
+  const usable = async (err: unknown): Promise<AxError | undefined> => {
+    if (!(err instanceof AxError) || options.signal?.aborted) return undefined;
+    // A refused signature is a sign of tampering, not of an outage: no fallback, no sync.
+    if (err instanceof SignatureError) throw await keptStore(store, err);
+    return err;
+  };
+  let read: Read;
+  try {
+    read = { source, loaded: await first, via: "registry", from: source.url };
+  } catch (thrown) {
+    const err = await usable(thrown);
+    if (err === undefined) throw thrown;
+    // A local file's error (syntax, missing file) is the user's to fix, where it says.
+    if (!isRemote(toLocation(source.url))) throw err;
+    if (source.fallback === undefined) return { source, failure: failed(err.message) };
+    logger.warn(`${err.message}; trying the fallback registry ${source.fallback}`);
+    try {
+      read = {
+        source,
+        loaded: await load(source.fallback),
+        via: "fallback",
+        from: source.fallback,
+      };
+    } catch (thrown) {
+      const fallbackErr = await usable(thrown);
+      if (fallbackErr === undefined) throw thrown;
+      return { source, failure: failed(`${err.message}; fallback: ${fallbackErr.message}`) };
+    }
+  }
+  const refusal = await suspicion(store, read, before, options);
+  return refusal === undefined ? read : { source, failure: refusal };
+}
+
+function failed(problem: string): AxError {
+  return new AxError(`sync failed: ${problem}`);
+}
+
+/** `tgos (https://...)` for a built-in name, the URL or path itself otherwise. */
+function describe(source: RegistrySource): string {
+  return source.name === source.url ? source.url : `${source.name} (${source.url})`;
+}
+
+/** What the store's registry was before this sync. */
+interface Before {
+  /** True when one registry is configured. */
+  alone: boolean;
+  /** The provenance of the store's registry, when it has one. */
+  previous: ProvenanceIndex | undefined;
 }
 
 /**
- * Throws when `images`, read from `source`, is no registry to replace the store's with: empty
- * (unless `allowEmpty`), or, read from the URL the store's registry came from (or from an unknown
- * one), without more than half of the image names the store's registry lists (unless
- * `allowShrink`). A registry from another URL (`-R`) or from the fallback is a choice, not an
+ * Why `read` is no registry to replace the store's copy of it with, or undefined: empty (unless
+ * `allowEmpty`), or, read from its own files, without more than half of the image names its last
+ * good copy lists (unless `allowShrink`). A registry read from its fallback, or one the store's
+ * registry does not come from (another `-R`, or its fallback last time), is a choice, not an
  * accident: only emptiness is refused then.
  */
-async function refuseSuspicious(
+async function suspicion(
   store: string,
-  source: string,
-  usedFallback: boolean,
-  images: readonly ImageEntry[],
+  read: Extract<Read, { loaded: LoadedRegistry }>,
+  before: Before,
   options: SyncOptions,
-): Promise<void> {
-  const previous = await readRegistryState(store).catch(() => undefined);
-  const kept =
-    previous?.kind === "ok" ? "the store's registry was kept" : "nothing was written to the store";
+): Promise<AxError | undefined> {
+  const { images } = read.loaded;
   if (images.length === 0) {
-    if (options.allowEmpty) return;
-    throw new AxError(`sync refused: the registry ${source} lists no images`, {
-      hint: `${kept}; if the registry is really empty, run \`axvisor-image sync --allow-empty\``,
+    if (options.allowEmpty) return undefined;
+    return new AxError(`sync refused: the registry ${read.from} lists no images`, {
+      hint: "if the registry is really empty, run `axvisor-image sync --allow-empty`",
     });
   }
-  if (options.allowShrink || options.allowEmpty || usedFallback) return;
-  const recorded = await readSyncSource(store);
-  if (previous?.kind !== "ok" || (recorded !== undefined && recorded !== source)) return;
-  const dropped = droppedNames(previous.images, images);
-  const had = new Set(previous.images.map((e) => e.name)).size;
-  if (dropped.length * 2 <= had) return;
+  if (options.allowShrink || options.allowEmpty || read.via === "fallback") return undefined;
+  const had = await previousNames(store, read.source, before);
+  if (had === undefined) return undefined;
+  const now = new Set(images.map((e) => e.name));
+  const dropped = [...had].filter((n) => !now.has(n)).sort();
+  if (dropped.length * 2 <= had.size) return undefined;
   const shown = dropped.length > 5 ? `${dropped.slice(0, 5).join(", ")}, ...` : dropped.join(", ");
-  throw new AxError(
-    `sync refused: the registry ${source} drops ${dropped.length} of the ${had} images the store's registry lists (${shown})`,
-    {
-      hint: `${kept}; if the registry really dropped them, run \`axvisor-image sync --allow-shrink\``,
-    },
+  return new AxError(
+    `sync refused: the registry ${read.from} drops ${dropped.length} of the ${had.size} images the store's registry lists (${shown})`,
+    { hint: "if the registry really dropped them, run `axvisor-image sync --allow-shrink`" },
   );
 }
 
-/** The image names of `previous` that `images` no longer lists, sorted. */
-function droppedNames(previous: readonly ImageEntry[], images: readonly ImageEntry[]): string[] {
-  const now = new Set(images.map((e) => e.name));
-  return [...new Set(previous.map((e) => e.name))].filter((n) => !now.has(n)).sort();
+/** `err`, a refused signature, as the one error of the sync: the store's registry is kept. */
+async function keptStore(store: string, err: AxError): Promise<AxError> {
+  const kept = (await readRegistryState(store).catch(() => undefined))?.kind === "ok";
+  const outcome = kept ? "the registry already in the store was kept" : "nothing was written";
+  return new AxError(`sync refused: ${err.message}`, {
+    hint: err.hint === undefined ? outcome : `${err.hint}; ${outcome}`,
+    cause: err,
+  });
+}
+
+/**
+ * Records the verified signatures of the registries just read in the store's rollback state, with
+ * the key that verified each image; returns the keys that signed, each once.
+ */
+async function recordSignatures(
+  store: string,
+  accepted: AcceptedSignatures,
+  read: readonly LoadedRegistry[],
+): Promise<string[]> {
+  const { acceptSignatures, acceptedSignatureKey } = await import("../registry/signature.js");
+  const { writeAcceptedSignatures } = await import("../store/signatures.js");
+  const keyOf = new Map<string, string>();
+  const verdicts = read.flatMap((loaded) => loaded.verdicts);
+  for (const verdict of verdicts) {
+    if (verdict.status === "verified") keyOf.set(verdict.file, verdict.keyId);
+  }
+  if (keyOf.size === 0 && accepted.size === 0) return []; // a store that never verified one
+  const images = read.flatMap((loaded) =>
+    loaded.images.flatMap((image, i) => {
+      const file = loaded.origins[i]!;
+      const keyId = keyOf.get(file);
+      if (keyId === undefined) return [];
+      return [
+        { name: image.name, version: image.version, keyId, file: acceptedSignatureKey(file) },
+      ];
+    }),
+  );
+  await writeAcceptedSignatures(store, acceptSignatures(accepted, verdicts), images);
+  return [...new Set(keyOf.values())];
+}
+
+/**
+ * The image names `source` listed at its last good sync, when the store's registry comes from it:
+ * its last good copy; for a registry configured alone, in a store synced before copies were kept,
+ * the store's registry when it was synced from the same URL. Undefined otherwise (nothing to
+ * compare with).
+ */
+async function previousNames(
+  store: string,
+  source: RegistrySource,
+  { alone, previous }: Before,
+): Promise<Set<string> | undefined> {
+  if (previous !== undefined) {
+    const via = previous.via(source.name);
+    if (via !== "registry" && via !== "last-good") return undefined;
+    const copy = await readRegistryCopy(store, source.name);
+    return copy && new Set(copy.files.flatMap((f) => f.images.map((e) => e.name)));
+  }
+  if (!alone) return undefined;
+  const state = await readRegistryState(store).catch(() => undefined);
+  const recorded = await readSyncSource(store);
+  if (state?.kind !== "ok" || (recorded !== undefined && recorded !== source.url)) {
+    return undefined;
+  }
+  return new Set(state.images.map((e) => e.name));
+}
+
+/** The error of a sync where no registry could be used; the store's registry is left as it is. */
+async function syncFailure(store: string, reads: Read[]): Promise<AxError> {
+  const failures = reads.map((r) => ("failure" in r ? r.failure : undefined));
+  const kept =
+    (await readRegistryState(store).catch(() => undefined))?.kind === "ok"
+      ? "the registry already in the store was kept"
+      : "nothing was written to the store";
+  if (failures.length === 1) {
+    const failure = failures[0]!;
+    const advice =
+      failure.hint ?? "check the registry URL (-R, or `registry` in .image.toml) and the network";
+    return new AxError(failure.message, { hint: `${kept}; ${advice}` });
+  }
+  const each = reads.map((r, i) => `${r.source.name}: ${failures[i]!.message}`);
+  return new AxError(`sync failed: no registry could be read: ${each.join("; ")}`, {
+    hint: `${kept}; check the registries (-R, or \`registries\` in .image.toml) and the network`,
+  });
+}
+
+/** The entries one file of a registry gives the merge, and where they come from. */
+interface Group extends Provenance {
+  entries: ImageEntry[];
+}
+
+/** A registry's part of the merge: its files' entries, and what the sync says of it. */
+interface Used {
+  groups: Group[];
+  result: RegistrySync;
+}
+
+/**
+ * What `read` contributes: its entries as read now; when it failed, those of its last good copy
+ * (with a warning), else nothing (with a warning: its images are left out).
+ */
+async function stoodIn(store: string, read: Read, logger: Logger): Promise<Used> {
+  const { name: registry, url } = read.source;
+  if ("loaded" in read) {
+    const { via, from } = read;
+    const files = byFile(read.loaded);
+    return {
+      groups: files.map((f) => ({ registry, file: f.file, via, entries: f.images })),
+      result: { registry, url, via, source: from, images: read.loaded.images.length },
+    };
+  }
+  const problem = read.failure.message;
+  const copy = await readRegistryCopy(store, registry);
+  if (copy === undefined) {
+    logger.warn(
+      `registry ${registry}: ${problem}; it has no copy from an earlier sync: its images are left out`,
+    );
+    return {
+      groups: [],
+      result: { registry, url, via: "missing", source: url, images: 0, problem },
+    };
+  }
+  const when = new Date(copy.syncedAt * 1000).toISOString();
+  logger.warn(`registry ${registry}: ${problem}; keeping its copy from the sync of ${when}`);
+  const images = copy.files.reduce((sum, f) => sum + f.images.length, 0);
+  return {
+    groups: copy.files.map((f) => ({
+      registry,
+      file: f.file,
+      via: "last-good",
+      entries: f.images,
+    })),
+    result: { registry, url, via: "last-good", source: copy.url, images, problem },
+  };
+}
+
+/** The entries of `loaded`, by the file that listed them, in the order the files were read. */
+function byFile(loaded: LoadedRegistry): { file: string; images: ImageEntry[] }[] {
+  const files = new Map(loaded.files.map((file) => [file, [] as ImageEntry[]]));
+  loaded.images.forEach((image, i) => files.get(loaded.origins[i]!)!.push(image));
+  return [...files].map(([file, images]) => ({ file, images }));
+}
+
+/** A group as a source of the merge; with several registries, its name says which. */
+function labelled(several: boolean) {
+  return (group: Group): ImageSource => ({
+    source: several ? `${group.file} (registry ${group.registry})` : group.file,
+    images: group.entries,
+  });
+}
+
+/** Keeps what `read` gave as its registry's last good copy. */
+function keepCopy(
+  store: string,
+  read: Extract<Read, { loaded: LoadedRegistry }>,
+  syncedAt: number,
+): Promise<void> {
+  const copy: RegistryCopy = {
+    registry: read.source.name,
+    url: read.source.url,
+    syncedAt,
+    files: byFile(read.loaded),
+  };
+  return writeRegistryCopy(store, copy);
+}
+
+/** What the store's registry was synced from: the URL of a lone registry, else the list. */
+function syncSource(sources: readonly RegistrySource[]): string {
+  return sources.length === 1 ? sources[0]!.url : sources.map((s) => s.name).join("\n");
+}
+
+/** Why the store's registry lists less than its registries do, or undefined when it does not. */
+function incompleteness(results: readonly RegistrySync[]): string | undefined {
+  const reasons = results.flatMap((r) =>
+    r.via === "fallback"
+      ? [`registry ${r.registry} was read from its fallback registry ${r.source}`]
+      : r.via === "missing"
+        ? [`registry ${r.registry} could not be read`]
+        : [],
+  );
+  return reasons.length > 0 ? reasons.join("; ") : undefined;
 }

@@ -7,7 +7,7 @@ import { AxError, throwIfAborted } from "../errors.js";
 import { silentLogger } from "../log.js";
 import { formatSpec, parseSpec } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
-import { StoreNames } from "../store/layout.js";
+import { StoreNames, storeDirs } from "../store/layout.js";
 import { withLock } from "../store/lock.js";
 import { archiveDigest } from "../store/stamps.js";
 import { readMarker } from "../store/copies.js";
@@ -66,7 +66,7 @@ export async function verifyImages(
   const wanted = specs.map((s) => (typeof s === "string" ? parseSpec(s) : s));
   const names = StoreNames.of(images);
   for (const spec of wanted) names.baseName(spec);
-  const inventory = await scanStore(store, images);
+  const inventory = await scanStore(storeDirs(store, config.extractDir), images);
   // Copies of images the registry lists (as pulled: that version, or that name).
   const owned = inventory.copies.filter(
     (c) =>

@@ -1,9 +1,9 @@
 /**
  * Adding or updating one `[[images]]` entry of a registry file while keeping everything else as
  * written: the other entries, the includes, comments, blank lines and key order. An existing entry
- * is edited key by key in its own text block (a trailing `# comment` on a changed line survives);
- * a new one is appended at the end. The result is parsed back and compared with what was meant
- * before anything is written.
+ * is edited key by key in its own text block (a trailing `# comment` on a changed line survives,
+ * unless a new one is given for it); a new one is appended at the end. The result is parsed back
+ * and compared with what was meant before anything is written.
  */
 import writeFileAtomic from "write-file-atomic";
 import { AxError, UsageError, fsError } from "../errors.js";
@@ -67,6 +67,15 @@ export function blockText(text: string, block: TextBlock): string {
   return "\n".repeat(block.start) + lines.slice(block.start, block.end).join("\n");
 }
 
+/** Image keys, as written in a registry file. */
+type ImageKey = (typeof CANONICAL_IMAGE_KEYS)[number];
+
+/**
+ * Trailing `# comments` to write on some lines of an entry, by key (`publish` notes on the `url`
+ * line the tag an `oci://...@sha256:` URL was pushed as). One line each.
+ */
+export type LineComments = Partial<Record<ImageKey, string>>;
+
 /** What {@link upsertImageText} did. */
 export interface UpsertResult {
   /** The new text of the file. */
@@ -78,12 +87,17 @@ export interface UpsertResult {
 
 /**
  * Adds `entry` to the registry text `text` (`source` names the file in messages), or updates the
- * entry with the same name and version in place.
+ * entry with the same name and version in place, with `comments` at the end of their lines.
  *
  * @throws RegistryError when `text` is not a valid registry; AxError naming the file when the
  *   entry cannot be edited as text (e.g. images written as an inline array).
  */
-export function upsertImageText(text: string, entry: ImageEntry, source: string): UpsertResult {
+export function upsertImageText(
+  text: string,
+  entry: ImageEntry,
+  source: string,
+  comments: LineComments = {},
+): UpsertResult {
   const current = parseRegistry(text, source);
   const index = current.images.findIndex(
     (e) => e.name === entry.name && e.version === entry.version,
@@ -95,9 +109,12 @@ export function upsertImageText(text: string, entry: ImageEntry, source: string)
         ? [...current.images, entry]
         : current.images.map((e, i) => (i === index ? entry : e)),
   };
-  if (index >= 0 && sameImage(current.images[index]!, entry)) return { text, action: "unchanged" };
+  const same = index >= 0 && sameImage(current.images[index]!, entry);
+  if (same && Object.keys(comments).length === 0) return { text, action: "unchanged" };
   const candidates =
-    index < 0 ? [appendEntry(text, entry)] : editedEntry(text, index, current.images.length, entry);
+    index < 0
+      ? [appendEntry(text, entry, comments)]
+      : editedEntry(text, index, current.images.length, entry, comments);
   const edited = candidates.find((t) => t !== undefined && parsesAs(t, expected, source));
   if (edited === undefined) {
     throw new AxError(
@@ -105,12 +122,31 @@ export function upsertImageText(text: string, entry: ImageEntry, source: string)
         "its images are not written as [[images]] tables",
     );
   }
+  if (edited === text) return { text, action: "unchanged" };
   return { text: edited, action: index < 0 ? "added" : "updated" };
 }
 
-function appendEntry(text: string, entry: ImageEntry): string {
+/** `entry` in the canonical form, with `comments` at the end of their lines. */
+function serializedEntry(entry: ImageEntry, comments: LineComments): string {
+  return serializeImages([entry])
+    .split("\n")
+    .map((line) => {
+      const eq = line.indexOf(" = ");
+      const comment = eq > 0 ? comments[line.slice(0, eq) as ImageKey] : undefined;
+      return comment === undefined ? line : `${line}${commentSuffix(comment)}`;
+    })
+    .join("\n");
+}
+
+/** `  # comment`, on one line. */
+function commentSuffix(comment: string): string {
+  return `  # ${comment.replace(/[\r\n]+/g, " ")}`;
+}
+
+function appendEntry(text: string, entry: ImageEntry, comments: LineComments): string {
   const body = text.replace(/\s*$/, "");
-  return body === "" ? serializeImages([entry]) : `${body}\n\n${serializeImages([entry])}`;
+  const added = serializedEntry(entry, comments);
+  return body === "" ? added : `${body}\n\n${added}`;
 }
 
 /**
@@ -118,7 +154,13 @@ function appendEntry(text: string, entry: ImageEntry): string {
  * parse back as meant) with the entry's block re-written whole. Empty when the blocks cannot be
  * matched with the parsed entries.
  */
-function editedEntry(text: string, index: number, count: number, entry: ImageEntry): string[] {
+function editedEntry(
+  text: string,
+  index: number,
+  count: number,
+  entry: ImageEntry,
+  comments: LineComments,
+): string[] {
   const blocks = registryBlocks(text).filter((b) => b.table === "images");
   const block = blocks[index];
   if (blocks.length !== count || block === undefined) return [];
@@ -128,13 +170,15 @@ function editedEntry(text: string, index: number, count: number, entry: ImageEnt
   for (const key of CANONICAL_IMAGE_KEYS) {
     const value = rendered.get(key);
     if (value === undefined) continue;
+    const comment = comments[key];
     const at = body.findIndex((line, i) => i > 0 && keyLine(line, key) !== undefined);
-    if (at < 0) body.push(`${key} = ${value}`);
-    else body[at] = replaceValue(body[at]!, key, value);
+    if (at < 0)
+      body.push(`${key} = ${value}${comment === undefined ? "" : commentSuffix(comment)}`);
+    else body[at] = replaceValue(body[at]!, key, value, comment);
   }
   const splice = (replacement: string[]) =>
     [...lines.slice(0, block.start), ...replacement, ...lines.slice(block.contentEnd)].join("\n");
-  const whole = serializeImages([entry]).replace(/\n$/, "").split("\n");
+  const whole = serializedEntry(entry, comments).replace(/\n$/, "").split("\n");
   return [splice(body), splice(whole)];
 }
 
@@ -158,9 +202,14 @@ function keyLine(line: string, key: string): [string, string, string] | undefine
   return [m[1]!, m[5]!, m[6]!];
 }
 
-function replaceValue(line: string, key: string, value: string): string {
+/** `line` with `value` for `key`, and `comment` in place of its own when given. */
+function replaceValue(line: string, key: string, value: string, comment?: string): string {
   const [prefix, old, suffix] = keyLine(line, key)!;
-  return old === value ? line : `${prefix}${value}${suffix}`;
+  const end =
+    comment === undefined
+      ? suffix
+      : `${commentSuffix(comment)}${suffix.endsWith("\r") ? "\r" : ""}`;
+  return old === value && end === suffix ? line : `${prefix}${value}${end}`;
 }
 
 function parsesAs(text: string, expected: RegistryFile, source: string): boolean {
@@ -187,7 +236,8 @@ export type ImageUpdate = Pick<ImageEntry, "name" | "version"> & Partial<ImageEn
 /**
  * Adds or updates the image `update` names in the registry file `file` (created when missing):
  * fields not given keep their current value; a new image needs `description`, `sha256`, `arch`
- * and `url`, and gets `released_at` = now when not given. The file is replaced atomically.
+ * and `url`, and gets `released_at` = now when not given; `comments` end their lines. The file is
+ * replaced atomically.
  *
  * @throws UsageError naming the missing fields of a new image; RegistryError when the file or the
  *   resulting entry is invalid.
@@ -195,6 +245,7 @@ export type ImageUpdate = Pick<ImageEntry, "name" | "version"> & Partial<ImageEn
 export async function upsertImage(
   file: string,
   update: ImageUpdate,
+  comments: LineComments = {},
 ): Promise<{ entry: ImageEntry; action: UpsertResult["action"] }> {
   let text = "";
   try {
@@ -219,7 +270,7 @@ export async function upsertImage(
     );
   }
   const entry = validEntry(merged as ImageEntry, file);
-  const result = upsertImageText(text, entry, file);
+  const result = upsertImageText(text, entry, file, comments);
   if (result.action !== "unchanged") {
     try {
       await writeFileAtomic(file, result.text);

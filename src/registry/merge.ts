@@ -15,6 +15,8 @@ export interface ImageSource {
 export interface MergeResult {
   /** One entry per (name, version): the first seen. */
   images: ImageEntry[];
+  /** For each of `images`, the index of the source it came from. */
+  origins: number[];
   /** One line per conflicting duplicate. */
   warnings: string[];
 }
@@ -25,14 +27,14 @@ export interface MergeResult {
  * identical duplicate is dropped silently.
  */
 export function mergeImages(sources: readonly ImageSource[]): MergeResult {
-  const kept = new Map<string, { image: ImageEntry; source: string }>();
+  const kept = new Map<string, { image: ImageEntry; source: string; origin: number }>();
   const warnings: string[] = [];
-  for (const { source, images } of sources) {
+  for (const [origin, { source, images }] of sources.entries()) {
     for (const image of images) {
       const key = `${image.name}\0${image.version}`;
       const first = kept.get(key);
       if (first === undefined) {
-        kept.set(key, { image, source });
+        kept.set(key, { image, source, origin });
       } else if (!sameEntry(first.image, image)) {
         warnings.push(
           `image ${formatSpec(image)} in ${source} differs from the one in ${first.source}; ` +
@@ -41,7 +43,8 @@ export function mergeImages(sources: readonly ImageSource[]): MergeResult {
       }
     }
   }
-  return { images: [...kept.values()].map((k) => k.image), warnings };
+  const firsts = [...kept.values()];
+  return { images: firsts.map((k) => k.image), origins: firsts.map((k) => k.origin), warnings };
 }
 
 function sameEntry(a: ImageEntry, b: ImageEntry): boolean {

@@ -4,6 +4,7 @@
  */
 
 import { AxError, UsageError } from "../errors.js";
+import { isRootfsAlias } from "./aliases.js";
 import { nameProblem, parseRfc3339 } from "./rules.js";
 import type { ImageEntry, ImageSpec } from "./types.js";
 
@@ -124,6 +125,11 @@ export function resolveImage(images: ImageEntry[], spec: ImageSpec): ImageEntry 
   if (spec.version !== undefined && versions.length > 0) {
     throw new AxError(`image ${spec.name} has no version ${spec.version}`, {
       hint: `available versions: ${versions.join(", ")}`,
+    });
+  }
+  if (isRootfsAlias(spec.name)) {
+    throw new AxError(`image not found: ${text}`, {
+      hint: `${spec.name} is a rootfs alias: give the architecture, e.g. \`axvisor-image pull --arch aarch64 ${text}\``,
     });
   }
   const close = suggest(images, spec.name);

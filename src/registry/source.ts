@@ -23,6 +23,7 @@ import {
 } from "../regular-file.js";
 import { RegistryError } from "./errors.js";
 import { isRemote } from "./location.js";
+import { SignatureError } from "./signature.js";
 
 /** Largest registry file read: 16 MiB. */
 export const MAX_REGISTRY_FILE_BYTES = 16 * 1024 * 1024;
@@ -62,6 +63,12 @@ export interface ReadSourceOptions {
   http?: RegistryHttpOptions;
   /** When reading fails and the cache holds an earlier copy, answer with it (origin `stale`). */
   staleOnError?: boolean;
+  /**
+   * Takes the write of the fresh copy into the cache instead of waiting for it: the answer comes
+   * back as soon as it was accepted, and the caller awaits the write (which never rejects: a
+   * failure only warns) before it is done.
+   */
+  onCacheWrite?: (write: Promise<void>) => void;
 }
 
 /** What {@link readRegistrySource} read. */
@@ -77,25 +84,28 @@ export interface SourceResult<T> {
 interface CachedCopy {
   etag?: string;
   lastModified?: string;
-  body: string;
+  /** The body's exact bytes, as served (a signature covers them). */
+  body: Buffer;
 }
 
 /**
- * Reads the registry file at `location` (as made by `toLocation`) and hands its text to `accept`
- * (typically a parser, which throws on a bad file); a remote body is cached only once accepted.
+ * Reads the registry file at `location` (as made by `toLocation`) and hands its text and its exact
+ * bytes to `accept` (typically a parser, which throws on a bad file); a remote body is cached only
+ * once accepted, byte for byte.
  *
  * @throws RegistryError or TransferError naming the URL or path: unreadable, HTTP status other
  *   than 200/304, larger than the limit, not UTF-8 text; or whatever `accept` throws.
  */
 export async function readRegistrySource<T>(
   location: string,
-  accept: (text: string) => T,
+  accept: (text: string, bytes: Buffer) => T,
   options: ReadSourceOptions = {},
 ): Promise<SourceResult<T>> {
   throwIfAborted(options.signal);
   const maxBytes = options.maxBytes ?? MAX_REGISTRY_FILE_BYTES;
   if (!isRemote(location)) {
-    return { value: accept(await readLocalText(location, maxBytes)), origin: "file" };
+    const bytes = await readLocalRegistryFile(location, maxBytes);
+    return { value: accept(decodeRegistryText(bytes, location), bytes), origin: "file" };
   }
   const cacheFile =
     options.cacheDir === undefined ? undefined : cachePath(options.cacheDir, location);
@@ -105,9 +115,15 @@ export async function readRegistrySource<T>(
       fetchRemote(location, accept, cached, cacheFile, { ...options, signal, maxBytes }),
     );
   } catch (err) {
-    const usable = options.staleOnError && cached !== undefined && err instanceof AxError;
+    // A refused signature is no outage: the earlier copy does not stand in for a tampered one.
+    const usable =
+      options.staleOnError &&
+      cached !== undefined &&
+      err instanceof AxError &&
+      !(err instanceof SignatureError);
     if (!usable || err instanceof AbortedError || options.signal?.aborted) throw err;
-    return { value: accept(cached.body), origin: "stale", staleBecause: err };
+    const value = accept(decodeRegistryText(cached.body, location), cached.body);
+    return { value, origin: "stale", staleBecause: err };
   }
 }
 
@@ -136,7 +152,7 @@ async function withinDeadline<T>(
 
 async function fetchRemote<T>(
   url: string,
-  accept: (text: string) => T,
+  accept: (text: string, bytes: Buffer) => T,
   cached: CachedCopy | undefined,
   cacheFile: string | undefined,
   options: ReadSourceOptions & { maxBytes: number },
@@ -161,7 +177,8 @@ async function fetchRemote<T>(
     const response = await requestWithBudget(url, request, budget);
     if (response.status === 304 && cached !== undefined) {
       response.body.destroy();
-      return { value: accept(cached.body), origin: "not-modified" };
+      const value = accept(decodeRegistryText(cached.body, url), cached.body);
+      return { value, origin: "not-modified" };
     }
     if (response.status !== 200) {
       response.body.destroy();
@@ -182,23 +199,28 @@ async function fetchRemote<T>(
       }
       throw failure;
     }
-    const text = decodeText(bytes, url);
-    const value = accept(text);
+    const value = accept(decodeRegistryText(bytes, url), bytes);
     if (cacheFile !== undefined) {
       const copy = {
         etag: response.headers["etag"],
         lastModified: response.headers["last-modified"],
       };
-      await writeCachedCopy(cacheFile, url, copy, text, logger);
+      const writing = writeCachedCopy(cacheFile, url, copy, bytes, logger);
+      if (options.onCacheWrite) options.onCacheWrite(writing);
+      else await writing;
     }
     return { value, origin: "network" };
   }
 }
 
-async function readLocalText(path: string, maxBytes: number): Promise<string> {
-  let bytes: Buffer;
+/**
+ * The bytes of the local registry file at `path`, within `maxBytes`.
+ *
+ * @throws RegistryError naming the path when it is missing, not a regular file or too large.
+ */
+export async function readLocalRegistryFile(path: string, maxBytes: number): Promise<Buffer> {
   try {
-    bytes = await readRegularFile(path, maxBytes);
+    return await readRegularFile(path, maxBytes);
   } catch (err) {
     if (err instanceof FileProblemError) {
       const { problem } = err;
@@ -210,7 +232,6 @@ async function readLocalText(path: string, maxBytes: number): Promise<string> {
     }
     throw fsError(err, "read", path);
   }
-  return decodeText(bytes, path);
 }
 
 /** The whole of `stream`, or a RegistryError as soon as it passes `maxBytes`. */
@@ -237,7 +258,7 @@ async function readAtMost(
 }
 
 /** `bytes` as UTF-8 text (a byte-order mark dropped), refusing NUL bytes and invalid UTF-8. */
-function decodeText(bytes: Buffer, source: string): string {
+export function decodeRegistryText(bytes: Buffer, source: string): string {
   if (bytes.includes(0))
     throw new RegistryError(`${source}: not a text file (it contains NUL bytes)`);
   try {
@@ -253,21 +274,24 @@ function cachePath(cacheDir: string, url: string): string {
 
 /** The cached copy of `url`, or undefined when there is none (or it is unreadable). */
 async function readCachedCopy(file: string, url: string): Promise<CachedCopy | undefined> {
-  let content: string;
+  let content: Buffer;
   try {
-    content = await readFile(file, "utf8");
+    content = await readFile(file);
   } catch {
     return undefined;
   }
-  const newline = content.indexOf("\n");
+  const newline = content.indexOf(0x0a);
   if (newline < 0) return undefined;
   try {
-    const meta = JSON.parse(content.slice(0, newline)) as Record<string, unknown>;
+    const meta = JSON.parse(content.subarray(0, newline).toString("utf8")) as Record<
+      string,
+      unknown
+    >;
     if (meta.url !== url) return undefined;
     return {
       etag: typeof meta.etag === "string" ? meta.etag : undefined,
       lastModified: typeof meta.lastModified === "string" ? meta.lastModified : undefined,
-      body: content.slice(newline + 1),
+      body: content.subarray(newline + 1),
     };
   } catch {
     return undefined;
@@ -279,12 +303,13 @@ async function writeCachedCopy(
   file: string,
   url: string,
   validators: { etag: string | undefined; lastModified: string | undefined },
-  body: string,
+  body: Buffer,
   logger: Logger,
 ): Promise<void> {
   try {
     await mkdir(join(file, ".."), { recursive: true });
-    await writeFileAtomic(file, `${JSON.stringify({ url, ...validators })}\n${body}`, {
+    const meta = Buffer.from(`${JSON.stringify({ url, ...validators })}\n`);
+    await writeFileAtomic(file, Buffer.concat([meta, body]), {
       fsync: false,
     });
   } catch (err) {

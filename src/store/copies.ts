@@ -30,6 +30,7 @@ import {
   stagingPath,
   storedPaths,
   trashPath,
+  type StoreDirs,
 } from "./layout.js";
 import { isAlive } from "./lock-owner.js";
 import { removePulledAs } from "./records.js";
@@ -180,22 +181,23 @@ export async function removeArchive(path: string): Promise<void> {
 }
 
 /**
- * Removes what the base name `baseName` has in `dir`: its archives under every extension, its
+ * Removes what the base name `baseName` has in `dirs`: its archives under every extension, its
  * downloads in progress and its tree, with their stamps and records. `present` lists the names in
- * `dir` (read once for many base names): only those are touched. Returns the paths removed.
+ * the store and in the trees' directory (read once for many base names): only those are touched.
+ * Returns the paths removed.
  */
 export async function removeStored(
-  dir: string,
+  dirs: StoreDirs,
   baseName: string,
-  present: readonly string[],
+  present: { store: readonly string[]; trees: readonly string[] },
 ): Promise<string[]> {
   const removed: string[] = [];
-  const { files, tree } = storedPaths(dir, baseName);
-  for (const file of files.filter((f) => present.includes(basename(f)))) {
+  const { files, tree } = storedPaths(dirs, baseName);
+  for (const file of files.filter((f) => present.store.includes(basename(f)))) {
     await removeArchive(file);
     removed.push(file);
   }
-  if (present.includes(baseName) && (await removeTree(dir, tree))) removed.push(tree);
+  if (present.trees.includes(baseName) && (await removeTree(dirs.trees, tree))) removed.push(tree);
   return removed;
 }
 
@@ -214,5 +216,15 @@ export async function exportArchive(from: string, to: string, baseName: string):
   } catch (err) {
     await rm(temp, { force: true });
     throw fsError(err, "write", to);
+  }
+}
+
+/** `path` when it is a regular file (not followed if a link), else undefined. */
+export async function regularFileAt(path: string): Promise<string | undefined> {
+  try {
+    return (await lstat(path)).isFile() ? path : undefined;
+  } catch (err) {
+    if (hasCode(err, "ENOENT") || hasCode(err, "ENOTDIR")) return undefined;
+    throw fsError(err, "read", path);
   }
 }

@@ -8,6 +8,7 @@
  */
 import { access, rename, rm, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
+import { archiveExtension, extensionOf, type ArchiveNaming } from "../archive/extensions.js";
 import { fsError } from "../errors.js";
 import { formatSpec } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
@@ -16,6 +17,7 @@ import {
   installTree,
   newStagingPath,
   readMarker,
+  regularFileAt,
   removeArchive,
   removeStaleStaging,
   type TreeHome,
@@ -23,10 +25,12 @@ import {
 import {
   archiveNames,
   imageBaseName,
+  imageFilePath,
   imagePaths,
   markerPath,
   treePath,
   type ImagePaths,
+  type StoreDirs,
 } from "./layout.js";
 import { withLock, type HeldLock, type LockOptions } from "./lock.js";
 import { pulledAs, writePulledAs } from "./records.js";
@@ -37,11 +41,11 @@ export interface PlaceOptions {
   /** The sha256 of the entry being pulled (a tree whose marker has it needs no archive name). */
   sha256: string;
   /**
-   * For a URL that does not name the archive (an `oci://` reference): the file name its source
-   * gives it (an OCI layer's title), asked only when neither an archive a previous pull left nor
-   * a matching tree decides it.
+   * For a URL that does not name the archive (an `oci://` reference): what its source says of its
+   * name (an OCI layer's title, the compression its media type or first bytes show), asked only
+   * when neither an archive a previous pull left nor a matching tree decides it.
    */
-  archiveTitle?: () => Promise<string | undefined>;
+  archiveNaming?: () => Promise<ArchiveNaming | undefined>;
   /** `pull -o DIR`: the tree and a copy of the archive go there (see the module comment). */
   outputDir?: string;
 }
@@ -55,50 +59,71 @@ async function exists(path: string): Promise<boolean> {
 
 /**
  * The file name that gives the archive of `baseName` its extension when the URL does not: the
- * archive a previous pull left in `dir` keeps its name; a tree (in `treeDir`) whose marker
- * matches needs no name (the default one); otherwise the title the source gives.
+ * archive a previous pull left in the store keeps its name; a tree (in `treeDir`: the output
+ * directory, else the trees' directory) whose marker matches needs no name (the default one);
+ * otherwise the name its source gives (see {@link namedArchive}).
  */
 async function archiveName(
-  dir: string,
+  dirs: StoreDirs,
   treeDir: string,
   baseName: string,
   sha256: string,
-  archiveTitle: () => Promise<string | undefined>,
+  archiveNaming: () => Promise<ArchiveNaming | undefined>,
 ): Promise<string | undefined> {
   for (const archive of archiveNames(baseName)) {
-    if (await exists(join(dir, archive))) return archive;
+    if (await exists(join(dirs.store, archive))) return archive;
   }
   if ((await readMarker(treePath(treeDir, baseName))) === sha256) return undefined;
-  return archiveTitle();
+  return namedArchive(baseName, await archiveNaming());
 }
 
 /**
- * Where the image pulled as `spec`, with its archive at `url`, lives in the store `dir` (its
- * tree in `options.outputDir` when given).
+ * The archive's file name from what its source says: the publisher's title when it ends like an
+ * archive (`rootfs.img.tar.xz`), else the extension of the compression the source saw
+ * (`<base>.tar.zst`); undefined (the default, `.tar.gz`) when the source says neither.
+ */
+function namedArchive(baseName: string, naming: ArchiveNaming | undefined): string | undefined {
+  const { title, compression } = naming ?? {};
+  if (title !== undefined && archiveExtension(title) !== undefined) return title;
+  return compression === undefined ? undefined : baseName + extensionOf(compression);
+}
+
+/**
+ * Where the image pulled as `spec`, with its archive at `url`, lives in the directories `dirs`
+ * (its tree in `options.outputDir` when given).
  *
  * @throws AxError when its store name is one the store keeps for itself.
  */
 export async function placeImage(
-  dir: string,
+  dirs: StoreDirs,
   spec: ImageSpec,
   url: string,
   options: PlaceOptions,
 ): Promise<ImagePlace> {
-  const { sha256, archiveTitle, outputDir } = options;
-  const treeDir = outputDir ?? dir;
+  const { sha256, archiveNaming, outputDir } = options;
   const title =
-    archiveTitle === undefined
+    archiveNaming === undefined
       ? undefined
-      : await archiveName(dir, treeDir, imageBaseName(spec), sha256, archiveTitle);
-  return new ImagePlace(spec, imagePaths(dir, spec, url, title), outputDir);
+      : await archiveName(
+          dirs,
+          outputDir ?? dirs.trees,
+          imageBaseName(spec),
+          sha256,
+          archiveNaming,
+        );
+  return new ImagePlace(spec, imagePaths(dirs, spec, url, title), outputDir);
 }
 
 /** See the module comment. */
 export class ImagePlace implements ImagePaths {
   /** What the image is pulled as, `NAME` or `NAME:VERSION` (its records say so). */
   readonly image: string;
+  /** The image's name (what a single-file archive's file is named). */
+  readonly name: string;
   /** The store. */
   readonly dir: string;
+  /** Where the tree lives: the trees' directory of the store, or the output directory. */
+  readonly treeDir: string;
   readonly baseName: string;
   /** The archive in the store. */
   readonly archive: string;
@@ -109,14 +134,16 @@ export class ImagePlace implements ImagePaths {
   readonly marker: string;
   /** The archive as the pull hands it over: {@link archive}, or its copy in the output directory. */
   readonly delivered: string;
-  /** Where the tree lives: {@link dir}, or the output directory. */
-  readonly #treeDir: string;
+  /** The store's directory of trees (where a pull without `-o` extracts). */
+  readonly #storeTrees: string;
   readonly #home: TreeHome;
 
   constructor(spec: ImageSpec, paths: ImagePaths, outputDir?: string) {
     this.image = formatSpec(spec);
+    this.name = spec.name;
     ({
       dir: this.dir,
+      treeDir: this.treeDir,
       baseName: this.baseName,
       archive: this.archive,
       part: this.part,
@@ -125,10 +152,10 @@ export class ImagePlace implements ImagePaths {
       marker: this.marker,
     } = paths);
     this.delivered = this.archive;
-    this.#treeDir = this.dir;
+    this.#storeTrees = this.treeDir;
     this.#home = "store";
     if (outputDir !== undefined) {
-      this.#treeDir = outputDir;
+      this.treeDir = outputDir;
       this.#home = "output";
       this.tree = treePath(outputDir, this.baseName);
       this.marker = markerPath(this.tree);
@@ -144,6 +171,14 @@ export class ImagePlace implements ImagePaths {
   /** The sha256 the tree's marker records; undefined without a tree or marker. */
   treeMarker(): Promise<string | undefined> {
     return readMarker(this.tree);
+  }
+
+  /**
+   * The file named like the image at the top of its tree (what a single-file archive extracts
+   * to), when the tree has one: a regular file, never a link an archive put there.
+   */
+  treeFile(): Promise<string | undefined> {
+    return regularFileAt(imageFilePath(this.tree, this.name));
   }
 
   /**
@@ -177,13 +212,13 @@ export class ImagePlace implements ImagePaths {
 
   /** Deletes staging trees killed processes left; call it holding the lock. */
   async removeStaleStaging(): Promise<void> {
-    await removeStaleStaging(this.dir, this.baseName);
-    if (this.#home === "output") await removeStaleStaging(this.#treeDir, this.baseName, "output");
+    await removeStaleStaging(this.#storeTrees, this.baseName);
+    if (this.#home === "output") await removeStaleStaging(this.treeDir, this.baseName, "output");
   }
 
   /** A fresh staging tree's path (not created), for extracting into. */
   newStaging(): Promise<string> {
-    return newStagingPath(this.#treeDir, this.baseName, this.#home);
+    return newStagingPath(this.treeDir, this.baseName, this.#home);
   }
 
   /**
@@ -202,7 +237,7 @@ export class ImagePlace implements ImagePaths {
 
   /** Puts a fully extracted staging tree in place as the tree, its marker saying `sha256`. */
   installTree(staging: string, sha256: string): Promise<void> {
-    return installTree(this.#treeDir, staging, this.tree, sha256, this.#home);
+    return installTree(this.treeDir, staging, this.tree, sha256, this.#home);
   }
 
   /** Bytes in the `.part` (0 when there is none). */

@@ -7,9 +7,11 @@
  * (`<name>`, `<name>-<version>`, `<base>.<ext>`); what it cannot map without ambiguity is refused
  * ({@link StoreNames}), so that no image's files are ever the store's own or another image's.
  */
-import { basename, dirname, join } from "node:path";
+import { createHash } from "node:crypto";
+import { realpathSync } from "node:fs";
+import { basename, dirname, join, relative, resolve, isAbsolute } from "node:path";
 import { ARCHIVE_EXTENSIONS, archiveExtension } from "../archive/extensions.js";
-import { AxError } from "../errors.js";
+import { AxError, UsageError } from "../errors.js";
 import { formatSpec } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
 
@@ -165,10 +167,67 @@ export class StoreNames {
   }
 }
 
+/**
+ * The directories of a store: `store` holds the registry, the bookkeeping (locks, stamps, records
+ * of archives) and the archives; `trees` the extracted trees, with the staging trees they are
+ * extracted into (on the same file system, so that a tree is renamed into place) and their trash
+ * and records. They are one directory unless `-E` (`extract_dir`) names another for the trees.
+ */
+export interface StoreDirs {
+  /** The store (or `-o DIR`): registry, bookkeeping, locks, archives. */
+  store: string;
+  /** Where trees are: the store itself, or the extract directory. */
+  trees: string;
+}
+
+/** Where `path` leads when it exists (symbolic links resolved), else `path`. */
+function realPath(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}
+
+/** True when `inner` is `outer` or below it (paths absolute). */
+function within(inner: string, outer: string): boolean {
+  const rel = relative(outer, inner);
+  return rel === "" || (!rel.startsWith("..") && !isAbsolute(rel));
+}
+
+/**
+ * The directories of the store `store` whose trees go to `extractDir` (default: the store).
+ *
+ * @throws UsageError when one is strictly inside the other: a tree (`<extract>/NAME`) could then be
+ *   the store, or the extract directory a tree of the store (`<store>/NAME`, when used without -E).
+ */
+export function storeDirs(store: string, extractDir?: string): StoreDirs {
+  const dir = resolve(store);
+  if (extractDir === undefined) return { store: dir, trees: dir };
+  const trees = resolve(extractDir);
+  // Symbolic links too: compared where they lead, when they exist.
+  const [realDir, realTrees] = [dir, trees].map(realPath) as [string, string];
+  if (realTrees === realDir) return { store: dir, trees: dir };
+  if (within(realTrees, realDir) || within(realDir, realTrees)) {
+    const [inner, outer] = within(realTrees, realDir)
+      ? [trees, "the store"]
+      : [dir, "the extract directory"];
+    throw new UsageError(
+      `the extract directory ${trees} and the store ${dir} are nested (${inner} is inside ${outer})`,
+      {
+        hint: "give -E a directory outside the store (or the store itself), e.g. a sibling of it",
+      },
+    );
+  }
+  return { store: dir, trees };
+}
+
 /** Paths of one image in a store directory. */
 export interface ImagePaths {
-  /** The directory holding archive and tree: the store or `-o DIR`. */
+  /** The directory holding the archive (and the image's lock): the store or `-o DIR`. */
   dir: string;
+  /** The directory holding the tree: {@link ImagePaths.dir}, or the extract directory. */
+  treeDir: string;
   /** `<name>[-<version>]`. */
   baseName: string;
   /** The archive file. */
@@ -184,18 +243,24 @@ export interface ImagePaths {
 }
 
 /**
- * Where an image pulled as `spec` (with an archive at `url`) lives in `dir`.
+ * Where an image pulled as `spec` (with an archive at `url`) lives in the directories `dirs`.
  *
  * @throws AxError when the base name is one the store keeps for itself
  *   ({@link reservedNameProblem}); collisions between images are {@link StoreNames}' to check.
  */
-export function imagePaths(dir: string, spec: ImageSpec, url: string, title?: string): ImagePaths {
+export function imagePaths(
+  dirs: StoreDirs,
+  spec: ImageSpec,
+  url: string,
+  title?: string,
+): ImagePaths {
   const baseName = new StoreNames([]).baseName(spec);
-  const archive = join(dir, baseName + archiveExtensionFor(url, title));
-  const tree = treePath(dir, baseName);
+  const archive = join(dirs.store, baseName + archiveExtensionFor(url, title));
+  const tree = treePath(dirs.trees, baseName);
   const part = archive + PART_SUFFIX;
   return {
-    dir,
+    dir: dirs.store,
+    treeDir: dirs.trees,
     baseName,
     archive,
     part,
@@ -220,6 +285,15 @@ export function markerPath(tree: string): string {
   return join(tree, MARKER_FILE);
 }
 
+/**
+ * The file named like the image `name` at the top of its tree `tree`: what a single-file archive
+ * (tgosimages' `rootfs-aarch64-alpine.img`, an initramfs, a disk image) extracts to, and what
+ * axbuild's pull of such a rootfs returns.
+ */
+export function imageFilePath(tree: string, name: string): string {
+  return join(tree, name);
+}
+
 /** Every file name an archive of `baseName` may have, one per extension. */
 export function archiveNames(baseName: string): string[] {
   return ARCHIVE_EXTENSIONS.map((ext) => baseName + ext);
@@ -234,12 +308,12 @@ export function archiveFileNames(baseName: string): string[] {
 }
 
 /**
- * Every path the image files of `baseName` may have in `dir`: its archive under each extension
+ * Every path the image files of `baseName` may have in `dirs`: its archive under each extension
  * with its download in progress (`.part`, resume metadata), and its tree.
  */
-export function storedPaths(dir: string, baseName: string): { files: string[]; tree: string } {
-  const files = archiveFileNames(baseName).map((f) => join(dir, f));
-  return { files, tree: treePath(dir, baseName) };
+export function storedPaths(dirs: StoreDirs, baseName: string): { files: string[]; tree: string } {
+  const files = archiveFileNames(baseName).map((f) => join(dirs.store, f));
+  return { files, tree: treePath(dirs.trees, baseName) };
 }
 
 /**
@@ -312,6 +386,9 @@ export function bookkeeping(dir: string): {
   imagesCache: string;
   fallbackMark: string;
   syncSource: string;
+  provenance: string;
+  registryCopies: string;
+  signatures: string;
 } {
   const root = join(dir, BOOKKEEPING_DIR);
   return {
@@ -325,7 +402,19 @@ export function bookkeeping(dir: string): {
     imagesCache: join(root, "images.json"),
     fallbackMark: join(root, "from-fallback-registry"),
     syncSource: join(root, "synced-from"),
+    provenance: join(root, "provenance.json"),
+    registryCopies: join(root, "registries"),
+    signatures: join(root, "signatures.json"),
   };
+}
+
+/**
+ * The last good copy of the registry `registry` (a built-in name, or a URL or path as configured):
+ * named by the sha256 of that name, which the copy records too.
+ */
+export function registryCopyPath(store: string, registry: string): string {
+  const id = createHash("sha256").update(registry).digest("hex").slice(0, 32);
+  return join(bookkeeping(store).registryCopies, `${id}.json`);
 }
 
 /** The store's merged registry, and the unix time of its last sync. */

@@ -3,6 +3,7 @@
  * owns each, and the leftovers of interrupted work (`.part` downloads, staging trees, trash).
  * `info`, `ls --json`, `du`, `verify` and `prune` all read the store through {@link scanStore}.
  */
+import type { Dirent } from "node:fs";
 import { lstat, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { fsError, hasCode } from "../errors.js";
@@ -17,6 +18,7 @@ import {
   stagingBaseName,
   storeFileKind,
   type Owner,
+  type StoreDirs,
 } from "./layout.js";
 import { readPulledAs, recordSpec, type PulledAs } from "./records.js";
 import { archiveDigest } from "./stamps.js";
@@ -79,6 +81,8 @@ export interface Leftover {
 export interface Inventory {
   /** The store directory. */
   store: string;
+  /** Where the trees are: the store, or the extract directory. */
+  trees: string;
   /** Archives and trees, sorted by path. */
   copies: StoredCopy[];
   /** `.part` files, staging trees, trash, sorted by path. */
@@ -172,33 +176,30 @@ interface TreeFacts {
 }
 
 /**
- * Scans the store `store` against the registry `images`. A directory counts as a tree when it
+ * Scans the store `dirs` (its archives, and its trees where they are) against the registry `images`. A directory counts as a tree when it
  * has a marker or a registry image's store name; an archive counts when a
  * registry image has its store name or the tool provably made it (other directories and files
  * are left out: they are not ours). Each copy is attributed by its pulled-as record, else by its
  * store name (`NAME` archives by their digest, read from the verified-file stamp or hashed once).
  */
 export async function scanStore(
-  store: string,
+  dirs: StoreDirs,
   images: readonly ImageEntry[],
   options: ScanOptions = {},
 ): Promise<Inventory> {
+  const { store } = dirs;
   const names = StoreNames.of(images);
   const entries = new Entries(images);
-  let dirents;
-  try {
-    dirents = await readdir(store, { withFileTypes: true });
-  } catch (err) {
-    if (hasCode(err, "ENOENT")) return { store, copies: [], leftovers: [] };
-    throw fsError(err, "read", store);
-  }
+  const [dirents, treeDirents] = await Promise.all(
+    [store, dirs.trees].map((dir, i) => (i === 1 && dir === store ? undefined : listDir(dir))),
+  );
   const wanted = (owner: Owner | undefined, record: PulledAs | undefined) =>
     options.name === undefined ||
     (record?.name ?? (owner?.kind === "image" ? owner.spec.name : undefined)) === options.name;
   const trees = new Map<string, TreeFacts>();
-  for (const d of dirents) {
+  for (const d of treeDirents ?? dirents!) {
     if (!d.isDirectory() || reservedNameProblem(d.name) !== undefined) continue;
-    const path = join(store, d.name);
+    const path = join(dirs.trees, d.name);
     const facts: TreeFacts = { path, owner: names.owner(d.name) };
     const [marker, record] = await Promise.all([readMarker(path), readPulledAs(path)]);
     if (marker !== undefined) facts.marker = marker;
@@ -208,7 +209,7 @@ export async function scanStore(
   }
   const copies: StoredCopy[] = [];
   const leftovers: Leftover[] = [];
-  for (const d of dirents) {
+  for (const d of dirents!) {
     const file = d.isFile() ? storeFileKind(d.name) : undefined;
     if (file === undefined) continue;
     const path = join(store, d.name);
@@ -231,7 +232,9 @@ export async function scanStore(
     }
     copies.push(copy);
   }
-  leftovers.push(...(await bookkeepingLeftovers(store)));
+  for (const dir of new Set([store, dirs.trees])) {
+    leftovers.push(...(await bookkeepingLeftovers(dir)));
+  }
   if (options.sizes) {
     await Promise.all(
       [...copies, ...leftovers].map(async (item) => {
@@ -240,7 +243,22 @@ export async function scanStore(
     );
   }
   const byPath = (a: { path: string }, b: { path: string }) => (a.path < b.path ? -1 : 1);
-  return { store, copies: copies.sort(byPath), leftovers: leftovers.sort(byPath) };
+  return {
+    store,
+    trees: dirs.trees,
+    copies: copies.sort(byPath),
+    leftovers: leftovers.sort(byPath),
+  };
+}
+
+/** The entries of `dir`; none when it does not exist (a store or extract directory not made yet). */
+async function listDir(dir: string): Promise<Dirent[]> {
+  try {
+    return await readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    if (hasCode(err, "ENOENT")) return [];
+    throw fsError(err, "read", dir);
+  }
 }
 
 /**

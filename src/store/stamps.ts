@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { readFile, rm, stat } from "node:fs/promises";
+import { readFile, rm, stat, type FileHandle } from "node:fs/promises";
 import { fsError, hasCode } from "../errors.js";
 import { stampPath } from "./layout.js";
 import { writeOptionalJson } from "./optional-file.js";
@@ -13,11 +13,23 @@ interface Stamp {
   sha256: string;
 }
 
-/** sha256 of a file, streamed; `onBytes` reports progress. */
-export async function hashFile(path: string, onBytes?: (n: number) => void): Promise<string> {
+/**
+ * sha256 of a file (a path, or a file opened already: `{ handle, path }`), streamed; `onBytes`
+ * reports progress.
+ */
+export async function hashFile(
+  file: string | { handle: FileHandle; path: string },
+  onBytes?: (n: number) => void,
+): Promise<string> {
   const hash = createHash("sha256");
+  const options = { highWaterMark: 1 << 20 };
+  const path = typeof file === "string" ? file : file.path;
   try {
-    for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
+    const stream =
+      typeof file === "string"
+        ? createReadStream(file, options)
+        : file.handle.createReadStream({ ...options, autoClose: false });
+    for await (const chunk of stream) {
       hash.update(chunk as Buffer);
       onBytes?.((chunk as Buffer).length);
     }

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { mkdir, readFile, rm, stat } from "node:fs/promises";
 import writeFileAtomic from "write-file-atomic";
 import { AxError, hasCode } from "../errors.js";
@@ -63,18 +64,39 @@ function writeImagesCache(store: string, cache: ImagesCache): Promise<void> {
   return writeOptionalJson(bookkeeping(store).imagesCache, cache);
 }
 
+/** Which `images.toml` a piece of bookkeeping describes: the file as written, and its content. */
+export interface RegistryFileIdentity {
+  size: number;
+  mtimeMs: number;
+  ino: number;
+  /** sha256 of the file's content. */
+  sha256: string;
+}
+
+/** sha256 of a text, hex. */
+export function textDigest(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
 /**
  * Replaces the store's `images.toml` atomically (temporary file, fsync, rename) and records the
- * sync time: a reader sees the old file or the new one, never a torn one.
+ * sync time: a reader sees the old file or the new one, never a torn one. Returns what identifies
+ * the file written (for the provenance records bound to it).
  */
-export async function writeRegistry(store: string, images: ImageEntry[]): Promise<void> {
+export async function writeRegistry(
+  store: string,
+  images: ImageEntry[],
+): Promise<RegistryFileIdentity> {
   const { serializeImages } = await import("../registry/format.js");
   const { registry: path, lastSync } = registryFiles(store);
+  let identity: RegistryFileIdentity;
   try {
     await mkdir(store, { recursive: true });
-    await writeFileAtomic(path, serializeImages(images));
+    const text = serializeImages(images);
+    await writeFileAtomic(path, text);
     const st = await stat(path);
     await writeImagesCache(store, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, images });
+    identity = { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, sha256: textDigest(text) };
   } catch (err) {
     throw await storeError(store, err, "write", path);
   }
@@ -83,6 +105,7 @@ export async function writeRegistry(store: string, images: ImageEntry[]): Promis
   } catch (err) {
     throw await storeError(store, err, "write", lastSync);
   }
+  return identity;
 }
 
 /** Unix seconds of the last successful sync, or undefined when unknown or unreadable. */
@@ -106,14 +129,18 @@ export function isStale(lastSync: number | undefined, threshold: number, now: nu
 }
 
 /**
- * Records where the store's registry was synced from: `url`, the configured registry or, with
- * `fallback`, the fallback registry (so that nothing treats images only the fallback lacks as
- * orphans).
+ * Records where the store's registry was synced from (`source`: the registry URL, or the list of
+ * registries) and, with `incomplete`, why it lists less than its registries do (one read from its
+ * fallback registry, one missing), so that nothing treats images it lacks as orphans.
  */
-export async function markSource(store: string, url: string, fallback: boolean): Promise<void> {
+export async function markSource(
+  store: string,
+  source: string,
+  incomplete: string | undefined,
+): Promise<void> {
   const { fallbackMark, syncSource } = bookkeeping(store);
-  await writeFileAtomic(syncSource, url, { fsync: false });
-  if (fallback) await writeFileAtomic(fallbackMark, url, { fsync: false });
+  await writeFileAtomic(syncSource, source, { fsync: false });
+  if (incomplete !== undefined) await writeFileAtomic(fallbackMark, incomplete, { fsync: false });
   else await rm(fallbackMark, { force: true });
 }
 
@@ -125,8 +152,11 @@ async function readMark(path: string): Promise<string | undefined> {
   }
 }
 
-/** The fallback registry the store's registry came from, when it did. */
-export function readFallbackMark(store: string): Promise<string | undefined> {
+/**
+ * Why the store's registry lists less than its registries do (one read from its fallback
+ * registry, one missing), when it does.
+ */
+export function readIncompleteMark(store: string): Promise<string | undefined> {
   return readMark(bookkeeping(store).fallbackMark);
 }
 

@@ -18,14 +18,18 @@ import { RetryBudget } from "./retry.js";
 import type { Integrity, ResumePoint, Source } from "./sources.js";
 import type { LowSpeedRule } from "./watchdog.js";
 
-/** Body bytes gathered before they are written and fed to the sink. */
+/** Body bytes gathered before they are written and fed to the sink (also the replay size). */
 const BATCH_BYTES = 1 << 20;
 
 /** Where the downloaded bytes go, besides the `.part` file. */
 export interface DownloadSink {
   /** Start again from byte 0: drop everything consumed so far. */
   reset(): Promise<void>;
-  /** The next bytes, in order, exactly once each since the last reset; resolves when it may take more. */
+  /**
+   * The next bytes, in order, exactly once each since the last reset; resolves when it may take
+   * more. `chunk` is lent: the download overwrites it once the promise settles, so a sink copies
+   * what it keeps beyond that.
+   */
   write(chunk: Buffer): Promise<void>;
 }
 
@@ -103,7 +107,6 @@ interface PartMeta {
 }
 
 const PROGRESS_INTERVAL_MS = 100;
-const REPLAY_CHUNK = 1 << 20;
 
 async function readMeta(path: string): Promise<PartMeta | undefined> {
   try {
@@ -130,6 +133,12 @@ class PartFile {
   #meta: PartMeta | undefined;
   #fed = 0;
   #lastProgress = 0;
+  /**
+   * Where body bytes are gathered (and replayed `.part` bytes read) before they go to the `.part`
+   * and the sink: one buffer for the whole download, reused once both are done with it, so that
+   * no fresh memory is touched per MiB received.
+   */
+  #batch: Buffer | undefined;
   /** Good bytes in the `.part`. */
   offset: number;
   /** Size of the whole file, when known. */
@@ -214,11 +223,12 @@ class PartFile {
     if (total !== undefined) this.total = total;
     if (this.#fed === this.offset) return;
     await this.#sink.reset();
+    const chunk = this.#batchBuffer();
     for (let position = 0; position < this.offset;) {
-      const chunk = Buffer.allocUnsafe(Math.min(REPLAY_CHUNK, this.offset - position));
       let bytesRead: number;
       try {
-        ({ bytesRead } = await this.#fh.read(chunk, 0, chunk.length, position));
+        const length = Math.min(chunk.length, this.offset - position);
+        ({ bytesRead } = await this.#fh.read(chunk, 0, length, position));
       } catch (err) {
         throw fsError(err, "read", this.#path);
       }
@@ -229,7 +239,13 @@ class PartFile {
     this.#fed = this.offset;
   }
 
-  /** Appends the next body bytes to the `.part` and the sink, both at once. */
+  #batchBuffer(): Buffer {
+    this.#batch ??= Buffer.allocUnsafeSlow(BATCH_BYTES);
+    return this.#batch;
+  }
+
+  /** Appends the next body bytes to the `.part` and the sink, both at once; `chunk` is free again
+   *  when it resolves (or rejects). */
   async append(chunk: Buffer): Promise<void> {
     const [written, consumed] = await Promise.allSettled([
       this.#writeAt(chunk, this.offset),
@@ -283,15 +299,16 @@ class PartFile {
   ): Promise<TransferError | undefined> {
     const chunks = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
     // Network chunks are small (~64 KiB); batching them cuts the per-chunk cost of the file
-    // write, the hash and the extractor by an order of magnitude.
-    let batch: Buffer[] = [];
+    // write, the hash and the extractor by an order of magnitude. They are copied into the one
+    // batch buffer: append() resolves only once the `.part`, the hash and the sink are done with
+    // it.
+    const batch = this.#batchBuffer();
     let batched = 0;
     const flush = async () => {
       if (batched === 0) return;
-      const chunk = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batched);
-      batch = [];
+      const length = batched;
       batched = 0;
-      await this.append(chunk);
+      await this.append(batch.subarray(0, length));
     };
     try {
       for (;;) {
@@ -308,10 +325,14 @@ class PartFile {
           await flush();
           return undefined;
         }
-        batch.push(next.value);
-        batched += next.value.length;
+        const received = next.value;
+        for (let copied = 0; copied < received.length;) {
+          const n = received.copy(batch, batched, copied);
+          copied += n;
+          batched += n;
+          if (batched === batch.length) await flush();
+        }
         this.throttledProgress(batched);
-        if (batched >= BATCH_BYTES) await flush();
       }
     } finally {
       body.destroy();

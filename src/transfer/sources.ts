@@ -9,6 +9,7 @@
  * This module loads nothing itself: a warm pull may import it without loading HTTP.
  */
 import type { Readable } from "node:stream";
+import type { ArchiveNaming } from "../archive/extensions.js";
 import type { Logger } from "../log.js";
 import type { TransferError } from "./http.js";
 import type { RetryBudget } from "./retry.js";
@@ -94,6 +95,8 @@ export interface Integrity {
 export interface SourceOptions {
   /** What the file must be: an OCI source checks its layer against it before any byte comes. */
   integrity?: Integrity;
+  /** The registry entry's `arch`: an OCI image index's child manifest is picked by it. */
+  arch?: string;
   /** OCI registry hosts (`host[:port]`) that may be reached over plain HTTP. */
   insecureRegistries?: readonly string[];
   /** Retries of an OCI registry's requests (manifests, tokens). */
@@ -146,14 +149,14 @@ export async function openSources(
 }
 
 /**
- * The file name the sources give an archive whose URLs do not name it: the title of an OCI
- * layer, from the first `oci://` URL of `urls` whose manifest answers at once (no retries).
- * Undefined when none does, or when no URL is an `oci://` one (nothing is loaded then).
+ * What the sources say of the name of an archive whose URLs do not name it: an OCI layer's title
+ * and compression, from the first `oci://` URL of `urls` whose manifest answers at once (no
+ * retries). Undefined when none does, or when no URL is an `oci://` one (nothing is loaded then).
  */
-export async function archiveTitle(
+export async function archiveNaming(
   urls: readonly string[],
   options: SourceOptions,
-): Promise<string | undefined> {
+): Promise<ArchiveNaming | undefined> {
   if (!urls.some((url) => sourceKind(url) === "oci")) return undefined;
-  return (await import("./oci/source.js")).layerTitle(urls, options);
+  return (await import("./oci/source.js")).archiveNaming(urls, options);
 }

@@ -258,6 +258,28 @@ describe("pull -o DIR", () => {
       "exported.tar.gz",
     ]);
   });
+
+  it("with -E DIR2 too, -o DIR puts the image in DIR: nothing goes to the extract directory", async () => {
+    await w.publish("extracted", "1.0", [{ name: "kernel", data: "e" }]);
+    assert.equal((await w.cli(["-q", "sync"])).code, 0);
+    const [extract, out] = [join(w.root, "trees"), join(w.root, "export4")];
+    const run = await w.cli(["-E", extract, "pull", "extracted", "-o", out]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, `${join(out, "extracted")}\n`);
+    assert.deepEqual((await readdir(out)).sort(), ["extracted", "extracted.tar.gz"]);
+    assert.equal(await readFile(join(out, "extracted", "kernel"), "utf8"), "e");
+    assert.ok(existsSync(join(w.store, "extracted.tar.gz")), "the store keeps the archive");
+    assert.deepEqual(
+      await readdir(extract).catch(() => []),
+      [],
+      "the extract directory is untouched",
+    );
+    // Without -o, the tree goes to the extract directory, and `path` finds it there.
+    const own = await w.cli(["-q", "-E", extract, "pull", "extracted"]);
+    assert.equal(own.stdout, `${join(extract, "extracted")}\n`, own.stderr);
+    const path = await w.cli(["-E", extract, "path", "extracted"]);
+    assert.equal(path.stdout, `${join(extract, "extracted")}\n`, path.stderr);
+  });
 });
 
 describe("a local registry file (-R ./my.toml)", () => {

@@ -96,7 +96,12 @@ describe("completion", () => {
     { skip: missing("bash") },
     async () => {
       assert.deepEqual(await bashComplete(["axvisor-image", "pr"]), ["prune"]);
-      assert.deepEqual(await bashComplete(["axvisor-image", "registry", ""]), ["add", "check"]);
+      assert.deepEqual(await bashComplete(["axvisor-image", "registry", ""]), [
+        "add",
+        "check",
+        "sign",
+        "keygen",
+      ]);
       assert.deepEqual(await bashComplete(["axvisor-image", "completion", ""]), [
         "bash",
         "zsh",
@@ -160,7 +165,12 @@ describe("completion", () => {
           "qemu_riscv64_linux:0.0.26",
         ],
       );
-      assert.deepEqual(await complete(["axvisor-image", "registry", ""]), ["add", "check"]);
+      assert.deepEqual(await complete(["axvisor-image", "registry", ""]), [
+        "add",
+        "check",
+        "sign",
+        "keygen",
+      ]);
       assert.deepEqual(await complete(["axvisor-image", "resize", ""]), ["FILES"]);
     },
   );
@@ -183,6 +193,11 @@ describe("completion", () => {
       (await complete(`axvisor-image -S ${w.store} pull qemu_aarch64_linux:`)).sort(),
       ["qemu_aarch64_linux:0.0.25", "qemu_aarch64_linux:0.0.26"],
     );
-    assert.deepEqual((await complete("axvisor-image registry ")).sort(), ["add", "check"]);
+    assert.deepEqual((await complete("axvisor-image registry ")).sort(), [
+      "add",
+      "check",
+      "keygen",
+      "sign",
+    ]);
   });
 });

@@ -3,7 +3,13 @@ import assert from "node:assert/strict";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import type { ImageJson, PullErrorJson, PullJson, StoreJson } from "../../src/cli/json.js";
+import type {
+  ImageJson,
+  PullErrorJson,
+  PullJson,
+  RegistryImageJson,
+  StoreJson,
+} from "../../src/cli/json.js";
 import { startWorld, type World } from "../helpers/world.js";
 
 describe("inspecting the store", () => {
@@ -50,7 +56,7 @@ describe("inspecting the store", () => {
     assert.match(text.stdout, /local +not in the store/);
 
     const json = await w.cli(["info", "qemu_aarch64_linux", "--json"]);
-    const versions = JSON.parse(json.stdout) as ImageJson[];
+    const versions = JSON.parse(json.stdout) as RegistryImageJson[];
     assert.deepEqual(
       versions.map((v) => [v.version, v.tree, v.archive]),
       [
@@ -70,7 +76,11 @@ describe("inspecting the store", () => {
       "tree",
       "bytes",
       "pulled",
+      "registry",
+      "verified_by",
     ]);
+    assert.equal(versions[0]!.registry, w.registryUrl, "the registry it came from, as configured");
+    assert.equal(versions[0]!.verified_by, null, "no key pinned: not verified");
     assert.ok(versions[0]!.bytes > 0);
     assert.equal(versions[1]!.bytes, 0);
 

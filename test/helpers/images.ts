@@ -113,6 +113,8 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Where its stdout goes: a pipe read into `stdout` (default), or this file descriptor. */
   stdoutFd?: number;
+  /** Written to its standard input, then closed (default: no standard input). */
+  input?: string;
 }
 
 /** Runs `command ...args` to completion; see {@link RunOptions}. */
@@ -125,7 +127,7 @@ export function runProcess(
     const child = spawn(command, args, {
       cwd: options.cwd,
       env: options.env ?? cliEnv(),
-      stdio: ["ignore", options.stdoutFd ?? "pipe", "pipe"],
+      stdio: [options.input === undefined ? "ignore" : "pipe", options.stdoutFd ?? "pipe", "pipe"],
       timeout: options.timeoutMs ?? 60_000,
       killSignal: "SIGKILL",
     });
@@ -133,6 +135,8 @@ export function runProcess(
     let stderr = "";
     child.stdout?.on("data", (d: Buffer) => (stdout += d));
     child.stderr?.on("data", (d: Buffer) => (stderr += d));
+    child.stdin?.on("error", () => {}); // a child that exits before reading it all
+    child.stdin?.end(options.input);
     child.on("error", reject);
     child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
   });

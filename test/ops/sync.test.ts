@@ -8,6 +8,8 @@ import type { Logger } from "../../src/log.js";
 import { prune } from "../../src/ops/prune.js";
 import { openRegistry } from "../../src/ops/open-registry.js";
 import { sync } from "../../src/ops/sync.js";
+import { SYNC_LOCK } from "../../src/store/layout.js";
+import { withLock } from "../../src/store/lock.js";
 import { registryToml, sha256 } from "../helpers/images.js";
 import { startWorld, type World } from "../helpers/world.js";
 
@@ -169,6 +171,23 @@ describe("sync and auto-sync", () => {
       assert.match(err.message, /registry\.toml: image "zero": url "file:\/\/\/dev\/zero" refused/);
       return true;
     });
+  });
+
+  it("asks for the registry before taking the sync lock, and writes it once the lock is free", async () => {
+    await mkdir(w.store, { recursive: true });
+    const asked = () => w.server.requestsFor("/registry.toml").length;
+    const before = asked();
+    let syncing: Promise<unknown> | undefined;
+    await withLock(w.store, SYNC_LOCK, async () => {
+      syncing = sync(w.config());
+      for (let i = 0; i < 3000 && asked() === before; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      assert.equal(asked(), before + 1, "requested while another sync holds the lock");
+      await assert.rejects(readFile(join(w.store, "images.toml")), /ENOENT/, "not written yet");
+    });
+    await syncing;
+    assert.match(await readFile(join(w.store, "images.toml"), "utf8"), /name = "alpha"/);
   });
 
   it("loads the six real registry files through default.toml's includes", async () => {

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { mkdir, writeFile } from "node:fs/promises";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { join, relative } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { AbortedError } from "../../src/errors.js";
@@ -231,6 +233,56 @@ describe("loadRegistry over HTTP", () => {
     });
     setTimeout(() => controller.abort(), 50);
     await assert.rejects(loading, AbortedError);
+  });
+});
+
+describe("loadRegistry, next level early", () => {
+  it("requests an include as soon as the file naming it is read, not after its whole level", async () => {
+    // slow.toml answers only once shared.toml (included by fast.toml, its neighbour) was asked
+    // for (or after 5 s, so that a loader waiting for the whole level still ends).
+    const events: string[] = [];
+    let sharedAsked: () => void = () => {};
+    const asked = new Promise<void>((resolve) => (sharedAsked = resolve));
+    const bodies: Record<string, string> = {
+      "/root.toml": registryToml([], ["fast.toml", "slow.toml"]),
+      "/fast.toml": registryToml([entry("fast")], ["shared.toml"]),
+      "/slow.toml": registryToml([entry("slow")], ["shared.toml"]),
+      "/shared.toml": registryToml([entry("shared")]),
+    };
+    const server = http.createServer((req, res) => {
+      const path = req.url ?? "";
+      events.push(`asked ${path}`);
+      if (path === "/shared.toml") sharedAsked();
+      const answer = () => {
+        if (res.writableEnded) return;
+        events.push(`answered ${path}`);
+        res.end(bodies[path]);
+      };
+      if (path !== "/slow.toml") return answer();
+      const fallback = setTimeout(answer, 5000);
+      void asked.then(() => {
+        clearTimeout(fallback);
+        answer();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const result = await loadRegistry(`http://127.0.0.1:${port}/root.toml`);
+      assert.ok(
+        events.indexOf("asked /shared.toml") < events.indexOf("answered /slow.toml"),
+        events.join(", "),
+      );
+      // The merge order is still breadth-first: root, fast, slow, then shared.
+      assert.deepEqual(
+        result.images.map((i) => i.name),
+        ["fast", "slow", "shared"],
+      );
+      assert.equal(events.filter((e) => e === "asked /shared.toml").length, 1);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
 

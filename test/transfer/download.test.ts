@@ -97,6 +97,33 @@ describe("download", () => {
     assert.equal(meta.size, SIZE);
   });
 
+  it("lends the sink one reused buffer, overwritten only once each write resolved", async () => {
+    const big = randomBytes(3.5 * SIZE);
+    server.setFile("/big", big);
+    const sink = new CollectingSink();
+    const buffers = new Set<ArrayBufferLike>();
+    let writes = 0;
+    const controller = new AbortController();
+    /** Keeps each chunk a while (the network delivers more meanwhile), then copies it. */
+    const slow: DownloadSink = {
+      reset: () => sink.reset(),
+      write: async (chunk) => {
+        buffers.add(chunk.buffer);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        await sink.write(chunk);
+        if (++writes === 2) controller.abort(); // the next run replays the .part, then resumes
+      },
+    };
+    const urls = [server.url("/big")];
+    await assert.rejects(run(slow, { urls, signal: controller.signal }), AbortedError);
+    const kept = (await stat(partPath)).size;
+    assert.ok(kept >= 2 * SIZE && kept < big.length, `${kept} bytes kept`);
+    await run(slow, { urls });
+    assert.equal(sink.digest, sha256(big));
+    assert.ok(big.equals(await readFile(partPath)));
+    assert.equal(buffers.size, 2, "one buffer per download, however many MiB");
+  });
+
   it("resumes after mid-body cuts, transferring each byte about once", async () => {
     server.setFault("/img", { kind: "cut", afterBytes: 300_000, times: 2 });
     const sent = server.bytesSent("/img");

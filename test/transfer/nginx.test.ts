@@ -110,7 +110,7 @@ describe("nginx: keep-alive, Range, TLS, redirects and credentials", { skip }, (
     const received: Buffer[] = [];
     const sink = {
       reset: async () => void received.splice(0),
-      write: async (chunk: Buffer) => void received.push(chunk),
+      write: async (chunk: Buffer) => void received.push(Buffer.from(chunk)), // lent: copied
     };
     const controller = new AbortController();
     await assert.rejects(

@@ -6,6 +6,7 @@
 import type { Command } from "commander";
 import { listImages } from "../../ops/ls.js";
 import { formatSpec } from "../../registry/resolve.js";
+import { storeDirs } from "../../store/layout.js";
 import { scanStore } from "../../store/scan.js";
 import { readRegistryState } from "../../store/state.js";
 import { commandContext, rootOf } from "../context.js";
@@ -342,7 +343,8 @@ export async function printImageNames(
   if (state.kind !== "ok") return;
   let entries = listImages(state.images, { pattern, verbose: true }).map((row) => row.entry);
   if (options.stored) {
-    const { copies } = await scanStore(ctx.config.localStorage, state.images);
+    const dirs = storeDirs(ctx.config.localStorage, ctx.config.extractDir);
+    const { copies } = await scanStore(dirs, state.images);
     const held = new Set(copies.map((c) => c.entry && formatSpec(c.entry)));
     entries = entries.filter((e) => held.has(formatSpec(e)));
   }

@@ -15,16 +15,34 @@ export async function configCommand(_options: unknown, command: Command): Promis
   const { stringify } = await import("smol-toml");
   const line = (key: string, value: unknown, source: string) =>
     `${stringify({ [key]: value }).trim()}  # ${source}`;
+  const registries = typeof config.registry === "string" ? undefined : config.registry;
   const out = [
     line("local_storage", config.localStorage, sources.localStorage),
-    line("registry", config.registry, sources.registry),
+    config.extractDir === undefined
+      ? `# extract_dir: the store  # ${sources.extractDir}`
+      : line("extract_dir", config.extractDir, sources.extractDir),
+    registries === undefined
+      ? line("registry", config.registry, sources.registry)
+      : line("registries", registries, sources.registry),
     line("fallback_registry", config.fallbackRegistry, sources.fallbackRegistry),
     line("auto_sync", config.autoSync, sources.autoSync),
     line("auto_sync_threshold", config.autoSyncThreshold, sources.autoSyncThreshold),
     line("insecure_registries", config.insecureRegistries, sources.insecureRegistries),
+    line("require_signatures", config.requireSignatures, sources.requireSignatures),
+    line("offline", config.offline ?? false, sources.offline),
   ];
+  if (config.registryBaseUrl !== undefined) {
+    out.push(
+      `# built-in registries read from ${config.registryBaseUrl}  # ${sources.registryBaseUrl}`,
+    );
+  }
   out.push(`# mirrors: ${sources.mirrors}`);
   for (const m of config.mirrors) out.push(stringify({ mirrors: [m] }).trim());
+  out.push(`# trust: ${sources.trust}`);
+  for (const t of config.trust ?? []) {
+    const keys = t.keys.map((k) => k.text);
+    out.push(stringify({ trust: [{ registry: t.registry, keys }] }).trim());
+  }
   result(...out);
 }
 

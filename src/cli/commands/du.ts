@@ -34,5 +34,6 @@ export async function duCommand(options: { json?: boolean }, command: Command): 
         "(`axvisor-image prune` removes them)",
     );
   }
-  result(`total: ${formatBytes(usage.totalBytes)} in ${usage.store}`);
+  const where = usage.extractDir ? `${usage.store} and ${usage.extractDir}` : usage.store;
+  result(`total: ${formatBytes(usage.totalBytes)} in ${where}`);
 }

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { listImages, type ListRow } from "../../ops/ls.js";
 import { openRegistry } from "../../ops/open-registry.js";
+import { storeDirs } from "../../store/layout.js";
 import { localState, scanStore, type Inventory } from "../../store/scan.js";
 import { commandContext } from "../context.js";
 import { formatTable } from "../human-readable.js";
@@ -30,24 +31,42 @@ export async function lsCommand(
   const ctx = await commandContext(command);
   const images = await openRegistry(ctx.config, ctx);
   const rows = listImages(images, { pattern, verbose: options.verbose });
-  const inventory = await scanStore(ctx.config.localStorage, images, { sizes: options.json });
+  const { readProvenance } = await import("../../store/provenance.js");
+  const provenance = await readProvenance(ctx.config.localStorage);
+  const dirs = storeDirs(ctx.config.localStorage, ctx.config.extractDir);
+  const inventory = await scanStore(dirs, images, { sizes: options.json });
   if (options.json) {
-    const { imageJson, printJson } = await import("../json.js");
-    printJson(rows.map((r) => imageJson(r.entry, localState(inventory, r.entry))));
+    const { registryImageJson, printJson } = await import("../json.js");
+    const { readVerifiedKeys } = await import("../../store/signatures.js");
+    const verified = await readVerifiedKeys(ctx.config.localStorage);
+    printJson(
+      rows.map((r) =>
+        registryImageJson(
+          r.entry,
+          localState(inventory, r.entry),
+          provenance?.of(r.entry),
+          verified,
+        ),
+      ),
+    );
     return;
   }
   if (rows.length === 0) {
     ctx.logger.info(pattern ? `no image matches "${pattern}"` : "the registry lists no images");
     return;
   }
+  // Merged from several registries: which one each row comes from, before the description.
+  const several = (provenance?.registries.length ?? 0) > 1;
   const cells = rows.map((r) => [
     r.name,
     !options.verbose && r.versions > 1 ? `${r.version} (${r.versions} versions)` : r.version,
     r.arch,
     pulledCell(inventory, r, !options.verbose),
+    ...(several ? [provenance?.of(r.entry)?.registry ?? "?"] : []),
     r.description,
   ]);
-  result(...formatTable(["Name", "Version", "Architecture", "Pulled", "Description"], cells));
+  const header = ["Name", "Version", "Architecture", "Pulled", ...(several ? ["Registry"] : [])];
+  result(...formatTable([...header, "Description"], cells));
 }
 
 /**

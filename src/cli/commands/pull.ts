@@ -1,59 +1,159 @@
 import type { Command } from "commander";
-import { AxError } from "../../errors.js";
-import { pullMany } from "../../ops/pull.js";
-import { parseSpec } from "../../registry/resolve.js";
-import { commandContext } from "../context.js";
+import { registryList } from "../../config/registries.js";
+import { AxError, UsageError } from "../../errors.js";
+import { checkAgainstLock, lockedImages } from "../../ops/lock.js";
+import { treeFileOf } from "../../ops/info.js";
+import { openRegistry } from "../../ops/open-registry.js";
+import { pullMany, type PullResult } from "../../ops/pull.js";
+import { defaultRootfs, expandAlias } from "../../registry/aliases.js";
+import { lockFilePath, readLockFile } from "../../registry/lock-file.js";
+import { formatSpec, parseSpec } from "../../registry/resolve.js";
+import type { ImageEntry, ImageSpec } from "../../registry/types.js";
+import { commandContext, type Context } from "../context.js";
 import { reportError, result } from "../output.js";
 import { createProgressView } from "../progress.js";
 
-/** `pull NAME[:VERSION]... [-o DIR] [--no-extract] [--verify] [--json]`. */
+/** Options of `pull`. */
+interface PullCommandOptions {
+  locked?: boolean;
+  lock?: string;
+  output?: string;
+  extract: boolean;
+  verify?: boolean;
+  arch?: string;
+  file?: boolean;
+  stallTimeout: number;
+  speedLimit: number;
+  speedTime: number;
+  jobs: number;
+  json?: boolean;
+}
+
+/** An image `pull` is asked for, with the label it is reported by. */
+type Wanted = [label: string, spec: ImageSpec];
+
+/**
+ * The images named on the command line, each with the label it is reported by: the arguments as
+ * given; with `--arch ARCH`, the aliases they are (`alpine` -> `rootfs-ARCH-alpine.img`), or,
+ * without any, that architecture's default rootfs.
+ */
+function requested(images: string[], arch: string | undefined): Wanted[] {
+  if (arch === undefined) return images.map((image) => [image, parseSpec(image)]);
+  if (images.length === 0) {
+    const spec = defaultRootfs(arch);
+    return [[formatSpec(spec), spec]];
+  }
+  return images.map((image) => [image, expandAlias(parseSpec(image), arch)]);
+}
+
+/** What `pull` prints for one image: its tree (or archive), or with `--file` the tree's file. */
+function printed(pulled: PullResult, file: boolean | undefined): string {
+  return file ? treeFileOf(pulled, pulled.image, pulled.entry.name) : pulled.path;
+}
+
+/**
+ * `pull [NAME[:VERSION]...] [--arch ARCH] [--locked] [--lock FILE] [-o DIR] [--no-extract] [--file]
+ * [--verify] [--json]`. With `--locked`, or without names while a lock file is present: the lock
+ * file's entries.
+ */
 export async function pullCommand(
   images: string[],
-  options: {
-    output?: string;
-    extract: boolean;
-    verify?: boolean;
-    stallTimeout: number;
-    speedLimit: number;
-    speedTime: number;
-    jobs: number;
-    json?: boolean;
-  },
+  options: PullCommandOptions,
   command: Command,
 ): Promise<void> {
-  const specs = images.map(parseSpec);
+  if (options.file && !options.extract) {
+    throw new UsageError(
+      "--file prints a file of the extracted tree: it cannot go with --no-extract",
+    );
+  }
+  requested(images, options.arch); // usage errors before any work
   const ctx = await commandContext(command);
-  const view = createProgressView(ctx.quiet, images, ctx.signal);
+  const { wanted, registry } = await pullPlan(ctx, images, options);
+  const view = createProgressView(
+    ctx.quiet,
+    wanted.map(([, spec]) => formatSpec(spec)),
+    ctx.signal,
+  );
   let results;
   try {
-    results = await pullMany(ctx.config, specs, {
-      outputDir: options.output,
-      extract: options.extract,
-      verify: options.verify,
-      stallTimeoutMs: options.stallTimeout * 1000,
-      lowSpeed: { bytesPerSecond: options.speedLimit, seconds: options.speedTime },
-      concurrency: options.jobs,
-      signal: ctx.signal,
-      logger: view.logger,
-      onProgress: (p) => view.update(p),
-    });
+    results = await pullMany(
+      ctx.config,
+      wanted.map(([, spec]) => spec),
+      {
+        images: registry,
+        outputDir: options.output,
+        extract: options.extract,
+        verify: options.verify,
+        stallTimeoutMs: options.stallTimeout * 1000,
+        lowSpeed: { bytesPerSecond: options.speedLimit, seconds: options.speedTime },
+        concurrency: options.jobs,
+        signal: ctx.signal,
+        logger: view.logger,
+        onProgress: (p) => view.update(p),
+      },
+    );
   } finally {
     view.stop();
   }
   const failures: AxError[] = [];
   for (const r of results) {
     if (r.status === "fulfilled") {
-      if (!options.json) result(r.value.path);
+      if (options.json) continue;
+      try {
+        result(printed(r.value, options.file));
+      } catch (err) {
+        failures.push(err as AxError);
+      }
     } else if (r.reason instanceof AxError) failures.push(r.reason);
     else throw r.reason;
   }
   if (options.json) {
-    const { printJson, pullJson } = await import("../json.js");
-    printJson(await Promise.all(results.map((r, i) => pullJson(images[i]!, r, options.extract))));
+    const [{ printJson, pullJson }, { readProvenance }] = await Promise.all([
+      import("../json.js"),
+      import("../../store/provenance.js"),
+    ]);
+    const provenance = await readProvenance(ctx.config.localStorage);
+    printJson(
+      await Promise.all(
+        results.map((r, i) => pullJson(wanted[i]![0], r, options.extract, provenance)),
+      ),
+    );
   }
   if (failures.length === 1) throw failures[0];
   if (failures.length > 1) {
     for (const f of failures.slice(0, -1)) reportError(f);
     throw failures.at(-1);
   }
+}
+
+/**
+ * What a pull takes: the images named and the store's registry (auto-synced), checked against the
+ * lock file when there is one; or, with `--locked` or no names, the lock file's entries, which
+ * need no registry.
+ *
+ * @throws UsageError for no names and no lock file; AxError when the lock file cannot be read or
+ *   a registry disagrees with it.
+ */
+async function pullPlan(
+  ctx: Context,
+  names: string[],
+  options: { locked?: boolean; lock?: string; arch?: string },
+): Promise<{ wanted: Wanted[]; registry: ImageEntry[] }> {
+  const path = lockFilePath(options.lock, ctx.resolved.file);
+  const locked = await readLockFile(path);
+  const none = names.length === 0 && options.arch === undefined;
+  if (options.locked || none) {
+    if (locked === undefined && !options.locked) {
+      throw new UsageError("pull needs an image name, or --arch ARCH", {
+        hint: `e.g. \`axvisor-image pull qemu_aarch64_linux\` or \`axvisor-image pull --arch aarch64\`; or write a lock file (${path}) with \`axvisor-image lock\``,
+      });
+    }
+    const registry = await lockedImages(ctx.config, path);
+    const all = registry.map((entry): Wanted => [formatSpec(entry), entry]);
+    return { wanted: none ? all : requested(names, options.arch), registry };
+  }
+  const registry = await openRegistry(ctx.config, ctx);
+  if (locked !== undefined)
+    checkAgainstLock(registry, locked, registryList(ctx.config.registry).join(", "));
+  return { wanted: requested(names, options.arch), registry };
 }

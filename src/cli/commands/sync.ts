@@ -9,5 +9,9 @@ export async function syncCommand(
 ): Promise<void> {
   const ctx = await commandContext(command);
   const res = await sync(ctx.config, { ...ctx, ...options });
-  if (res.usedFallback) ctx.logger.warn(`synced from the fallback registry ${res.source}`);
+  for (const r of res.registries) {
+    if (r.via !== "fallback") continue;
+    const which = res.registries.length > 1 ? `registry ${r.registry}: ` : "";
+    ctx.logger.warn(`${which}synced from the fallback registry ${r.source}`);
+  }
 }

@@ -1,8 +1,10 @@
 /**
  * Talking to one repository of an OCI distribution registry, authenticated as the ecosystem does
  * it: a request answered 401 is tried again once with what its `WWW-Authenticate` challenge asks
- * for, a Bearer token from the realm (anonymous, or with the `docker login` credentials), or
- * Basic credentials. Tokens are cached per registry, repository and access until they expire.
+ * for, a Bearer token from the realm (anonymous, with the Docker login's user and password, or
+ * for its identity token), or Basic credentials. The login is read (and a credential helper run)
+ * only when a challenge asks for one. Tokens are cached per registry, repository and access until
+ * they expire.
  * The `Authorization` header only ever goes to the registry's own origin (and credentials to the
  * token realm): never to the hosts blob requests are redirected to.
  */
@@ -15,7 +17,14 @@ import {
   type HttpResponse,
 } from "../http.js";
 import { isRetryableStatus, requestWithRetry, type RetryOptions } from "../retry.js";
-import { dockerConfigPath, dockerCredentials, type Credentials } from "./credentials.js";
+import {
+  dockerConfigPath,
+  loginCredentials,
+  loginHint,
+  loginSource,
+  type Credentials,
+  type LoginSource,
+} from "./credentials.js";
 import { registryBaseUrl, type OciReference } from "./reference.js";
 
 /** What a client may do in its repository. */
@@ -29,8 +38,10 @@ export interface OciClientOptions extends RetryOptions {
   signal?: AbortSignal;
   /** No byte for this long: abandon a request (default `DEFAULT_STALL_TIMEOUT_MS`). */
   stallTimeoutMs?: number;
-  /** Environment for `DOCKER_CONFIG` (default `process.env`). */
+  /** Environment for `DOCKER_CONFIG` and credential helpers (default `process.env`). */
   env?: Record<string, string | undefined>;
+  /** How long a credential helper may take (default `CREDENTIAL_HELPER_TIMEOUT_MS`). */
+  credentialHelperTimeoutMs?: number;
 }
 
 /** Options of {@link OciClient.request}. */
@@ -98,11 +109,13 @@ export async function readText(
 
 /**
  * The error for a registry answer that is not what was hoped for: the status, with the
- * registry's own error code and message when its body says (`{"errors":[{code,message}]}`).
+ * registry's own error code and message when its body says (`{"errors":[{code,message}]}`), and
+ * `hint` (what to do about a login) for a 401 or 403.
  */
-export async function registryFailure(
+async function registryFailure(
   response: HttpResponse,
   what: string,
+  hint: string,
 ): Promise<TransferError> {
   let detail = "";
   try {
@@ -115,12 +128,10 @@ export async function registryFailure(
     response.body.destroy(); // no readable error body: the status says enough
   }
   const reason = `${what}: ${statusReason(response.status)}${detail.trimEnd()}`;
-  const host = new URL(response.url).host;
-  const hint = response.status === 401 || response.status === 403 ? loginHint(host) : undefined;
   return new TransferError(response.url, reason, {
     retryable: isRetryableStatus(response.status),
     status: response.status,
-    hint,
+    hint: response.status === 401 || response.status === 403 ? hint : undefined,
   });
 }
 
@@ -132,6 +143,7 @@ export class OciClient {
   readonly ref: OciReference;
   readonly #access: OciAccess;
   readonly #options: OciClientOptions;
+  #login: Promise<LoginSource> | undefined;
   #credentials: Promise<Credentials | undefined> | undefined;
 
   constructor(ref: OciReference, access: OciAccess, options: OciClientOptions = {}) {
@@ -171,10 +183,13 @@ export class OciClient {
       const token = await this.#fetchToken(parsed.params, credentials);
       authorization = `Bearer ${token.token}`;
       seconds = token.seconds;
-    } else if (parsed?.scheme === "basic" && credentials !== undefined) {
+    } else if (parsed?.scheme === "basic" && credentials?.kind === "password") {
       authorization = `Basic ${basic(credentials)}`;
+    } else if (parsed?.scheme === "basic" && credentials !== undefined) {
+      const reason = `asks for a user and password; ${credentials.source} has an identity token`;
+      throw await this.#authFailure(reason, credentials);
     } else {
-      throw this.#authFailure(`requires a login to ${this.#access} ${this.ref.repository}`);
+      throw await this.#authFailure(`requires a login to ${this.#access} ${this.ref.repository}`);
     }
     authCache.set(this.#cacheKey, {
       authorization,
@@ -211,13 +226,31 @@ export class OciClient {
     const who =
       credentials === undefined ? "anonymous access" : `the login from ${credentials.source}`;
     const what = `${this.#access} ${this.ref.repository}`;
-    throw this.#authFailure(`refused ${who} to ${what} (HTTP 401 Unauthorized)`);
+    throw await this.#authFailure(`refused ${who} to ${what} (HTTP 401 Unauthorized)`, credentials);
+  }
+
+  /**
+   * The error for a registry answer that is not what was hoped for (see `registryFailure`): a 401
+   * or 403 comes with what to do about the login.
+   */
+  async failure(response: HttpResponse, what: string): Promise<TransferError> {
+    const refused = response.status === 401 || response.status === 403;
+    const credentials = refused ? await this.#loadCredentials().catch(() => undefined) : undefined;
+    return registryFailure(response, what, await this.#loginHint(credentials));
   }
 
   /** A failure to authenticate with the registry (a mirror's moves on to the next candidate). */
-  #authFailure(reason: string): TransferError {
-    const hint = loginHint(this.ref.host, this.#options.env);
+  async #authFailure(reason: string, refused?: Credentials): Promise<TransferError> {
+    const hint = await this.#loginHint(refused);
     return new TransferError(this.ref.host, reason, { retryable: false, status: 401, hint });
+  }
+
+  /** What to do about a login the registry wants, or refused (`refused`). */
+  async #loginHint(refused: Credentials | undefined): Promise<string> {
+    const source = await this.#loadLoginSource().catch(() => ({
+      file: dockerConfigPath(this.#options.env),
+    }));
+    return loginHint(source, this.ref.host, refused);
   }
 
   #retryOptions(): RetryOptions {
@@ -225,8 +258,19 @@ export class OciClient {
     return { retries, retryBaseMs, logger, failFastWhenUnreachable };
   }
 
+  #loadLoginSource(): Promise<LoginSource> {
+    this.#login ??= loginSource(this.ref.host, this.#options.env);
+    return this.#login;
+  }
+
   #loadCredentials(): Promise<Credentials | undefined> {
-    this.#credentials ??= dockerCredentials(this.ref.host, this.#options.env);
+    this.#credentials ??= this.#loadLoginSource().then((source) =>
+      loginCredentials(source, this.ref.host, {
+        env: this.#options.env ?? process.env,
+        signal: this.#options.signal,
+        timeoutMs: this.#options.credentialHelperTimeoutMs,
+      }),
+    );
     return this.#credentials;
   }
 
@@ -240,19 +284,18 @@ export class OciClient {
     if (url === undefined || (url.protocol !== "https:" && url.protocol !== "http:") || plain) {
       throw this.#authFailure(`refusing the token service "${realm}" (not https)`);
     }
-    if (params.service !== undefined) url.searchParams.set("service", params.service);
-    url.searchParams.set("scope", `repository:${this.ref.repository}:${this.#access}`);
-    const headers: Record<string, string> =
-      credentials === undefined ? {} : { authorization: `Basic ${basic(credentials)}` };
+    const scope = `repository:${this.ref.repository}:${this.#access}`;
+    const request = tokenRequest(url, { ...params, scope }, credentials);
     const response = await requestWithRetry(url.href, {
-      headers,
+      ...request,
       signal: this.#options.signal,
       stallTimeoutMs: this.#options.stallTimeoutMs,
       ...this.#retryOptions(),
     });
     if (response.status !== 200) {
       const who = credentials === undefined ? "anonymous" : `the login from ${credentials.source}`;
-      throw await registryFailure(response, `token for ${this.ref.repository} (${who})`);
+      const hint = await this.#loginHint(credentials);
+      throw await registryFailure(response, `token for ${this.ref.repository} (${who})`, hint);
     }
     const text = await readText(response, MAX_JSON_BYTES, this.#options.signal);
     let body: { token?: unknown; access_token?: unknown; expires_in?: unknown };
@@ -272,11 +315,36 @@ export class OciClient {
   }
 }
 
-/** What to do about a registry that wants a (better) login. */
-function loginHint(host: string, env?: Record<string, string | undefined>): string {
-  return `log in with \`docker login ${host}\` (logins are read from ${dockerConfigPath(env)})`;
+/**
+ * The token request to the realm `url` for `params` (`service`, `scope`): a GET, anonymous or with
+ * the user and password as Basic auth; for an identity token, the OAuth2 refresh-token grant (a
+ * POST of a form), as docker sends it.
+ */
+function tokenRequest(
+  url: URL,
+  params: Record<string, string>,
+  credentials: Credentials | undefined,
+): HttpRequestOptions {
+  const fields = { service: params.service, scope: params.scope };
+  if (credentials?.kind === "identity-token") {
+    const form = new URLSearchParams({
+      grant_type: "refresh_token",
+      refresh_token: credentials.token,
+      client_id: "axvisor-image",
+    });
+    for (const [key, value] of Object.entries(fields)) if (value) form.set(key, value);
+    return {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: form.toString(),
+    };
+  }
+  for (const [key, value] of Object.entries(fields)) if (value) url.searchParams.set(key, value);
+  return credentials === undefined
+    ? {}
+    : { headers: { authorization: `Basic ${basic(credentials)}` } };
 }
 
-function basic({ username, password }: Credentials): string {
+function basic({ username, password }: { username: string; password: string }): string {
   return Buffer.from(`${username}:${password}`).toString("base64");
 }

@@ -1,23 +1,34 @@
 /**
- * Image manifests: fetching one (an OCI image manifest, or a Docker v2 manifest), checking it
- * against a pinned digest, and picking the layer that holds the guest-image archive.
+ * Image manifests: fetching the one an `oci://` reference names (an OCI image manifest or a
+ * Docker v2 manifest, or, through an image index, the child for the entry's arch), checking each
+ * against the digest it was asked by, and finding the layer that holds the guest-image archive;
+ * the layer media types of archives.
  */
 import { createHash } from "node:crypto";
-import { ARCHIVE_EXTENSIONS, archiveExtension } from "../../archive/extensions.js";
+import { archiveExtension, compressionOf, type Compression } from "../../archive/extensions.js";
 import { TransferError } from "../http.js";
-import { readText, registryFailure, type OciClient } from "./client.js";
+import { readText, type OciClient } from "./client.js";
+import { formatPlatform, pickPlatformManifest, type IndexEntry } from "./platform.js";
 import { formatOciReference, manifestReference } from "./reference.js";
 
 /** Media type of an OCI image manifest. */
 export const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 /** Media type of a Docker image manifest, schema 2. */
 export const DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json";
+const MANIFESTS = [OCI_MANIFEST, DOCKER_MANIFEST];
 const INDEXES = [
   "application/vnd.oci.image.index.v1+json",
   "application/vnd.docker.distribution.manifest.list.v2+json",
 ];
 /** The annotation naming a layer's file, as `oras push` and our `publish` write it. */
 export const TITLE_ANNOTATION = "org.opencontainers.image.title";
+/** The OCI layer media type of an uncompressed tar; compressed ones add `+gzip`, `+zstd`... */
+const TAR_LAYER = "application/vnd.oci.image.layer.v1.tar";
+/**
+ * A tar layer media type and its compression: OCI's `...tar`, `...tar+gzip`, `...tar+zstd` (and
+ * `+xz`, as `publish` writes it), Docker's `...tar.gzip`, `application/x-tar`.
+ */
+const TAR_LAYER_TYPE = /(?:^|[./+-])tar(?:[.+](gzip|zstd|xz))?$/;
 
 /** A content descriptor: a blob by digest. */
 export interface Descriptor {
@@ -42,6 +53,13 @@ export interface FetchedManifest {
   digest: string;
 }
 
+/** What a manifest request may answer: an image manifest, or an image index of several. */
+type Document =
+  { kind: "manifest"; manifest: ImageManifest } | { kind: "index"; manifests: IndexEntry[] };
+
+/** A digest as the OCI image specification writes one (`algorithm:encoded`). */
+const DIGEST = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{1,512}$/;
+
 function isDescriptor(value: unknown): value is Descriptor {
   const d = value as Partial<Descriptor> | null;
   return (
@@ -49,95 +67,102 @@ function isDescriptor(value: unknown): value is Descriptor {
     d !== null &&
     typeof d.mediaType === "string" &&
     typeof d.digest === "string" &&
+    DIGEST.test(d.digest) &&
     typeof d.size === "number"
   );
 }
 
-/** A platform as an index describes it: `linux/arm64`, or `?`. */
-function platformOf(entry: unknown): string {
-  const p = (entry as { platform?: { os?: unknown; architecture?: unknown } } | null)?.platform;
-  return typeof p?.os === "string" && typeof p.architecture === "string"
-    ? `${p.os}/${p.architecture}`
-    : "?";
+function isIndexEntry(value: unknown): value is IndexEntry {
+  if (!isDescriptor(value)) return false;
+  const { platform } = value as IndexEntry;
+  return (
+    platform === undefined ||
+    (typeof platform === "object" &&
+      platform !== null &&
+      typeof platform.architecture === "string" &&
+      ["string", "undefined"].includes(typeof platform.os) &&
+      ["string", "undefined"].includes(typeof platform.variant))
+  );
 }
 
-/**
- * `json` as an image manifest, or, for an image index of exactly one manifest, that manifest's
- * descriptor (to follow); throws a TransferError naming `where` for anything else.
- */
-function asImageManifest(
-  json: unknown,
-  contentType: string,
-  where: string,
-): ImageManifest | Descriptor {
+/** `json` as an image manifest or index; throws what `fail` makes for anything else. */
+function asDocument(json: unknown, contentType: string, fail: (why: string) => Error): Document {
   const doc = (typeof json === "object" && json !== null ? json : {}) as Record<string, unknown>;
   const mediaType = typeof doc.mediaType === "string" ? doc.mediaType : contentType;
-  const fail = (why: string) => new TransferError(where, why, { retryable: false });
   if (INDEXES.includes(mediaType) || Array.isArray(doc.manifests)) {
-    const entries: unknown[] = Array.isArray(doc.manifests) ? doc.manifests : [];
-    if (entries.length === 1 && isDescriptor(entries[0])) return entries[0];
-    const platforms = entries.map(platformOf).join(", ");
-    throw fail(
-      entries.length === 0
-        ? "is an empty image index"
-        : `is an image index of ${entries.length} platforms (${platforms}): point to one manifest by its digest`,
-    );
+    const { manifests } = doc;
+    if (!Array.isArray(manifests) || !manifests.every(isIndexEntry)) {
+      throw fail("is a malformed image index");
+    }
+    return { kind: "index", manifests };
   }
-  if (mediaType !== OCI_MANIFEST && mediaType !== DOCKER_MANIFEST) {
+  if (!MANIFESTS.includes(mediaType)) {
     throw fail(`is not an image manifest (media type "${mediaType}")`);
   }
   const { config, layers } = doc;
   if (!isDescriptor(config) || !Array.isArray(layers) || !layers.every(isDescriptor)) {
     throw fail("is a malformed image manifest");
   }
-  return { mediaType, config, layers };
+  return { kind: "manifest", manifest: { mediaType, config, layers } };
 }
 
 /**
- * Fetches the manifest `client.ref` names (its digest if pinned, else its tag), asking for OCI
- * and Docker v2 manifests. A pinned digest must match the bytes received. An image index of one
- * manifest (what multi-platform tools push for a single platform) is followed to that manifest.
+ * Fetches the manifest or index `reference` (a tag or a digest) names in `client`'s repository;
+ * with `pinned`, its bytes must have that digest. Errors are TransferErrors naming `where`.
  */
-export async function fetchManifest(client: OciClient): Promise<FetchedManifest> {
-  const where = formatOciReference(client.ref);
-  const first = await fetchDocument(client, manifestReference(client.ref), client.ref.digest);
-  const found = asImageManifest(first.json, first.contentType, where);
-  if (!("digest" in found)) return { manifest: found, digest: first.digest };
-  const only = await fetchDocument(client, found.digest, found.digest);
-  const manifest = asImageManifest(only.json, only.contentType, `${where} (${found.digest})`);
-  if ("digest" in manifest)
-    throw new TransferError(where, "is an index of an index", { retryable: false });
-  return { manifest, digest: only.digest };
-}
-
-/** The manifest or index `reference` (a tag or digest) names; `pinned`: the digest it must have. */
 async function fetchDocument(
   client: OciClient,
   reference: string,
   pinned: string | undefined,
-): Promise<{ json: unknown; contentType: string; digest: string }> {
-  const where = formatOciReference(client.ref);
-  const url = client.url(`manifests/${reference}`);
-  const accept = [OCI_MANIFEST, DOCKER_MANIFEST, ...INDEXES].join(", ");
-  const response = await client.request(url, { headers: { accept } });
-  // The caller's error names the image (`cannot download oci://...`): "manifest" says what failed.
-  if (response.status !== 200) throw await registryFailure(response, "manifest");
+  where: string,
+): Promise<{ document: Document; digest: string }> {
+  const fail = (why: string) => new TransferError(where, why, { retryable: false });
+  const accept = [...MANIFESTS, ...INDEXES].join(", ");
+  const response = await client.request(client.url(`manifests/${reference}`), {
+    headers: { accept },
+  });
+  if (response.status !== 200) {
+    const what = reference.startsWith("sha256:") ? "manifest" : "tag";
+    throw await client.failure(response, `${what} ${reference}`);
+  }
   const text = await readText(response);
   const digest = `sha256:${createHash("sha256").update(text).digest("hex")}`;
   if (pinned !== undefined && pinned !== digest) {
-    throw new TransferError(where, `the registry sent a manifest whose digest is ${digest}`, {
+    throw fail(`the registry sent a manifest whose digest is ${digest}, not ${pinned}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw fail("the manifest is not JSON");
+  }
+  const contentType = response.headers["content-type"]?.split(";")[0]?.trim() ?? "";
+  return { document: asDocument(json, contentType, fail), digest };
+}
+
+/**
+ * Fetches the image manifest `client.ref` names (by its digest if pinned, else its tag), asking
+ * for OCI and Docker v2 manifests and indexes. An image index leads to its child manifest for
+ * `arch` (the registry entry's; see `pickPlatformManifest`), fetched by its digest. A pinned
+ * digest must match the bytes received, and so must each child's.
+ */
+export async function fetchManifest(client: OciClient, arch?: string): Promise<FetchedManifest> {
+  const where = formatOciReference(client.ref);
+  const top = await fetchDocument(client, manifestReference(client.ref), client.ref.digest, where);
+  if (top.document.kind === "manifest") {
+    return { manifest: top.document.manifest, digest: top.digest };
+  }
+  const child = pickPlatformManifest(top.document.manifests, arch, where);
+  const fail = (why: string) =>
+    new TransferError(where, `the image index's manifest for ${formatPlatform(child)} ${why}`, {
       retryable: false,
     });
+  if (!MANIFESTS.includes(child.mediaType)) {
+    throw fail(`is not an image manifest (media type "${child.mediaType}")`);
   }
-  try {
-    return {
-      json: JSON.parse(text),
-      contentType: response.headers["content-type"]?.split(";")[0]?.trim() ?? "",
-      digest,
-    };
-  } catch {
-    throw new TransferError(where, "the manifest is not JSON", { retryable: false });
-  }
+  const fetched = await fetchDocument(client, child.digest, child.digest, where);
+  if (fetched.document.kind !== "manifest") throw fail("is an image index itself");
+  return { manifest: fetched.document.manifest, digest: fetched.digest };
 }
 
 /** A layer's file name from its title annotation, if any. */
@@ -145,20 +170,40 @@ export function layerTitle(layer: Descriptor): string | undefined {
   return layer.annotations?.[TITLE_ANNOTATION];
 }
 
+/** The OCI layer media type `publish` gives an archive, from its file name. */
+export function layerMediaType(fileName: string): string {
+  const compression = compressionOf(fileName);
+  return compression === "none" ? TAR_LAYER : `${TAR_LAYER}+${compression}`;
+}
+
 /**
- * The layer holding the archive: the only layer, or the only one whose title ends in an archive
- * extension (`.tar.gz`, `.tar.xz`, ...). Throws a {@link TransferError} naming `where` otherwise.
+ * The compression a layer media type names when it is a tar layer's ({@link TAR_LAYER_TYPE}):
+ * `none` for a plain tar; undefined for any other type (`application/octet-stream`, a README's
+ * `text/markdown`, a type of the publisher's own).
  */
-export function pickArchiveLayer(manifest: ImageManifest, where: string): Descriptor {
-  if (manifest.layers.length === 1 && manifest.layers[0] !== undefined) return manifest.layers[0];
-  const archives = manifest.layers.filter((layer) => {
-    const title = layerTitle(layer);
-    return title !== undefined && archiveExtension(title) !== undefined;
-  });
-  if (archives.length === 1 && archives[0] !== undefined) return archives[0];
-  const found = `${manifest.layers.length} layers, ${archives.length} titled as an archive`;
-  throw new TransferError(where, `cannot tell which layer is the image archive (${found})`, {
-    retryable: false,
-    hint: `give the archive layer an ${TITLE_ANNOTATION} annotation ending in ${ARCHIVE_EXTENSIONS.join(", ")}`,
-  });
+export function layerCompression(mediaType: string): Compression | undefined {
+  const tar = TAR_LAYER_TYPE.exec(mediaType.toLowerCase());
+  return tar === null ? undefined : ((tar[1] as Compression | undefined) ?? "none");
+}
+
+/** True when the layer's title ends like an archive (`.tar.gz`, `.tar.xz`, ...). */
+function titledAsArchive(layer: Descriptor): boolean {
+  const title = layerTitle(layer);
+  return title !== undefined && archiveExtension(title) !== undefined;
+}
+
+/**
+ * The layer holding the archive: the one whose digest is `sha256` (the registry entry's) when one
+ * is; else the only layer, else the only one whose title ends like an archive, else (no layer
+ * titled so) the only one of a tar media type. Undefined when that does not tell.
+ */
+export function findArchiveLayer(manifest: ImageManifest, sha256?: string): Descriptor | undefined {
+  const { layers } = manifest;
+  const byDigest = layers.find((layer) => layer.digest === `sha256:${sha256}`);
+  if (byDigest !== undefined) return byDigest;
+  if (layers.length === 1) return layers[0];
+  const titled = layers.filter(titledAsArchive);
+  if (titled.length > 0) return titled.length === 1 ? titled[0] : undefined;
+  const typed = layers.filter((layer) => layerCompression(layer.mediaType) !== undefined);
+  return typed.length === 1 ? typed[0] : undefined;
 }

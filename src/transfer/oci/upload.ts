@@ -7,11 +7,10 @@
 import { createHash } from "node:crypto";
 import { open, type FileHandle } from "node:fs/promises";
 import { basename } from "node:path";
-import { compressionOf } from "../../archive/extensions.js";
-import { fsError } from "../../errors.js";
+import { AxError, fsError } from "../../errors.js";
 import type { HttpResponse } from "../http.js";
-import { OciClient, registryFailure, type OciClientOptions } from "./client.js";
-import { OCI_MANIFEST, TITLE_ANNOTATION, type Descriptor } from "./manifest.js";
+import { OciClient, type OciClientOptions } from "./client.js";
+import { layerMediaType, OCI_MANIFEST, TITLE_ANNOTATION, type Descriptor } from "./manifest.js";
 import { formatOciReference, type OciReference } from "./reference.js";
 
 /** `artifactType` of the manifests `publish` writes. */
@@ -28,6 +27,8 @@ export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
 export interface PushOptions extends OciClientOptions {
   /** Archives larger than this go up in chunks of this size (default 4 MiB). */
   chunkSize?: number;
+  /** Told the archive's bytes sent so far, after each request that sent some. */
+  onProgress?: (sent: number, total: number) => void;
 }
 
 /** What {@link pushArchive} did. */
@@ -38,13 +39,6 @@ export interface PushResult {
   layer: Descriptor;
   /** False when the registry had the archive's blob already. */
   uploaded: boolean;
-}
-
-/** The OCI layer media type for an archive file name. */
-export function layerMediaType(fileName: string): string {
-  const compression = compressionOf(fileName);
-  const base = "application/vnd.oci.image.layer.v1.tar";
-  return compression === "none" ? base : `${base}+${compression}`;
 }
 
 /** Where the next part of an upload goes: the `Location` of `response`, made absolute. */
@@ -77,11 +71,12 @@ async function readChunk(file: FileHandle, path: string, position: number, lengt
 
 /** `response` when its status is `status` (its body discarded); else the registry's failure. */
 async function expectStatus(
+  client: OciClient,
   response: HttpResponse,
   status: number,
   what: string,
 ): Promise<HttpResponse> {
-  if (response.status !== status) throw await registryFailure(response, what);
+  if (response.status !== status) throw await client.failure(response, what);
   response.body.destroy();
   return response;
 }
@@ -93,7 +88,7 @@ async function hasBlob(client: OciClient, digest: string): Promise<boolean> {
     response.body.destroy();
     return false;
   }
-  await expectStatus(response, 200, `blob ${digest}`);
+  await expectStatus(client, response, 200, `blob ${digest}`);
   return true;
 }
 
@@ -101,7 +96,7 @@ async function hasBlob(client: OciClient, digest: string): Promise<boolean> {
  * Uploads a blob of `size` bytes, `read(position, length)` giving its bytes: every chunk but the
  * last as a PATCH (each to the location the previous answer gave), the last one with the closing
  * PUT; a blob that fits in one chunk is a single PUT. Chunks are at least the registry's
- * `OCI-Chunk-Min-Length`.
+ * `OCI-Chunk-Min-Length`. `onSent` is told the bytes sent after each request.
  */
 async function uploadBlob(
   client: OciClient,
@@ -109,9 +104,11 @@ async function uploadBlob(
   size: number,
   read: (position: number, length: number) => Promise<Buffer>,
   chunkSize: number,
+  onSent?: (sent: number) => void,
 ): Promise<void> {
   const what = `upload of ${digest} to ${formatOciReference(client.ref)}`;
   const started = await expectStatus(
+    client,
     await client.request(client.url("blobs/uploads/"), { method: "POST" }),
     202,
     what,
@@ -128,7 +125,8 @@ async function uploadBlob(
       body: await read(position, chunk),
       retry: false,
     });
-    location = uploadLocation(await expectStatus(sent, 202, `${what} (bytes ${range})`));
+    location = uploadLocation(await expectStatus(client, sent, 202, `${what} (bytes ${range})`));
+    onSent?.(position + chunk);
   }
   const closed = await client.request(withDigest(location, digest), {
     method: "PUT",
@@ -136,7 +134,8 @@ async function uploadBlob(
     body: await read(position, size - position),
     retry: false,
   });
-  await expectStatus(closed, 201, what);
+  await expectStatus(client, closed, 201, what);
+  onSent?.(size);
 }
 
 /**
@@ -168,7 +167,9 @@ export async function pushArchive(
     }
     try {
       const read = (position: number, length: number) => readChunk(handle, path, position, length);
-      await uploadBlob(client, layer.digest, file.size, read, chunkSize);
+      const onSent = (sent: number) => options.onProgress?.(sent, file.size);
+      onSent(0);
+      await uploadBlob(client, layer.digest, file.size, read, chunkSize, onSent);
       uploaded = true;
     } finally {
       await handle.close();
@@ -198,7 +199,14 @@ export async function pushArchive(
     headers: { "content-type": OCI_MANIFEST },
     body: manifest,
   });
-  await expectStatus(response, 201, `manifest of ${formatOciReference(ref)}`);
+  await expectStatus(client, response, 201, `manifest of ${formatOciReference(ref)}`);
   const manifestDigest = `sha256:${createHash("sha256").update(manifest).digest("hex")}`;
+  // The entry will pin this digest: a registry that stored other bytes would make it unpullable.
+  const stored = response.headers["docker-content-digest"];
+  if (stored !== undefined && stored !== manifestDigest) {
+    throw new AxError(
+      `${formatOciReference(ref)}: the registry stored the manifest as ${stored}, not as the ${manifestDigest} sent`,
+    );
+  }
   return { manifestDigest, layer, uploaded };
 }

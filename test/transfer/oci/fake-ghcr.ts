@@ -1,6 +1,7 @@
 /**
  * A stand-in for ghcr.io on 127.0.0.1: every `/v2/` request needs a Bearer token, which its token
- * endpoint hands out anonymously after a `WWW-Authenticate: Bearer realm,service,scope` challenge;
+ * endpoint hands out after a `WWW-Authenticate: Bearer realm,service,scope` challenge, to anyone
+ * (a GET, anonymous or with Basic auth, or an OAuth2 refresh-token grant POSTed as a form);
  * blobs are 307-redirected to a "CDN" (a fault server reached as `localhost`, another origin), so
  * tests can check that no Authorization header follows the redirect and can cut blob bodies.
  */
@@ -17,9 +18,13 @@ export const FAKE_SERVICE = "fake-ghcr";
 
 /** A token request the fake received. */
 export interface TokenRequest {
+  method: string;
   service: string | null;
   scope: string | null;
   authorization: string | undefined;
+  /** A POST's `grant_type` and `refresh_token`. */
+  grantType?: string | null;
+  refreshToken?: string | null;
 }
 
 /** What {@link FakeGhcr.publish} stored. */
@@ -70,18 +75,31 @@ export async function startFakeGhcr(): Promise<FakeGhcr> {
   let issued = 0;
   let base = "";
 
-  const server = http.createServer((req, res) => {
+  const server = http.createServer(async (req, res) => {
     const url = new URL(req.url ?? "/", base);
     if (url.pathname === "/token") {
+      const method = req.method ?? "GET";
+      let form = url.searchParams;
+      if (method === "POST") {
+        const chunks: Buffer[] = [];
+        for await (const chunk of req) chunks.push(chunk as Buffer);
+        form = new URLSearchParams(Buffer.concat(chunks).toString());
+      }
       tokens.push({
-        service: url.searchParams.get("service"),
-        scope: url.searchParams.get("scope"),
+        method,
+        service: form.get("service"),
+        scope: form.get("scope"),
         authorization: req.headers.authorization,
+        ...(method === "POST"
+          ? { grantType: form.get("grant_type"), refreshToken: form.get("refresh_token") }
+          : {}),
       });
       const token = `token-${++issued}`;
       valid.add(token);
       res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify({ token, expires_in: 300 }));
+      // OAuth2 answers say `access_token`, the Docker token protocol `token`.
+      const key = method === "POST" ? "access_token" : "token";
+      res.end(JSON.stringify({ [key]: token, expires_in: 300 }));
       return;
     }
     const authorization = req.headers.authorization;

@@ -7,6 +7,7 @@ import type { Config } from "../../../src/config/config.js";
 import { AxError, ChecksumError } from "../../../src/errors.js";
 import { pull, type PullOptions } from "../../../src/ops/pull.js";
 import type { ImageEntry } from "../../../src/registry/types.js";
+import { OCI_MANIFEST } from "../../../src/transfer/oci/manifest.js";
 import { closedPort } from "../../helpers/fault-server.js";
 import { makeTar, makeTarGz, sha256, tempDir } from "../../helpers/images.js";
 import { FAKE_SERVICE, startFakeGhcr, type FakeGhcr } from "./fake-ghcr.js";
@@ -72,6 +73,7 @@ describe("pull from an OCI registry that works like ghcr.io", () => {
     assert.deepEqual(await readFile(res.archive), archive);
     const token = fake.tokens[tokensBefore];
     assert.deepEqual(token, {
+      method: "GET",
       service: FAKE_SERVICE,
       scope: "repository:acme/guests/linux:pull",
       authorization: undefined,
@@ -172,6 +174,60 @@ describe("pull from an OCI registry that works like ghcr.io", () => {
     const res = await pullEntry(entry("docker", `oci://${fake.host}/acme/docker:1.0`, img.sha256));
     assert.equal(await readFile(join(res.path, "kernel"), "utf8"), "docker");
     assert.equal(res.archive, join(store, "docker-1.0.tar.gz"));
+  });
+
+  it("refuses image indexes that are malformed, nest, or lie about a child's digest", async () => {
+    const archive = await makeTarGz([{ name: "kernel", data: "indexed" }]);
+    const img = fake.publish("acme/indexed", "1.0", archive, { title: "indexed.tar.gz" });
+    const INDEX = "application/vnd.oci.image.index.v1+json";
+    const digestOf = (body: Buffer) => `sha256:${sha256(body)}`;
+    const arm64 = { architecture: "arm64", os: "linux" };
+    const child = (digest: string, mediaType = OCI_MANIFEST) => ({
+      mediaType,
+      digest,
+      size: 1,
+      platform: arm64,
+    });
+    const index = (tag: string, ...children: object[]) => {
+      const body = Buffer.from(
+        JSON.stringify({ schemaVersion: 2, mediaType: INDEX, manifests: children }),
+      );
+      fake.setManifest("acme/indexed", tag, body, INDEX);
+      fake.setManifest("acme/indexed", digestOf(body), body, INDEX);
+      return digestOf(body);
+    };
+    const refused = async (tag: string, pattern: RegExp) =>
+      assert.rejects(
+        pullEntry(entry(tag, `oci://${fake.host}/acme/indexed:${tag}`, img.sha256)),
+        (err) => {
+          assert.ok(err instanceof AxError, String(err));
+          assert.match(err.message, pattern);
+          return true;
+        },
+      );
+
+    index("good", child(img.manifestDigest));
+    const res = await pullEntry(entry("good", `oci://${fake.host}/acme/indexed:good`, img.sha256));
+    assert.equal(await readFile(join(res.path, "kernel"), "utf8"), "indexed");
+
+    index("traversal", child("sha256:../../../../etc/passwd"));
+    await refused("traversal", /is a malformed image index/);
+    const inner = index("inner", child(img.manifestDigest));
+    index("nested", child(inner));
+    await refused("nested", /the image index's manifest for linux\/arm64 is an image index itself/);
+    index("typed", child(img.manifestDigest, "application/vnd.oci.image.config.v1+json"));
+    await refused("typed", /manifest for linux\/arm64 is not an image manifest \(media type/);
+    const liar = `sha256:${sha256("not this manifest")}`;
+    fake.setManifest("acme/indexed", liar, img.manifest);
+    index("liar", child(liar));
+    await refused(
+      "liar",
+      new RegExp(`manifest whose digest is ${img.manifestDigest}, not ${liar}`),
+    );
+    assert.ok(
+      !fake.requests.some((r) => r.path.includes("..")),
+      "no request went out for a malformed digest",
+    );
   });
 
   it("tries mirrors of oci:// URLs first, and falls back past a mirror without the image", async () => {

@@ -3,17 +3,20 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { AxError } from "../../../src/errors.js";
-import { TransferError } from "../../../src/transfer/http.js";
 import { parseChallenge } from "../../../src/transfer/oci/client.js";
-import { dockerCredentials } from "../../../src/transfer/oci/credentials.js";
-import { pickArchiveLayer, type ImageManifest } from "../../../src/transfer/oci/manifest.js";
+import { loginSource } from "../../../src/transfer/oci/credentials.js";
+import {
+  findArchiveLayer,
+  layerCompression,
+  layerMediaType,
+  type ImageManifest,
+} from "../../../src/transfer/oci/manifest.js";
 import {
   formatOciReference,
   isOciUrl,
   parseOciReference,
   registryBaseUrl,
 } from "../../../src/transfer/oci/reference.js";
-import { layerMediaType } from "../../../src/transfer/oci/upload.js";
 import { tempDir } from "../../helpers/images.js";
 
 const DIGEST = `sha256:${"ab".repeat(32)}`;
@@ -121,32 +124,65 @@ describe("docker login credentials", () => {
         },
         "harbor.lan:8443": { username: "robot$ci", password: "pw" },
         "empty.example": {},
+        "acr.example": { auth: "", identitytoken: "refresh-me" },
       },
+    });
+    const file = join(env.DOCKER_CONFIG!, "config.json");
+    assert.deepEqual(await loginSource("ghcr.io", env), {
+      file,
+      stored: {
+        kind: "password",
+        username: "octocat",
+        password: "ghp_token:with:colons",
+        source: file,
+      },
+    });
+    assert.deepEqual(await loginSource("harbor.lan:8443", env), {
+      file,
+      stored: { kind: "password", username: "robot$ci", password: "pw", source: file },
+    });
+    assert.deepEqual(await loginSource("acr.example", env), {
+      file,
+      stored: { kind: "identity-token", token: "refresh-me", source: file },
+    });
+    assert.deepEqual(await loginSource("harbor.lan", env), { file }, "the port matters");
+    assert.deepEqual(await loginSource("empty.example", env), { file });
+  });
+
+  it("names the host's credential helper: credHelpers[host] first, then credsStore", async () => {
+    const env = await withConfig("helpers", {
+      auths: { "ghcr.io": { auth: Buffer.from("a:b").toString("base64") } },
+      credHelpers: { "Harbor.lan:8443": "pass", "ecr.example": "ecr-login" },
       credsStore: "desktop",
     });
-    const source = join(env.DOCKER_CONFIG!, "config.json");
-    assert.deepEqual(await dockerCredentials("ghcr.io", env), {
-      username: "octocat",
-      password: "ghp_token:with:colons",
-      source,
+    const file = join(env.DOCKER_CONFIG!, "config.json");
+    assert.deepEqual(await loginSource("harbor.lan:8443", env), {
+      file,
+      helper: { program: "docker-credential-pass", setting: 'credHelpers["Harbor.lan:8443"]' },
     });
-    assert.deepEqual(await dockerCredentials("harbor.lan:8443", env), {
-      username: "robot$ci",
-      password: "pw",
-      source,
+    assert.deepEqual(await loginSource("ghcr.io", env), {
+      file,
+      helper: { program: "docker-credential-desktop", setting: "credsStore" },
     });
-    assert.equal(await dockerCredentials("harbor.lan", env), undefined, "the port matters");
-    assert.equal(await dockerCredentials("empty.example", env), undefined);
+    const bad = await withConfig("bad-helper", { credsStore: "../../tmp/x" });
+    await assert.rejects(loginSource("ghcr.io", bad), (err) => {
+      assert.ok(err instanceof AxError);
+      assert.match(
+        err.message,
+        /credsStore "\.\.\/\.\.\/tmp\/x" is not the name of a credential helper/,
+      );
+      return true;
+    });
   });
 
   it("has none without a file, and names a file that is not JSON", async () => {
-    assert.equal(
-      await dockerCredentials("ghcr.io", { DOCKER_CONFIG: join(dir.path, "none") }),
-      undefined,
-    );
+    const none = join(dir.path, "none");
+    assert.deepEqual(await loginSource("ghcr.io", { DOCKER_CONFIG: none }), {
+      file: join(none, "config.json"),
+    });
     const env = await withConfig("broken", "{ not json");
     await assert.rejects(
-      dockerCredentials("ghcr.io", env),
+      loginSource("ghcr.io", env),
       (err) =>
         err instanceof AxError && err.message.startsWith(join(env.DOCKER_CONFIG!, "config.json")),
     );
@@ -154,8 +190,8 @@ describe("docker login credentials", () => {
 });
 
 describe("the archive layer of a manifest", () => {
-  const layer = (title?: string, digest = DIGEST) => ({
-    mediaType: "application/vnd.oci.image.layer.v1.tar",
+  const layer = (title?: string, digest = DIGEST, mediaType = "application/octet-stream") => ({
+    mediaType,
     digest,
     size: 1,
     ...(title === undefined ? {} : { annotations: { "org.opencontainers.image.title": title } }),
@@ -165,29 +201,38 @@ describe("the archive layer of a manifest", () => {
     config: layer(),
     layers,
   });
+  const other = `sha256:${"cd".repeat(32)}`;
+  const third = `sha256:${"ef".repeat(32)}`;
 
-  it("is the only layer, or the only one titled as an archive", () => {
-    assert.equal(pickArchiveLayer(manifest(layer()), "ref").digest, DIGEST);
-    const other = `sha256:${"cd".repeat(32)}`;
-    const picked = pickArchiveLayer(
-      manifest(layer("README.md"), layer("linux.TAR.XZ", other)),
-      "ref",
+  it("is the one whose digest is the entry's sha256, whatever the titles say", () => {
+    const m = manifest(
+      layer("a-0.1.tar.gz"),
+      layer("a-0.2.tar.gz", other),
+      layer("README.md", third),
     );
-    assert.equal(picked.digest, other);
+    assert.equal(findArchiveLayer(m, "cd".repeat(32))?.digest, other);
+    assert.equal(findArchiveLayer(m, "ef".repeat(32))?.digest, third);
+  });
+
+  it("without a digest to go by: the only layer, the only one titled as an archive, or of a tar type", () => {
+    assert.equal(findArchiveLayer(manifest(layer()))?.digest, DIGEST);
+    const titled = manifest(layer("README.md"), layer("linux.TAR.XZ", other));
+    assert.equal(findArchiveLayer(titled)?.digest, other);
+    const tgz = "application/vnd.oci.image.layer.v1.tar+gzip";
+    const typed = manifest(layer(undefined, DIGEST, "text/markdown"), layer(undefined, other, tgz));
+    assert.equal(findArchiveLayer(typed)?.digest, other);
+    assert.equal(findArchiveLayer(typed, "00".repeat(32))?.digest, other, "a sha256 no layer has");
   });
 
   it("cannot be told among several archives, or none", () => {
+    const tgz = "application/vnd.oci.image.layer.v1.tar+gzip";
     for (const m of [
-      manifest(layer("a.tar.gz"), layer("b.tgz")),
-      manifest(layer(), layer()),
+      manifest(layer("a.tar.gz"), layer("b.tgz", other)),
+      manifest(layer(), layer(undefined, other)),
+      manifest(layer(undefined, DIGEST, tgz), layer(undefined, other, tgz)),
       manifest(),
     ]) {
-      assert.throws(
-        () => pickArchiveLayer(m, "oci://h/a:1"),
-        (err) =>
-          err instanceof TransferError &&
-          /oci:\/\/h\/a:1: cannot tell which layer/.test(err.message),
-      );
+      assert.equal(findArchiveLayer(m), undefined);
     }
   });
 
@@ -197,5 +242,24 @@ describe("the archive layer of a manifest", () => {
     assert.equal(layerMediaType("linux.tar.zst"), "application/vnd.oci.image.layer.v1.tar+zstd");
     assert.equal(layerMediaType("linux.tar.xz"), "application/vnd.oci.image.layer.v1.tar+xz");
     assert.equal(layerMediaType("linux.tar"), "application/vnd.oci.image.layer.v1.tar");
+  });
+
+  it("reads the compression of tar layer media types, and of no other type", () => {
+    const cases: [string, string | undefined][] = [
+      ["application/vnd.oci.image.layer.v1.tar", "none"],
+      ["application/vnd.oci.image.layer.v1.tar+gzip", "gzip"],
+      ["application/vnd.oci.image.layer.v1.tar+zstd", "zstd"],
+      ["application/vnd.oci.image.layer.v1.tar+xz", "xz"],
+      ["application/vnd.oci.image.layer.nondistributable.v1.tar+gzip", "gzip"],
+      ["application/vnd.docker.image.rootfs.diff.tar.gzip", "gzip"],
+      ["application/vnd.docker.image.rootfs.diff.tar.zstd", "zstd"],
+      ["application/x-tar", "none"],
+      ["application/octet-stream", undefined],
+      ["text/markdown", undefined],
+      ["application/vnd.acme.guitar", undefined],
+      ["application/vnd.oci.image.layer.v1.tar+bzip2", undefined],
+    ];
+    for (const [type, compression] of cases)
+      assert.equal(layerCompression(type), compression, type);
   });
 });

@@ -68,31 +68,33 @@ describe(
       assert.equal(published.push?.uploaded, true);
       assert.equal(published.action, "added");
       assert.ok(countRequests(registry.log(), "PATCH") >= 3, "the archive went up in chunks");
-      const [entry] = parseRegistry(await readFile(registryFile, "utf8"), registryFile).images;
+      const text = await readFile(registryFile, "utf8");
+      const [entry] = parseRegistry(text, registryFile).images;
+      const digest = published.push?.manifestDigest;
       assert.deepEqual(entry, {
         name: "linux",
         version: "1.0",
         description: "Linux guest",
         sha256: sha256(archive),
         arch: "aarch64",
-        url: `oci://${registry.host}/guests/linux:1.0`,
+        url: `oci://${registry.host}/guests/linux@${digest}`,
         released_at: "2026-04-10T02:35:51Z",
       });
-
-      const byTag = await pull(config("by-tag"), "linux:1.0");
-      assert.deepEqual(await readFile(join(byTag.path, "qemu-aarch64")), KERNEL);
-      assert.equal(byTag.archive, join(root.path, "by-tag", "linux-1.0.tar.gz"));
-
-      const pinned = {
-        ...entry!,
-        url: `oci://${registry.host}/guests/linux@${published.push?.manifestDigest}`,
-      };
-      const byDigest = await pull(config("by-digest"), "linux:1.0", { images: [pinned] });
-      assert.deepEqual(await readFile(join(byDigest.path, "qemu-aarch64")), KERNEL);
-      assert.match(
-        registry.log(),
-        new RegExp(`"GET /v2/guests/linux/manifests/${published.push?.manifestDigest}`),
+      assert.ok(
+        text.includes(
+          `url = "${entry?.url}"  # pushed as oci://${registry.host}/guests/linux:1.0\n`,
+        ),
+        text,
       );
+
+      const byDigest = await pull(config("by-digest"), "linux:1.0");
+      assert.deepEqual(await readFile(join(byDigest.path, "qemu-aarch64")), KERNEL);
+      assert.equal(byDigest.archive, join(root.path, "by-digest", "linux-1.0.tar.gz"));
+      assert.match(registry.log(), new RegExp(`"GET /v2/guests/linux/manifests/${digest}`));
+
+      const tagged = { ...entry!, url: `oci://${registry.host}/guests/linux:1.0` };
+      const byTag = await pull(config("by-tag"), "linux:1.0", { images: [tagged] });
+      assert.deepEqual(await readFile(join(byTag.path, "qemu-aarch64")), KERNEL);
 
       const again = await publish(options);
       assert.equal(again.push?.uploaded, false, "a blob the registry has is not sent again");
@@ -115,9 +117,11 @@ describe(
         { cwd: dir, env: cliEnv({ DOCKER_CONFIG: join(dir, "none") }) },
       );
       assert.equal(published.code, 0, published.stderr);
-      assert.equal(published.stdout, `${to}\n`);
+      const pinned = `oci://${registry.host}/guests/nimbos@sha256:`;
+      assert.ok(published.stdout.startsWith(pinned), published.stdout);
       const text = await readFile(registryFile, "utf8");
       assert.ok(text.startsWith(kept), "the include and the comment are kept");
+      assert.ok(text.includes(`  # pushed as ${to}\n`), text);
       await writeFile(join(dir, "older.toml"), ""); // the include must resolve for sync
 
       const store = join(dir, "fresh-store");
@@ -178,16 +182,12 @@ describe(
       });
       assert.equal(put.status, 201, await put.text());
       const text = await readFile(registryFile, "utf8");
-      await writeFile(
-        registryFile,
-        text +
-          text
-            .replaceAll('"single"', '"indexed"')
-            .replace(`${to}"`, `${to.replace(":1.0", ":indexed")}"`) +
-          text
-            .replaceAll('"single"', '"gone"')
-            .replace(`${to}"`, `${to.replace(":1.0", ":gone")}"`),
-      );
+      // The same entry under another name, its URL the tag `tag` (publish pinned the digest).
+      const renamed = (name: string, tag: string) =>
+        text
+          .replaceAll('"single"', `"${name}"`)
+          .replace(/^url = .*$/m, `url = "${to.replace(":1.0", `:${tag}`)}"`);
+      await writeFile(registryFile, text + renamed("indexed", "indexed") + renamed("gone", "gone"));
 
       const store = join(dir, "store");
       const gone = await runCli(["-S", store, "-R", registryFile, "pull", "gone"], {
@@ -208,6 +208,41 @@ describe(
       assert.equal(indexed.code, 0, indexed.stderr);
       assert.doesNotMatch(indexed.stderr, /several platforms/);
       assert.equal(await readFile(join(indexed.stdout.trim(), "k"), "utf8"), "kernel");
+    });
+
+    it("shows the upload's progress as a pull does, and pins the new digest when the tag moves", async () => {
+      const dir = join(root.path, "progress");
+      await mkdir(dir);
+      const registryFile = join(dir, "registry.toml");
+      const to = `oci://${registry.host}/guests/big:1.0`;
+      const publishCli = async (data: Buffer) => {
+        const archivePath = join(dir, "big.tar");
+        await writeFile(archivePath, await makeTar([{ name: "big.img", data }]));
+        return runCli(
+          ["publish", archivePath, "--name", "big", "--version", "1.0", "--arch", "riscv64"].concat(
+            ["--description", "Big", "--to", to, "--registry-file", registryFile],
+          ),
+          { cwd: dir, env: cliEnv({ DOCKER_CONFIG: join(dir, "none") }) },
+        );
+      };
+      // 9 MiB: two 4 MiB chunks and the rest, reported in the plain lines of a pull.
+      const first = await publishCli(randomBytes(9 * 1024 * 1024));
+      assert.equal(first.code, 0, first.stderr);
+      const lines = first.stderr.split("\n");
+      assert.ok(lines.includes("big:1.0: sending 9.00 MiB"), first.stderr);
+      assert.ok(lines.includes("big:1.0: 44% (4.00 MiB of 9.00 MiB)"), first.stderr);
+      assert.ok(lines.includes("big:1.0: 88% (8.00 MiB of 9.00 MiB)"), first.stderr);
+      assert.ok(
+        lines.some((l) => /^big:1\.0: 9\.00 MiB in .* \(.*\/s\)$/.test(l)),
+        first.stderr,
+      );
+
+      const second = await publishCli(randomBytes(1024));
+      assert.equal(second.code, 0, second.stderr);
+      assert.notEqual(second.stdout, first.stdout, "a new manifest, a new digest");
+      const text = await readFile(registryFile, "utf8");
+      assert.equal(text.match(/# pushed as/g)?.length, 1, text);
+      assert.ok(text.includes(`url = "${second.stdout.trim()}"  # pushed as ${to}\n`), text);
     });
   },
 );
@@ -279,7 +314,7 @@ describe("a registry with htpasswd logins", { skip: missingRegistry({ htpasswd: 
       env: cliEnv({ DOCKER_CONFIG: join(root.path, "none") }),
     });
     assert.equal(refused.code, 1);
-    const url = `oci://${registry.host}/boards/rk3588:1.0`;
+    const url = parseRegistry(await readFile(registryFile, "utf8"), registryFile).images[0]?.url;
     assert.ok(
       refused.stderr.endsWith(
         `error: rk3588:1.0: cannot download ${url}: requires a login to pull boards/rk3588\n${hint}`,

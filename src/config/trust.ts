@@ -1,0 +1,68 @@
+/**
+ * Trust: the publishers' keys a user pins per registry, as `[[trust]]` tables of `.image.toml`
+ * give them, and which of them apply to a registry being synced.
+ *
+ * ```toml
+ * require_signatures = true            # or --require-signatures: refuse any unsigned registry
+ *
+ * [[trust]]
+ * registry = "https://example.org/axvisor-registry/"   # a prefix of the registry's URL or path
+ * keys = ["RWQ...", "RWS..."]          # minisign public keys; several at once for a rotation
+ * ```
+ */
+import { AxError } from "../errors.js";
+import { parsePublicKey, type PublicKey } from "../minisign.js";
+
+/** One `[[trust]]` table: the keys pinned for the registries whose location starts with `registry`. */
+export interface TrustRule {
+  /** A prefix of the registry's URL or path (the root registry's, as configured). */
+  registry: string;
+  /** The pinned keys, any of which may sign every file of such a registry. */
+  keys: PublicKey[];
+}
+
+/**
+ * Parses the `trust` value of the config file `path` (an array of `[[trust]]` tables with exactly
+ * a non-empty `registry` string and a non-empty `keys` array of minisign public keys).
+ *
+ * @throws AxError naming the file, the table and the key at fault.
+ */
+export function parseTrustTables(value: unknown, path: string): TrustRule[] {
+  if (!Array.isArray(value)) throw new AxError(`${path}: trust must be [[trust]] tables`);
+  return value.map((table: unknown, i) => {
+    const t = table as Record<string, unknown>;
+    if (
+      typeof t !== "object" ||
+      t === null ||
+      typeof t.registry !== "string" ||
+      t.registry === "" ||
+      !Array.isArray(t.keys) ||
+      t.keys.length === 0 ||
+      Object.keys(t).some((k) => k !== "registry" && k !== "keys")
+    ) {
+      throw new AxError(
+        `${path}: trust[${i}] must have exactly a non-empty "registry" string and a non-empty "keys" array`,
+        { hint: 'keys are minisign public keys: keys = ["RWQ..."]' },
+      );
+    }
+    const keys = t.keys.map((key: unknown, j) => {
+      const what = `${path}: trust[${i}].keys[${j}]`;
+      if (typeof key !== "string") throw new AxError(`${what} must be a string ("RWQ...")`);
+      return parsePublicKey(key, what);
+    });
+    return { registry: t.registry, keys };
+  });
+}
+
+/**
+ * The keys pinned for the registry at `location` (as configured: URL or path): those of every
+ * rule whose `registry` is a prefix of it, each key once.
+ */
+export function pinnedKeys(rules: readonly TrustRule[], location: string): PublicKey[] {
+  const keys = new Map<string, PublicKey>();
+  for (const rule of rules) {
+    if (!location.startsWith(rule.registry)) continue;
+    for (const key of rule.keys) keys.set(key.text, key);
+  }
+  return [...keys.values()];
+}
