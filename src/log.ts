@@ -10,12 +10,11 @@ export interface Logger {
 export const silentLogger: Logger = { info: () => {}, warn: () => {} };
 
 /**
- * `logger` with every line led by `prefix: `: the status lines of a layer that does not know what
- * they are about (a download's retries, the mirror that served it) then name the image.
+ * `logger` with every line about `subject` starting `subject: ` (lines that already do are left
+ * as they are), so that the status lines of concurrent work say which one they are about.
  */
-export function prefixedLogger(logger: Logger, prefix: string): Logger {
-  return {
-    info: (message) => logger.info(`${prefix}: ${message}`),
-    warn: (message) => logger.warn(`${prefix}: ${message}`),
-  };
+export function namedLogger(logger: Logger, subject: string): Logger {
+  const named = (message: string) =>
+    message.startsWith(`${subject}: `) ? message : `${subject}: ${message}`;
+  return { info: (m) => logger.info(named(m)), warn: (m) => logger.warn(named(m)) };
 }

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { resolveConfig, type Config, type ResolvedConfig } from "../config/config.js";
 import type { Logger } from "../log.js";
-import { stderrLogger } from "./output.js";
+import { printInterruption, stderrLogger } from "./output.js";
 import { overridesFrom, type GlobalOptions } from "./program.js";
 
 /** Everything a command needs from the global options. */
@@ -17,14 +17,15 @@ export interface Context {
 /**
  * An AbortSignal for SIGINT/SIGTERM: the first one aborts the operation (which cleans up and keeps
  * its `.part` for a resume), a second one exits at once. The listeners stay installed: a library
- * using signal-exit (proper-lockfile) re-raises a signal it believes nobody else handles.
+ * using signal-exit (write-file-atomic) re-raises a signal it believes nobody else handles.
  */
 function interruptSignal(): AbortSignal {
   const controller = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
     if (controller.signal.aborted) process.exit(signal === "SIGINT" ? 130 : 143);
-    process.stderr.write(`\n${signal === "SIGINT" ? "interrupted" : "terminated"}: stopping\n`);
+    // Aborting first stops the progress bars: nothing draws them again after this line.
     controller.abort();
+    printInterruption(`${signal === "SIGINT" ? "interrupted" : "terminated"}: stopping`);
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);

@@ -35,6 +35,8 @@ export interface ImageJson {
   tree: string | null;
   /** Disk usage of `archive` and `tree` together (0 when neither is there). */
   bytes: number;
+  /** True when this version is in the store: its tree, or its archive (`pull --no-extract`). */
+  pulled: boolean;
   /**
    * The registry the entry came from, as configured: `axvisor`, `tgos`, or a URL or path; null
    * when the store's registry has no provenance records (synced by the Rust tool or an older
@@ -142,6 +144,7 @@ export function imageJson(
     archive: local.archive ?? null,
     tree: local.tree ?? null,
     bytes: local.bytes,
+    pulled: local.tree !== undefined || local.archive !== undefined,
     registry: provenance?.registry ?? null,
   };
 }

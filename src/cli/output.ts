@@ -31,14 +31,52 @@ export function isInteractive(): boolean {
   return Boolean(process.stderr.isTTY) && !process.env.CI && process.env.TERM !== "dumb";
 }
 
+/**
+ * A display kept at the bottom of stderr (the progress bars): erased before any other line is
+ * written there, drawn again after it.
+ */
+export interface LiveArea {
+  /** Removes it from the screen, the cursor left at the start of the line where it began. */
+  erase(): void;
+  /** Draws it again below what was just written (nothing once it stopped). */
+  redraw(): void;
+}
+
+let live: LiveArea | undefined;
+
+/** Makes `area` the live area of stderr (undefined: none). */
+export function setLiveArea(area: LiveArea | undefined): void {
+  live = area;
+}
+
+/** Writes `text` (whole lines) on stderr, above the live area if there is one. */
+export function writeStderr(text: string): void {
+  if (live === undefined) {
+    process.stderr.write(text);
+    return;
+  }
+  live.erase();
+  process.stderr.write(text);
+  live.redraw();
+}
+
+/**
+ * Says that a signal is stopping the command. On a terminal, it starts on a fresh line: after the
+ * `^C` the terminal echoed, or where the erased live area began.
+ */
+export function printInterruption(message: string): void {
+  const fresh = live === undefined && process.stderr.isTTY ? "\n" : "";
+  writeStderr(`${fresh}${display(message)}\n`);
+}
+
 /** A logger on stderr: status lines unless quiet, warnings always. */
 export function stderrLogger(options: OutputOptions): Logger {
   return {
     info: (message) => {
-      if (!options.quiet) process.stderr.write(`${display(message)}\n`);
+      if (!options.quiet) writeStderr(`${display(message)}\n`);
     },
     warn: (message) => {
-      process.stderr.write(`warning: ${display(message)}\n`);
+      writeStderr(`warning: ${display(message)}\n`);
     },
   };
 }
@@ -71,7 +109,7 @@ export function reportError(err: unknown): number {
     // The frames only: the message, the untrusted part, is on the error line already.
     lines.push(...err.stack.split("\n").filter((line) => /^\s+at /.test(line)));
   }
-  process.stderr.write(lines.map((line) => `${display(line)}\n`).join(""));
+  writeStderr(lines.map((line) => `${display(line)}\n`).join(""));
   return status;
 }
 

@@ -107,6 +107,14 @@ function coalesced(stream: NodeJS.WriteStream): (text: string) => void {
   };
 }
 
+/**
+ * Commander's error output, with its suggestion (`(Did you mean pull?)`) turned into a `hint:`
+ * line like every other hint of the tool.
+ */
+function commanderError(text: string, write: (text: string) => void): void {
+  write(text.replace(/\n\(Did you mean (.+)\?\)\n?$/, "\nhint: did you mean $1?\n"));
+}
+
 /** Runs a command's action, loading its implementation only when it is used. */
 type Lazy = (...args: unknown[]) => Promise<void>;
 function lazy(load: () => Promise<Lazy>): Lazy {
@@ -125,10 +133,14 @@ export function buildProgram(): Command {
     )
     .version(packageVersion(), "-V, --version", "print the version")
     .helpOption("-h, --help", "show help")
-    .configureOutput({ writeOut: coalesced(process.stdout), writeErr: coalesced(process.stderr) })
+    .configureOutput({
+      writeOut: coalesced(process.stdout),
+      writeErr: coalesced(process.stderr),
+      outputError: commanderError,
+    })
     .option(
       "-S, --local-storage <dir>",
-      "store directory (default: <tmpdir>/.axvisor-images)",
+      "store directory (default: ~/.cache/axvisor-image)",
       nonEmpty("--local-storage"),
     )
     .option(
@@ -184,6 +196,8 @@ export function buildProgram(): Command {
         "image names only, from the store's registry (for completion)",
       ).hideHelp(),
     )
+    .addOption(new Option("--versions", "with --names: NAME:VERSION lines").hideHelp())
+    .addOption(new Option("--stored", "with --names: only what the store holds").hideHelp())
     .action(lazy(async () => (await import("./commands/ls.js")).lsCommand as Lazy));
 
   program

@@ -317,9 +317,9 @@ function envValues(env: Record<string, string | undefined>): FileValues {
 }
 
 /** The defaults; `fallbackRegistry` is filled in once the registry is known. */
-function defaults(): Config {
+function defaults(env: Record<string, string | undefined>): Config {
   return {
-    localStorage: defaultLocalStorage(),
+    localStorage: defaultLocalStorage(env),
     registry: DEFAULT_REGISTRY_NAME,
     fallbackRegistry: "",
     registryBaseUrl: DEFAULT_REGISTRY_BASE_URL,
@@ -339,14 +339,15 @@ function defaults(): Config {
  */
 export async function resolveConfig(options: ResolveConfigOptions = {}): Promise<ResolvedConfig> {
   const cwd = options.cwd ?? process.cwd();
+  const env = options.env ?? process.env;
   const file = options.configFile ? resolve(cwd, options.configFile) : findConfigFile(cwd);
   const layers: [ConfigSource, FileValues][] = [
     ["flag", options.overrides ?? {}],
-    ["env", envValues(options.env ?? process.env)],
+    ["env", envValues(env)],
   ];
   if (file) layers.push([`file ${file}`, await readConfigFile(file)]);
 
-  const config = defaults();
+  const config = defaults(env);
   const sources = Object.fromEntries(
     [...Object.keys(config), "extractDir"].map((k) => [k, "default"]),
   ) as Record<keyof Config, ConfigSource>;

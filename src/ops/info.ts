@@ -127,9 +127,36 @@ export async function imagePath(config: Config, spec: ImageSpec): Promise<PathRe
   }
   if (fallback) return withFile(fallback, spec.name);
   const image = formatSpec(spec);
+  const other = await pulledVersion(trees, names, images, spec);
   throw new AxError(`image ${image} is not pulled into ${trees}`, {
-    hint: `run \`axvisor-image pull ${image}\``,
+    hint:
+      other === undefined
+        ? `run \`axvisor-image pull ${image}\``
+        : `${other} is pulled: run \`axvisor-image path ${other}\`, or \`axvisor-image pull ${image}\``,
   });
+}
+
+/**
+ * The newest version of `spec.name` other than `spec`'s that is pulled as `NAME:VERSION` (a tree
+ * with a marker in `trees`), as `NAME:VERSION`; undefined when there is none.
+ */
+async function pulledVersion(
+  trees: string,
+  names: StoreNames,
+  images: readonly ImageEntry[],
+  spec: ImageSpec,
+): Promise<string | undefined> {
+  const versions = images
+    .filter((e) => e.name === spec.name && e.version !== spec.version)
+    .sort(compareNewestFirst);
+  for (const { name, version } of versions) {
+    const other = { name, version };
+    if (names.problem(other) !== undefined) continue;
+    if ((await readMarker(treePath(trees, names.baseName(other)))) !== undefined) {
+      return formatSpec(other);
+    }
+  }
+  return undefined;
 }
 
 /**

@@ -13,9 +13,10 @@ import {
   hasCode,
   isNoSpace,
 } from "../errors.js";
-import { prefixedLogger, silentLogger, type Logger } from "../log.js";
+import { namedLogger, silentLogger, type Logger } from "../log.js";
 import { formatSpec, parseSpec, resolveImage } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
+import { storeError } from "../store/access.js";
 import { placeImage, type ImagePlace } from "../store/image-place.js";
 import { StoreNames, storeDirs } from "../store/layout.js";
 import type { HeldLock } from "../store/lock.js";
@@ -37,11 +38,16 @@ export interface PullProgress {
   received: number;
   /** Bytes expected in this phase, when known. */
   total?: number;
+  /**
+   * Download phase: bytes of `received` that an earlier, interrupted pull had downloaded (the
+   * download resumed there); the bytes of this pull are `received - resumed`.
+   */
+  resumed?: number;
 }
 
 /** Options of {@link pull} and {@link pullMany}. */
 export interface PullOptions extends OperationOptions {
-  /** Put archive and tree here instead of the store. */
+  /** Put the tree and a copy of the archive here; the store keeps the download and its records. */
   outputDir?: string;
   /** Extract the archive (default true); false leaves only the verified archive. */
   extract?: boolean;
@@ -102,8 +108,11 @@ async function ensureOutputDir(dir: string): Promise<void> {
 /**
  * Pulls one image: download, verify and extract in one streaming pass, under the image's
  * cross-process lock. A tree whose marker matches is reused as it is; a present archive whose
- * digest matches is not downloaded again. The archive and tree get a pulled-as record. Offline
- * (`config.offline`), only those copies serve: anything else fails, touching nothing.
+ * digest matches is not downloaded again. The archive and tree get a pulled-as record. With
+ * `outputDir`, the store still holds the download and the verified archive (so that no pull
+ * downloads it again); the tree and a copy of the archive (a hard link when it can) go to the
+ * directory, and nothing else does. Offline (`config.offline`), only those copies serve:
+ * anything else fails, touching nothing.
  *
  * @throws AxError naming the image when its store name is refused ({@link StoreNames}).
  */
@@ -116,13 +125,16 @@ export async function pull(
   const parsed = typeof spec === "string" ? parseSpec(spec) : spec;
   const entry = resolveImage(images, parsed);
   StoreNames.of(images).baseName(parsed);
-  const dirs =
-    options.outputDir === undefined
-      ? storeDirs(config.localStorage, config.extractDir)
-      : storeDirs(resolve(options.outputDir));
-  await ensureOutputDir(dirs.store);
+  const dirs = storeDirs(config.localStorage, config.extractDir);
+  // `-o` naming where the pull puts its tree anyway is a pull into the store.
+  let outputDir = options.outputDir === undefined ? undefined : resolve(options.outputDir);
+  if (outputDir === dirs.store || outputDir === dirs.trees) outputDir = undefined;
+  if (outputDir !== undefined) await ensureOutputDir(outputDir);
+  await ensureStore(dirs.store);
   if (dirs.trees !== dirs.store) await ensureOutputDir(dirs.trees);
   const image = formatSpec(parsed);
+  const logger = namedLogger(options.logger ?? silentLogger, image);
+  options = { ...options, logger };
   // Only an oci:// URL leaves the archive's name to its source: OCI is loaded for those alone.
   // Offline, a name the store cannot decide is an image the store does not have.
   const namingFromSource =
@@ -138,8 +150,8 @@ export async function pull(
   const place = await placeImage(dirs, parsed, entry.url, {
     sha256: entry.sha256,
     archiveNaming: namingFromSource,
+    outputDir,
   });
-  const logger = options.logger ?? silentLogger;
   const extract = options.extract ?? true;
   // Fast path without the lock: a marker is written last and trees are renamed into place, so a
   // matching marker means a complete tree.
@@ -152,7 +164,7 @@ export async function pull(
     {
       signal: options.signal,
       onWait: () => {
-        logger.info(`${image}: another process is pulling it; waiting`);
+        logger.info("another process is pulling it; waiting");
         options.onProgress?.({ image, phase: "wait", received: 0 });
       },
     },
@@ -168,6 +180,15 @@ async function withFile(place: ImagePlace, result: PullResult): Promise<PullResu
   return file === undefined ? result : { ...result, file };
 }
 
+/** Makes the store directory, or fails saying why it cannot be one (see `storeError`). */
+async function ensureStore(store: string): Promise<void> {
+  try {
+    await mkdir(store, { recursive: true });
+  } catch (err) {
+    throw await storeError(store, err, "create", store);
+  }
+}
+
 /**
  * The result of a pull whose tree was already there, with its marker matching. Its record is
  * brought up to date too: the same archive may have been pulled as an older version that the
@@ -175,12 +196,12 @@ async function withFile(place: ImagePlace, result: PullResult): Promise<PullResu
  */
 async function upToDate(place: ImagePlace, entry: ImageEntry, logger: Logger): Promise<PullResult> {
   await place.recordPulled("tree", entry);
-  logger.info(`${place.image}: up to date at ${place.tree}`);
+  logger.info(`up to date at ${place.tree}`);
   return {
     image: place.image,
     entry,
     path: place.tree,
-    archive: place.archive,
+    archive: place.delivered,
     downloaded: false,
     extracted: false,
   };
@@ -196,11 +217,11 @@ async function pullLocked(
   const { image } = place;
   const logger = options.logger ?? silentLogger;
   const extract = options.extract ?? true;
-  const result = (path: string, downloaded: boolean, extracted: boolean): PullResult => ({
+  const result = (downloaded: boolean, extracted: boolean): PullResult => ({
     image,
     entry,
-    path,
-    archive: place.archive,
+    path: extract ? place.tree : place.delivered,
+    archive: place.delivered,
     downloaded,
     extracted,
   });
@@ -216,22 +237,24 @@ async function pullLocked(
   });
   if (digest === entry.sha256) {
     await place.recordPulled("archive", entry);
-    if (!extract) return result(place.archive, false, false);
-    if (marker === entry.sha256) {
-      await place.recordPulled("tree", entry);
-      return result(place.tree, false, false);
+    let extracted = false;
+    if (extract && marker === entry.sha256) await place.recordPulled("tree", entry);
+    else if (extract) {
+      logger.info(`extracting ${place.archive}`);
+      await extractPresentArchive(place, entry, lock, logger, options);
+      extracted = true;
     }
-    logger.info(`${image}: extracting ${place.archive}`);
-    await extractPresentArchive(place, entry, lock, logger, options);
-    return result(place.tree, false, true);
+    await place.deliverArchive();
+    return result(false, extracted);
   }
   if (config.offline) throw missingOffline(image);
   if (digest !== undefined) {
-    logger.info(`${image}: ${place.archive} does not match the registry; downloading it again`);
+    logger.info(`${place.archive} does not match the registry; downloading it again`);
     await place.discardArchive();
   }
   const servedBy = await downloadAndInstall(config, place, entry, lock, extract, options);
-  return { ...result(extract ? place.tree : place.archive, true, extract), servedBy };
+  await place.deliverArchive();
+  return { ...result(true, extract), servedBy };
 }
 
 /**
@@ -300,7 +323,7 @@ function sourceOptions(
   options: PullOptions,
 ): SourceOptions {
   const { signal, retries, stallTimeoutMs } = options;
-  const logger = prefixedLogger(options.logger ?? silentLogger, image);
+  const logger = namedLogger(options.logger ?? silentLogger, image);
   const integrity = { sha256: entry.sha256, what: `image ${image}` };
   const { insecureRegistries } = config;
   const { arch } = entry;
@@ -341,7 +364,7 @@ async function downloadAndInstall(
     if (extractModule) {
       staging = await place.newStaging();
       extractor = new extractModule.ArchiveExtractor(staging, {
-        onWarning: (m: string) => logger.warn(`${place.image}: ${m}`),
+        onWarning: (m: string) => logger.warn(m),
         signal: options.signal,
       });
     }
@@ -362,7 +385,7 @@ async function downloadAndInstall(
   try {
     const sourcing = sourceOptions(config, place.image, entry, options);
     const sources = await openSources(candidateUrls(entry.url, config.mirrors), sourcing);
-    logger.info(`${place.image}: downloading ${entry.url}`);
+    logger.info(`downloading ${entry.url}`);
     // The download checks the sha256 as the bytes flow: past it, they are the entry's.
     const done = await download({
       sources,

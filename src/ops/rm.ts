@@ -1,7 +1,7 @@
 import { readdir } from "node:fs/promises";
 import type { Config } from "../config/config.js";
 import { silentLogger } from "../log.js";
-import { parseSpec } from "../registry/resolve.js";
+import { formatSpec, parseSpec } from "../registry/resolve.js";
 import type { ImageSpec } from "../registry/types.js";
 import { removeStored } from "../store/copies.js";
 import { StoreNames, storeDirs } from "../store/layout.js";
@@ -74,7 +74,7 @@ export async function removeImages(
       removed.push(...gone);
     }
     const raw = specs[i]!;
-    results.push({ image: typeof raw === "string" ? raw : spec.name, removed });
+    results.push({ image: typeof raw === "string" ? raw : formatSpec(spec), removed });
   }
   return results;
 }

@@ -10,6 +10,7 @@ import { registryList, registrySources, type RegistrySource } from "../config/re
 import { AxError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import type { LoadedRegistry } from "../registry/load.js";
+import { isRemote, toLocation } from "../registry/location.js";
 import type { AcceptedSignatures, SignaturePolicy } from "../registry/signature.js";
 import { mergeImages, type ImageSource } from "../registry/merge.js";
 import { formatSpec } from "../registry/resolve.js";
@@ -86,7 +87,8 @@ type Read =
  * Fetches every configured registry with its includes, merges them in order (the first wins on
  * the same name and version; a conflicting duplicate is a warning) and replaces the store's
  * `images.toml` atomically, with a provenance record per entry. A registry that cannot be read is
- * read from its fallback; one that still fails (or looks broken: no images, or more than half of
+ * read from its fallback (not a local file: its error, such as a syntax error at file:line, is
+ * the user's to fix and fails the sync as it is); one that still fails (or looks broken: no images, or more than half of
  * the names of its last good copy gone, unless `allowEmpty` / `allowShrink`) keeps its last good
  * copy while the others update. When no registry could be read, nothing changes and the error
  * names each failure.
@@ -234,6 +236,8 @@ async function readRegistry(
   } catch (thrown) {
     const err = await usable(thrown);
     if (err === undefined) throw thrown;
+    // A local file's error (syntax, missing file) is the user's to fix, where it says.
+    if (!isRemote(toLocation(source.url))) throw err;
     if (source.fallback === undefined) return { source, failure: failed(err.message) };
     logger.warn(`${err.message}; trying the fallback registry ${source.fallback}`);
     try {

@@ -71,13 +71,25 @@ export async function storeError(
   }
   if (isNotWritable(err)) {
     const code = (err as SystemError).code!;
-    return new AxError(
-      `cannot ${action} ${path}: the store ${store} is ${code === "EROFS" ? "read-only" : "not writable"} (${code})`,
-      {
-        hint: "ls, info, path, verify and du work on a read-only store; to change it, use a writable one (-S DIR)",
-        cause: err,
-      },
-    );
+    const owner = code === "EROFS" ? undefined : await otherOwner(path);
+    const why =
+      owner !== undefined
+        ? `belongs to another user (uid ${owner})`
+        : `is ${code === "EROFS" ? "read-only" : "not writable"}`;
+    return new AxError(`cannot ${action} ${path}: the store ${store} ${why} (${code})`, {
+      hint: "ls, info, path, verify and du work on a store you cannot write; to change one, use a store of your own: -S DIR, or AXVISOR_IMAGE_LOCAL_STORAGE=DIR",
+      cause: err,
+    });
   }
   return fsError(err, action, path);
+}
+
+/** The uid owning `path` (or its nearest existing parent) when it is not this process's. */
+async function otherOwner(path: string): Promise<number | undefined> {
+  if (process.getuid === undefined) return undefined;
+  for (let p = path; ; p = dirname(p)) {
+    const st = await stat(p).catch(() => undefined);
+    if (st !== undefined) return st.uid === process.getuid() ? undefined : st.uid;
+    if (dirname(p) === p) return undefined;
+  }
 }

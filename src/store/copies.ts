@@ -1,41 +1,82 @@
 /**
- * An image's copies in the store, put in place and taken away atomically: staging trees (where an
- * archive is extracted), the tree's marker, installing a tree, removing a tree through the
- * store's trash so that no reader sees it half-deleted, removing an archive with its stamp and
- * pulled-as record, and removing all an image has.
+ * An image's copies in the store (or `pull -o DIR`), put in place and taken away atomically:
+ * staging trees (where an archive is extracted), the tree's marker, installing a tree, removing a
+ * tree through the store's trash so that no reader sees it half-deleted, removing an archive with
+ * its stamp and pulled-as record, removing all an image has, and an archive's copy in an output
+ * directory.
  */
 import { randomBytes } from "node:crypto";
-import { lstat, mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
-import { basename, join } from "node:path";
+import { constants } from "node:fs";
+import {
+  copyFile,
+  link,
+  lstat,
+  mkdir,
+  readFile,
+  readdir,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import { fsError, hasCode } from "../errors.js";
 import {
   bookkeeping,
   markerPath,
+  outputTempPath,
+  outputTempPid,
   stagingBaseName,
   stagingPath,
   storedPaths,
   trashPath,
   type StoreDirs,
 } from "./layout.js";
+import { isAlive } from "./lock-owner.js";
 import { removePulledAs } from "./records.js";
 import { removeStamp } from "./stamps.js";
+
+/**
+ * Where a tree is put in place: in a store (staging trees and trash in its bookkeeping), or in an
+ * output directory (`pull -o DIR`: hidden temporary entries beside the tree, nothing else).
+ */
+export type TreeHome = "store" | "output";
 
 /** What makes a staging or trash name unique: 8 hex digits. */
 function token(): string {
   return randomBytes(4).toString("hex");
 }
 
-/** A fresh staging directory path (not created) for the tree `baseName` in store `dir`. */
-export async function newStagingPath(dir: string, baseName: string): Promise<string> {
+/** A fresh staging directory path (not created) for the tree `baseName` in `dir`. */
+export async function newStagingPath(
+  dir: string,
+  baseName: string,
+  home: TreeHome = "store",
+): Promise<string> {
+  if (home === "output") return outputTempPath(dir, baseName, token());
   await mkdir(bookkeeping(dir).staging, { recursive: true });
   return stagingPath(dir, baseName, token());
 }
 
 /**
  * Deletes staging trees of `baseName` left by killed processes. Call it while holding the image's
- * lock: no live process can be extracting into them then.
+ * lock: no live process of the store can be extracting into them then. In an output directory,
+ * which processes of other stores may share, only those whose process is gone.
  */
-export async function removeStaleStaging(dir: string, baseName: string): Promise<void> {
+export async function removeStaleStaging(
+  dir: string,
+  baseName: string,
+  home: TreeHome = "store",
+): Promise<void> {
+  if (home === "output") {
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      const pid = outputTempPid(name, baseName);
+      if (pid !== undefined && !isAlive(pid)) {
+        await rm(join(dir, name), { recursive: true, force: true });
+      }
+    }
+    return;
+  }
   const staging = bookkeeping(dir).staging;
   const names = await readdir(staging).catch(() => [] as string[]);
   for (const name of names) {
@@ -46,12 +87,21 @@ export async function removeStaleStaging(dir: string, baseName: string): Promise
 }
 
 /**
- * Makes `path` disappear at once (a rename into the store's trash), then deletes it. Readers never
- * see a half-deleted tree under its real name. Returns false when there was nothing there.
+ * Makes `path` disappear at once (a rename into the store's trash, or to a hidden name in an
+ * output directory), then deletes it. Readers never see a half-deleted tree under its real name.
+ * Returns false when there was nothing there.
  */
-async function removeAtomically(dir: string, path: string): Promise<boolean> {
-  await mkdir(bookkeeping(dir).trash, { recursive: true });
-  const target = trashPath(dir, path, token());
+async function removeAtomically(
+  dir: string,
+  path: string,
+  home: TreeHome = "store",
+): Promise<boolean> {
+  let target: string;
+  if (home === "output") target = outputTempPath(dir, basename(path), token());
+  else {
+    await mkdir(bookkeeping(dir).trash, { recursive: true });
+    target = trashPath(dir, path, token());
+  }
   try {
     await rename(path, target);
   } catch (err) {
@@ -91,6 +141,7 @@ export async function installTree(
   staging: string,
   tree: string,
   sha256: string,
+  home: TreeHome = "store",
 ): Promise<void> {
   const marker = markerPath(staging);
   try {
@@ -100,7 +151,7 @@ export async function installTree(
   } catch (err) {
     throw fsError(err, "write", marker);
   }
-  await removeAtomically(dir, tree);
+  await removeAtomically(dir, tree, home);
   try {
     await rename(staging, tree);
   } catch (err) {
@@ -148,6 +199,24 @@ export async function removeStored(
   }
   if (present.trees.includes(baseName) && (await removeTree(dirs.trees, tree))) removed.push(tree);
   return removed;
+}
+
+/**
+ * Puts the archive `from` (in a store) at `to` (in an output directory): a hard link when both are
+ * on one file system, else a copy (a clone where the file system can), written to a hidden name
+ * and renamed. Nothing to do when `to` is that very file already.
+ */
+export async function exportArchive(from: string, to: string, baseName: string): Promise<void> {
+  const [source, present] = await Promise.all([stat(from), stat(to).catch(() => undefined)]);
+  if (present?.dev === source.dev && present.ino === source.ino) return;
+  const temp = outputTempPath(dirname(to), baseName, token());
+  try {
+    await link(from, temp).catch(() => copyFile(from, temp, constants.COPYFILE_FICLONE));
+    await rename(temp, to);
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw fsError(err, "write", to);
+  }
 }
 
 /** `path` when it is a regular file (not followed if a link), else undefined. */

@@ -1,28 +1,33 @@
 /**
- * One image's place in a store (or `-o DIR`), as one object a pull asks: its paths (archive,
- * `.part` and its metadata, tree, marker), what is there (the tree's marker, the archive's
- * verified digest), and the steps that change it, each atomic (staging trees, installing the
- * download and the tree, removing a bad archive, pulled-as records, the image's lock).
+ * One image's place in a store, as one object a pull asks: its paths (archive, `.part` and its
+ * metadata, tree, marker), what is there (the tree's marker, the archive's verified digest), and
+ * the steps that change it, each atomic (staging trees, installing the download and the tree,
+ * removing a bad archive, pulled-as records, the image's lock). With an output directory
+ * (`pull -o DIR`), the store still holds the download, the archive and every piece of
+ * bookkeeping; the tree, and a copy of the archive, go to DIR, and nothing else does.
  */
 import { access, rename, rm, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { archiveExtension, extensionOf, type ArchiveNaming } from "../archive/extensions.js";
 import { fsError } from "../errors.js";
 import { formatSpec } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
 import {
+  exportArchive,
   installTree,
   newStagingPath,
   readMarker,
   regularFileAt,
   removeArchive,
   removeStaleStaging,
+  type TreeHome,
 } from "./copies.js";
 import {
   archiveNames,
   imageBaseName,
   imageFilePath,
   imagePaths,
+  markerPath,
   treePath,
   type ImagePaths,
   type StoreDirs,
@@ -41,6 +46,8 @@ export interface PlaceOptions {
    * when neither an archive a previous pull left nor a matching tree decides it.
    */
   archiveNaming?: () => Promise<ArchiveNaming | undefined>;
+  /** `pull -o DIR`: the tree and a copy of the archive go there (see the module comment). */
+  outputDir?: string;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -52,11 +59,13 @@ async function exists(path: string): Promise<boolean> {
 
 /**
  * The file name that gives the archive of `baseName` its extension when the URL does not: the
- * archive a previous pull left in the store keeps its name; a tree whose marker matches needs no
- * name (the default one); otherwise the name its source gives (see {@link namedArchive}).
+ * archive a previous pull left in the store keeps its name; a tree (in `treeDir`: the output
+ * directory, else the trees' directory) whose marker matches needs no name (the default one);
+ * otherwise the name its source gives (see {@link namedArchive}).
  */
 async function archiveName(
   dirs: StoreDirs,
+  treeDir: string,
   baseName: string,
   sha256: string,
   archiveNaming: () => Promise<ArchiveNaming | undefined>,
@@ -64,7 +73,7 @@ async function archiveName(
   for (const archive of archiveNames(baseName)) {
     if (await exists(join(dirs.store, archive))) return archive;
   }
-  if ((await readMarker(treePath(dirs.trees, baseName))) === sha256) return undefined;
+  if ((await readMarker(treePath(treeDir, baseName))) === sha256) return undefined;
   return namedArchive(baseName, await archiveNaming());
 }
 
@@ -80,7 +89,8 @@ function namedArchive(baseName: string, naming: ArchiveNaming | undefined): stri
 }
 
 /**
- * Where the image pulled as `spec`, with its archive at `url`, lives in the directories `dirs`.
+ * Where the image pulled as `spec`, with its archive at `url`, lives in the directories `dirs`
+ * (its tree in `options.outputDir` when given).
  *
  * @throws AxError when its store name is one the store keeps for itself.
  */
@@ -90,12 +100,18 @@ export async function placeImage(
   url: string,
   options: PlaceOptions,
 ): Promise<ImagePlace> {
-  const { sha256, archiveNaming } = options;
+  const { sha256, archiveNaming, outputDir } = options;
   const title =
     archiveNaming === undefined
       ? undefined
-      : await archiveName(dirs, imageBaseName(spec), sha256, archiveNaming);
-  return new ImagePlace(spec, imagePaths(dirs, spec, url, title));
+      : await archiveName(
+          dirs,
+          outputDir ?? dirs.trees,
+          imageBaseName(spec),
+          sha256,
+          archiveNaming,
+        );
+  return new ImagePlace(spec, imagePaths(dirs, spec, url, title), outputDir);
 }
 
 /** See the module comment. */
@@ -104,16 +120,25 @@ export class ImagePlace implements ImagePaths {
   readonly image: string;
   /** The image's name (what a single-file archive's file is named). */
   readonly name: string;
+  /** The store. */
   readonly dir: string;
+  /** Where the tree lives: the trees' directory of the store, or the output directory. */
   readonly treeDir: string;
   readonly baseName: string;
+  /** The archive in the store. */
   readonly archive: string;
   readonly part: string;
   readonly partMeta: string;
+  /** The extracted tree: in the store, or in the output directory. */
   readonly tree: string;
   readonly marker: string;
+  /** The archive as the pull hands it over: {@link archive}, or its copy in the output directory. */
+  readonly delivered: string;
+  /** The store's directory of trees (where a pull without `-o` extracts). */
+  readonly #storeTrees: string;
+  readonly #home: TreeHome;
 
-  constructor(spec: ImageSpec, paths: ImagePaths) {
+  constructor(spec: ImageSpec, paths: ImagePaths, outputDir?: string) {
     this.image = formatSpec(spec);
     this.name = spec.name;
     ({
@@ -126,6 +151,16 @@ export class ImagePlace implements ImagePaths {
       tree: this.tree,
       marker: this.marker,
     } = paths);
+    this.delivered = this.archive;
+    this.#storeTrees = this.treeDir;
+    this.#home = "store";
+    if (outputDir !== undefined) {
+      this.treeDir = outputDir;
+      this.#home = "output";
+      this.tree = treePath(outputDir, this.baseName);
+      this.marker = markerPath(this.tree);
+      this.delivered = join(outputDir, basename(this.archive));
+    }
   }
 
   /** Runs `fn` holding the image's cross-process lock (see `withLock`). */
@@ -154,9 +189,20 @@ export class ImagePlace implements ImagePaths {
     return archiveDigest(this.archive, options);
   }
 
-  /** Records that the archive or the tree holds `entry`, pulled as {@link ImagePlace.image}. */
+  /**
+   * Records that the store's archive or tree holds `entry`, pulled as {@link ImagePlace.image}
+   * (a tree in an output directory gets no record: the store keeps none of it).
+   */
   async recordPulled(copy: "archive" | "tree", entry: ImageEntry): Promise<void> {
+    if (copy === "tree" && this.#home === "output") return;
     await writePulledAs(copy === "archive" ? this.archive : this.tree, pulledAs(this.image, entry));
+  }
+
+  /** Hands the store's verified archive over as {@link delivered} (a link or a copy in `-o DIR`). */
+  async deliverArchive(): Promise<void> {
+    if (this.delivered !== this.archive) {
+      await exportArchive(this.archive, this.delivered, this.baseName);
+    }
   }
 
   /** Removes an archive that does not match the registry, with its stamp and record. */
@@ -165,13 +211,14 @@ export class ImagePlace implements ImagePaths {
   }
 
   /** Deletes staging trees killed processes left; call it holding the lock. */
-  removeStaleStaging(): Promise<void> {
-    return removeStaleStaging(this.treeDir, this.baseName);
+  async removeStaleStaging(): Promise<void> {
+    await removeStaleStaging(this.#storeTrees, this.baseName);
+    if (this.#home === "output") await removeStaleStaging(this.treeDir, this.baseName, "output");
   }
 
   /** A fresh staging tree's path (not created), for extracting into. */
   newStaging(): Promise<string> {
-    return newStagingPath(this.treeDir, this.baseName);
+    return newStagingPath(this.treeDir, this.baseName, this.#home);
   }
 
   /**
@@ -190,7 +237,7 @@ export class ImagePlace implements ImagePaths {
 
   /** Puts a fully extracted staging tree in place as the tree, its marker saying `sha256`. */
   installTree(staging: string, sha256: string): Promise<void> {
-    return installTree(this.treeDir, staging, this.tree, sha256);
+    return installTree(this.treeDir, staging, this.tree, sha256, this.#home);
   }
 
   /** Bytes in the `.part` (0 when there is none). */

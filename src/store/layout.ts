@@ -356,6 +356,24 @@ export function stagingBaseName(name: string): string | undefined {
   return STAGING_NAME.exec(name)?.[1];
 }
 
+/** A temporary entry in an output directory: `.<base>.<pid>.<8 hex digits>.tmp`. */
+const OUTPUT_TEMP_NAME = /^\.(.+)\.(\d+)\.[0-9a-f]{8}\.tmp$/;
+
+/**
+ * A temporary entry of `baseName` in an output directory (`pull -o DIR`), which has no
+ * bookkeeping of its own: a staging tree, an old tree on its way out, an archive being copied.
+ * Hidden, beside the tree (so that renames stay on one file system), and named for its process.
+ */
+export function outputTempPath(dir: string, baseName: string, token: string): string {
+  return join(dir, `.${stagingName(baseName, token)}.tmp`);
+}
+
+/** The pid that made the output temporary entry `name` of `baseName`; undefined for other names. */
+export function outputTempPid(name: string, baseName: string): number | undefined {
+  const match = OUTPUT_TEMP_NAME.exec(name);
+  return match?.[1] === baseName ? Number(match[2]) : undefined;
+}
+
 /** Bookkeeping paths below `<dir>/.axvisor-image/`. */
 export function bookkeeping(dir: string): {
   root: string;
@@ -406,10 +424,13 @@ export function registryFiles(store: string): { registry: string; lastSync: stri
   return { registry: join(store, REGISTRY_FILE), lastSync: join(store, LAST_SYNC_FILE) };
 }
 
-/** The lock `name` of `dir` (a directory, as proper-lockfile makes it) and its owner file. */
+/** The file in a lock directory that says who holds it. */
+export const OWNER_FILE = "owner";
+
+/** The lock `name` of `dir` (a directory, made with mkdir) and its owner file in it. */
 export function lockPaths(dir: string, name: string): { lock: string; owner: string } {
   const lock = join(bookkeeping(dir).locks, `${name}.lock`);
-  return { lock, owner: `${lock}.owner` };
+  return { lock, owner: join(lock, OWNER_FILE) };
 }
 
 /** The verified-archive stamp of `archive` (its size, mtime, inode and sha256). */

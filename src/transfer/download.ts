@@ -39,6 +39,11 @@ export interface DownloadProgress {
   received: number;
   /** Size of the whole file, when the server said. */
   total?: number;
+  /**
+   * Bytes of `received` that an earlier run had downloaded (its `.part`, which a source agreed
+   * to continue): the bytes of this run are `received - resumed`. 0 for a fresh download.
+   */
+  resumed: number;
 }
 
 /** The files a download writes; the store says where they are. */
@@ -140,6 +145,8 @@ class PartFile {
   total: number | undefined;
   /** Body bytes received in this run. */
   transferred = 0;
+  /** Good bytes of the `.part` an earlier run left, until a restart from byte 0. */
+  resumed: number;
 
   private constructor(
     { path, meta: metaPath }: PartPaths,
@@ -156,6 +163,7 @@ class PartFile {
     this.#meta = meta;
     this.#onProgress = onProgress;
     this.offset = meta === undefined ? 0 : size;
+    this.resumed = this.offset;
     this.total = meta?.size;
   }
 
@@ -205,6 +213,7 @@ class PartFile {
     }
     if (this.#fed > 0) await this.#sink.reset();
     this.offset = 0;
+    this.resumed = 0;
     this.#fed = 0;
     this.total = total;
   }
@@ -254,13 +263,17 @@ class PartFile {
     const now = Date.now();
     if (now - this.#lastProgress >= PROGRESS_INTERVAL_MS) {
       this.#lastProgress = now;
-      this.#onProgress?.({ received: this.offset + pending, total: this.total });
+      this.#onProgress?.({ ...this.#progress(), received: this.offset + pending });
     }
   }
 
   /** Tells the progress callback where the download stands. */
   reportProgress(): void {
-    this.#onProgress?.({ received: this.offset, total: this.total });
+    this.#onProgress?.(this.#progress());
+  }
+
+  #progress(): DownloadProgress {
+    return { received: this.offset, total: this.total, resumed: this.resumed };
   }
 
   async #writeAt(chunk: Buffer, position: number): Promise<void> {
@@ -390,6 +403,7 @@ async function fetchFrom(source: Source, { part, original, options, logger }: Co
     }
     if (answer.start > 0) await part.catchUp(answer.total);
     else await part.restart(answer.url, answer.validator, answer.total);
+    part.reportProgress();
     if (!announced && source.name !== original) logger.info(`downloading from ${source.name}`);
     announced = true;
 

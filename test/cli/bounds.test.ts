@@ -70,9 +70,8 @@ describe("bounded inputs (CLI)", () => {
       env: cliEnv({ AXVISOR_REGISTRY_FALLBACK_URL: join(w.root, "no-fallback.toml") }),
       timeoutMs: HANG,
     });
-  /** The error `sync` ends with when the registry (and so the fallback) cannot be read. */
-  const syncFailure = (problem: string) =>
-    new RegExp(`^error: sync failed: ${problem}; fallback: .*no-fallback.toml: no such file$`, "m");
+  /** The error `sync` ends with when a local registry cannot be read: no fallback tried. */
+  const syncFailure = (problem: string) => new RegExp(`^error: ${problem}$`, "m");
 
   it("-R naming a FIFO, a device or a directory fails at once, naming it", async () => {
     for (const [path, type] of [

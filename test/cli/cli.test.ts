@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, readdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { runCli, cliEnv } from "../helpers/images.js";
@@ -65,7 +65,7 @@ describe("CLI", () => {
     const run = await w.cli(["ls"]);
     assert.equal(run.code, 0, run.stderr);
     const lines = run.stdout.trim().split("\n");
-    assert.match(lines[0]!, /^Name\s+Version\s+Architecture\s+Description$/);
+    assert.match(lines[0]!, /^Name\s+Version\s+Architecture\s+Pulled\s+Description$/);
     assert.equal(lines.length, 3);
     assert.match(run.stdout, /qemu_aarch64_linux\s+0\.0\.26 \(2 versions\)\s+aarch64/);
     const verbose = await w.cli(["ls", "-v"]);
@@ -84,15 +84,20 @@ describe("CLI", () => {
     assert.match(plain.stdout, /qemu_aarch64_linux/);
   });
 
-  it("rm removes archive and tree; rm of an absent image fails naming it", async () => {
+  it("rm removes archive and tree; rm of an absent image is a notice, exit 0", async () => {
     const run = await w.cli(["rm", "phytiumpi-freertos"]);
     assert.equal(run.code, 0, run.stderr);
     assert.equal(existsSync(join(w.store, "phytiumpi-freertos")), false);
     assert.equal(existsSync(join(w.store, "phytiumpi-freertos.tar.gz")), false);
     assert.ok(existsSync(join(w.store, "qemu_aarch64_linux")), "other images kept");
-    const again = await w.cli(["rm", "phytiumpi-freertos"]);
-    assert.equal(again.code, 1);
-    assert.match(again.stderr, /^error: .*phytiumpi-freertos/m);
+    const again = await w.cli(["rm", "phytiumpi-freertos", "never-pulled:1.0"]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(
+      again.stderr,
+      `phytiumpi-freertos: not in the store ${w.store}; nothing to remove\n` +
+        `never-pulled:1.0: not in the store ${w.store}; nothing to remove\n`,
+    );
+    assert.equal(again.stdout, "");
   });
 
   it("sync writes images.toml sorted by (name, version) and .last_sync", async () => {
@@ -200,5 +205,104 @@ describe("CLI", () => {
     assert.equal(again.code, 2);
     assert.match(again.stderr, /already exists/);
     assert.deepEqual(await readdir(dir), [".image.toml"]);
+  });
+});
+
+describe("pull -o DIR", () => {
+  let w: World;
+  before(async () => {
+    w = await startWorld();
+    await w.publish("qemu_aarch64_linux", "0.0.25", [{ name: "qemu-aarch64", data: "old" }]);
+  });
+  after(() => w.close());
+
+  it("-o DIR reuses the store's verified archive and leaves only the image in DIR", async () => {
+    const archivePath = "/files/qemu_aarch64_linux-0.0.25.tar.gz";
+    const pulled = await w.cli(["-q", "pull", "qemu_aarch64_linux:0.0.25"]);
+    assert.equal(pulled.code, 0, pulled.stderr);
+    const requests = w.server.requestsFor(archivePath).length;
+    const out = join(w.root, "export");
+    const run = await w.cli(["pull", "qemu_aarch64_linux:0.0.25", "-o", out]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, `${join(out, "qemu_aarch64_linux-0.0.25")}\n`);
+    assert.equal(w.server.requestsFor(archivePath).length, requests, "not downloaded again");
+    assert.deepEqual((await readdir(out)).sort(), [
+      "qemu_aarch64_linux-0.0.25",
+      "qemu_aarch64_linux-0.0.25.tar.gz",
+    ]);
+    assert.equal(
+      await readFile(join(out, "qemu_aarch64_linux-0.0.25", "qemu-aarch64"), "utf8"),
+      "old",
+    );
+    const [inStore, inOut] = await Promise.all(
+      [w.store, out].map((d) => stat(join(d, "qemu_aarch64_linux-0.0.25.tar.gz"))),
+    );
+    assert.equal(inOut!.ino, inStore!.ino, "a hard link to the store's archive");
+  });
+
+  it("a cold pull -o DIR downloads into the store once; DIR gets only the image", async () => {
+    const img = await w.publish("exported", "1.0", [{ name: "kernel", data: "k" }]);
+    assert.equal((await w.cli(["-q", "sync"])).code, 0);
+    const fresh = join(w.root, "export2");
+    const cold = await w.cli(["pull", "exported", "-o", fresh, "--no-extract"]);
+    assert.equal(cold.code, 0, cold.stderr);
+    assert.equal(cold.stdout, `${join(fresh, "exported.tar.gz")}\n`);
+    assert.deepEqual(await readdir(fresh), ["exported.tar.gz"]);
+    assert.ok(existsSync(join(w.store, "exported.tar.gz")), "the store keeps the archive");
+    assert.equal(existsSync(join(w.store, "exported")), false, "and no tree");
+    const again = await w.cli(["-q", "pull", "exported", "-o", join(w.root, "export3")]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(w.server.requestsFor(img.path).length, 1, "the store's copy served the second");
+    assert.deepEqual((await readdir(join(w.root, "export3"))).sort(), [
+      "exported",
+      "exported.tar.gz",
+    ]);
+  });
+
+  it("with -E DIR2 too, -o DIR puts the image in DIR: nothing goes to the extract directory", async () => {
+    await w.publish("extracted", "1.0", [{ name: "kernel", data: "e" }]);
+    assert.equal((await w.cli(["-q", "sync"])).code, 0);
+    const [extract, out] = [join(w.root, "trees"), join(w.root, "export4")];
+    const run = await w.cli(["-E", extract, "pull", "extracted", "-o", out]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, `${join(out, "extracted")}\n`);
+    assert.deepEqual((await readdir(out)).sort(), ["extracted", "extracted.tar.gz"]);
+    assert.equal(await readFile(join(out, "extracted", "kernel"), "utf8"), "e");
+    assert.ok(existsSync(join(w.store, "extracted.tar.gz")), "the store keeps the archive");
+    assert.deepEqual(
+      await readdir(extract).catch(() => []),
+      [],
+      "the extract directory is untouched",
+    );
+    // Without -o, the tree goes to the extract directory, and `path` finds it there.
+    const own = await w.cli(["-q", "-E", extract, "pull", "extracted"]);
+    assert.equal(own.stdout, `${join(extract, "extracted")}\n`, own.stderr);
+    const path = await w.cli(["-E", extract, "path", "extracted"]);
+    assert.equal(path.stdout, `${join(extract, "extracted")}\n`, path.stderr);
+  });
+});
+
+describe("a local registry file (-R ./my.toml)", () => {
+  let w: World;
+  before(async () => {
+    w = await startWorld();
+    w.server.setFile("/fallback.toml", '[[images]]\nname = "from_fallback"\n');
+  });
+  after(() => w.close());
+
+  it("with a syntax error: one error naming file:line, no fallback, no warning", async () => {
+    await writeFile(join(w.root, "my.toml"), '[[images]]\nname = "a"\nversion = 1.0.0\n');
+    const env = cliEnv({ AXVISOR_REGISTRY_FALLBACK_URL: w.server.url("/fallback.toml") });
+    for (const command of [["sync"], ["ls"]]) {
+      const run = await runCli(["-S", w.store, "-R", "./my.toml", ...command], {
+        cwd: w.root,
+        env,
+      });
+      assert.equal(run.code, 1, run.stderr);
+      assert.match(run.stderr, new RegExp(`^error: ${join(w.root, "my.toml")}:3:\\d+: `, "m"));
+      assert.equal(run.stderr.split("\n").filter((l) => l.startsWith("error: ")).length, 1);
+      assert.doesNotMatch(run.stderr, /warning|fallback/, run.stderr);
+    }
+    assert.equal(w.server.requestsFor("/fallback.toml").length, 0, "the fallback is not fetched");
   });
 });

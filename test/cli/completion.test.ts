@@ -33,7 +33,14 @@ describe("completion", () => {
     await w.publish("qemu_aarch64_linux", "0.0.26", [{ name: "kernel", data: "k" }]);
     await w.publish("qemu_riscv64_linux", "0.0.26", [{ name: "kernel", data: "k" }]);
     await w.publish("phytiumpi-freertos", "0.0.26", [{ name: "kernel", data: "k" }]);
+    await w.publish("qemu_aarch64_linux", "0.0.25", [{ name: "kernel", data: "old" }], {
+      released_at: "2025-01-01T00:00:00Z",
+    });
     assert.equal((await w.cli(["-q", "sync"])).code, 0);
+    assert.equal(
+      (await w.cli(["-q", "pull", "phytiumpi-freertos", "qemu_aarch64_linux:0.0.25"])).code,
+      0,
+    );
     bin = join(w.root, "bin");
     await mkdir(bin);
     const shim = join(bin, "axvisor-image");
@@ -53,7 +60,7 @@ describe("completion", () => {
       const { readFile } = await import("node:fs/promises");
       const text = await readFile(scripts[shell]!, "utf8");
       assert.doesNotMatch(text, /qemu_aarch64_linux/);
-      assert.match(text, /ls --names/);
+      assert.match(text, /--names/);
       assert.match(text, /prune/, "commands come from the program");
     }
     const names = await w.cli(["ls", "--names", "qemu"]);
@@ -70,10 +77,16 @@ describe("completion", () => {
     });
   }
 
-  /** COMPREPLY of the bash function for the words typed so far (the last one being completed). */
+  /**
+   * COMPREPLY of the bash function for the words typed so far (the last one being completed),
+   * split as bash splits them (at the colons of COMP_WORDBREAKS too), with COMP_LINE set.
+   */
   async function bashComplete(words: string[]): Promise<string[]> {
-    const quoted = words.map((word) => `'${word}'`).join(" ");
-    const script = `source '${scripts.bash}'; COMP_WORDS=(${quoted}); COMP_CWORD=${words.length - 1}; _axvisor_image; printf '%s\\n' "\${COMPREPLY[@]}"`;
+    const split = words.flatMap((word) => word.split(/(:)/).filter((part) => part !== ""));
+    if (words.at(-1) === "") split.push("");
+    const quoted = split.map((word) => `'${word}'`).join(" ");
+    const line = words.join(" ");
+    const script = `source '${scripts.bash}'; COMP_WORDS=(${quoted}); COMP_CWORD=${split.length - 1}; COMP_LINE='${line}'; COMP_POINT=${line.length}; _axvisor_image; printf '%s\\n' "\${COMPREPLY[@]}"`;
     const { stdout } = await run(shells.bash!, ["-c", script], { env: env() });
     return stdout.split("\n").filter((l) => l !== "");
   }
@@ -110,6 +123,19 @@ describe("completion", () => {
   );
 
   it(
+    "bash completes versions after NAME:, and rm, path and verify what is in the store",
+    { skip: missing("bash") },
+    async () => {
+      const at = (...words: string[]) => bashComplete(["axvisor-image", "-S", w.store, ...words]);
+      assert.deepEqual((await at("pull", "qemu_aarch64_linux:")).sort(), ["0.0.25", "0.0.26"]);
+      assert.deepEqual((await at("pull", "qemu_aarch64_linux:0.0.2")).sort(), ["0.0.25", "0.0.26"]);
+      assert.deepEqual(await at("rm", ""), ["phytiumpi-freertos", "qemu_aarch64_linux"]);
+      assert.deepEqual(await at("path", "qemu_aarch64_linux:"), ["0.0.25"]);
+      assert.deepEqual(await at("verify", "q"), ["qemu_aarch64_linux"]);
+    },
+  );
+
+  it(
     "zsh offers image names and subcommands (compadd stubbed to print)",
     { skip: missing("zsh") },
     async () => {
@@ -121,11 +147,24 @@ describe("completion", () => {
         const { stdout } = await run(shells.zsh!, ["-f", "-c", script], { env: env() });
         return stdout.split("\n").filter((l) => l !== "");
       };
-      assert.deepEqual(await complete(["axvisor-image", "-S", w.store, "path", ""]), [
+      assert.deepEqual(await complete(["axvisor-image", "-S", w.store, "pull", ""]), [
         "phytiumpi-freertos",
         "qemu_aarch64_linux",
         "qemu_riscv64_linux",
       ]);
+      assert.deepEqual(await complete(["axvisor-image", "-S", w.store, "path", ""]), [
+        "phytiumpi-freertos",
+        "qemu_aarch64_linux",
+      ]);
+      assert.deepEqual(
+        (await complete(["axvisor-image", "-S", w.store, "pull", "qemu_aarch64_linux:"])).sort(),
+        [
+          "phytiumpi-freertos:0.0.26",
+          "qemu_aarch64_linux:0.0.25",
+          "qemu_aarch64_linux:0.0.26",
+          "qemu_riscv64_linux:0.0.26",
+        ],
+      );
       assert.deepEqual(await complete(["axvisor-image", "registry", ""]), [
         "add",
         "check",
@@ -146,9 +185,14 @@ describe("completion", () => {
         .map((l) => l.split("\t")[0]);
     };
     assert.deepEqual(await complete("axvisor-image pr"), ["prune"]);
-    assert.deepEqual(await complete(`axvisor-image -S ${w.store} rm qemu_r`), [
+    assert.deepEqual(await complete(`axvisor-image -S ${w.store} pull qemu_r`), [
       "qemu_riscv64_linux",
     ]);
+    assert.deepEqual(await complete(`axvisor-image -S ${w.store} rm q`), ["qemu_aarch64_linux"]);
+    assert.deepEqual(
+      (await complete(`axvisor-image -S ${w.store} pull qemu_aarch64_linux:`)).sort(),
+      ["qemu_aarch64_linux:0.0.25", "qemu_aarch64_linux:0.0.26"],
+    );
     assert.deepEqual((await complete("axvisor-image registry ")).sort(), [
       "add",
       "check",

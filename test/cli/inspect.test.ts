@@ -75,6 +75,7 @@ describe("inspecting the store", () => {
       "archive",
       "tree",
       "bytes",
+      "pulled",
       "registry",
       "verified_by",
     ]);
@@ -110,7 +111,7 @@ describe("inspecting the store", () => {
       ["0.0.26", "0.0.25"],
     );
     const plain = await w.cli(["ls"]);
-    assert.match(plain.stdout, /^Name +Version +Architecture +Description\n/);
+    assert.match(plain.stdout, /^Name +Version +Architecture +Pulled +Description\n/);
   });
 
   it("pull --json prints an array in argument order, with error objects, and exits 1", async () => {
@@ -158,5 +159,75 @@ describe("inspecting the store", () => {
     );
     const sum = json.images.reduce((s, i) => s + i.archive_bytes + i.tree_bytes, 0);
     assert.ok(json.total_bytes >= sum && sum > 0);
+  });
+});
+
+describe("path of an image pulled only as NAME:VERSION", () => {
+  let w: World;
+  before(async () => {
+    w = await startWorld();
+    await w.publish("board", "1.0", [{ name: "kernel", data: "one" }], {
+      released_at: "2025-01-01T00:00:00Z",
+    });
+    await w.publish("board", "2.0", [{ name: "kernel", data: "two" }], {
+      released_at: "2026-01-01T00:00:00Z",
+    });
+    assert.equal((await w.cli(["-q", "pull", "board:1.0"])).code, 0);
+  });
+  after(() => w.close());
+
+  it("path NAME fails with a hint naming the version that is pulled", async () => {
+    const run = await w.cli(["path", "board"]);
+    assert.equal(run.code, 1);
+    assert.equal(run.stdout, "");
+    assert.match(run.stderr, /^error: image board is not pulled into /m);
+    assert.match(
+      run.stderr,
+      /^hint: board:1\.0 is pulled: run `axvisor-image path board:1\.0`, or `axvisor-image pull board`$/m,
+    );
+    const versioned = await w.cli(["path", "board:1.0"]);
+    assert.equal(versioned.stdout, `${join(w.store, "board-1.0")}\n`, versioned.stderr);
+  });
+
+  it("ls has a Pulled column and --json a pulled field, per version", async () => {
+    await w.publish("kit", "1.0", [{ name: "kernel", data: "kit" }]);
+    await w.publish("absent", "1.0", [{ name: "kernel", data: "absent" }]);
+    assert.equal((await w.cli(["-q", "sync"])).code, 0);
+    assert.equal((await w.cli(["-q", "pull", "--no-extract", "kit"])).code, 0);
+    const table = (stdout: string) =>
+      stdout
+        .trimEnd()
+        .split("\n")
+        .map((l) => l.split(/ {2,}/));
+    const plain = await w.cli(["ls"]);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.deepEqual(
+      table(plain.stdout).map((cells) => [cells[0], cells[3]]),
+      [
+        ["Name", "Pulled"],
+        ["absent", "-"],
+        ["board", "1.0"],
+        ["kit", "archive"],
+      ],
+    );
+    const verbose = await w.cli(["ls", "-v", "board"]);
+    assert.deepEqual(
+      table(verbose.stdout).map((cells) => [cells[1], cells[3]]),
+      [
+        ["Version", "Pulled"],
+        ["2.0", "-"],
+        ["1.0", "yes"],
+      ],
+    );
+    const json = JSON.parse((await w.cli(["ls", "-v", "--json"])).stdout) as ImageJson[];
+    assert.deepEqual(
+      json.map((r) => [r.name, r.version, r.pulled]),
+      [
+        ["absent", "1.0", false],
+        ["board", "2.0", false],
+        ["board", "1.0", true],
+        ["kit", "1.0", true],
+      ],
+    );
   });
 });

@@ -39,7 +39,11 @@ describe("TGOS images, several registries and axbuild's options", () => {
     assert.ok(rows.some((r) => r.name === "initramfs-aarch64-busybox.cpio.gz"));
     assert.ok(rows.every((r) => r.registry === "tgos"));
     const plain = await tgos(["ls"]);
-    assert.match(plain.stdout, /^Name +Version +Architecture +Description\n/, "one registry");
+    assert.match(
+      plain.stdout,
+      /^Name +Version +Architecture +Pulled +Description\n/,
+      "one registry",
+    );
   });
 
   it(
@@ -305,10 +309,10 @@ describe("TGOS images, several registries and axbuild's options", () => {
     const qemu = rows.find((r) => r.name === "qemu-aarch64");
     assert.equal(qemu?.sha256, sha256(tgosQemu.archive), "first wins");
     const table = await cli(["ls"]);
-    assert.match(table.stdout, /^Name +Version +Architecture +Registry +Description\n/);
+    assert.match(table.stdout, /^Name +Version +Architecture +Pulled +Registry +Description\n/);
     assert.match(
       table.stdout,
-      /^lab-only +0\.0\.1 +aarch64 +http:\/\/127\.0\.0\.1:\d+\/lab\/registry\.toml +/m,
+      /^lab-only +0\.0\.1 +aarch64 +- +http:\/\/127\.0\.0\.1:\d+\/lab\/registry\.toml +/m,
     );
     // -R NAME on the command line replaces the list.
     const one = JSON.parse((await cli(["-R", "axvisor", "ls", "--json"])).stdout) as ImageJson[];

@@ -5,6 +5,9 @@
  */
 import type { Command } from "commander";
 import { listImages } from "../../ops/ls.js";
+import { formatSpec } from "../../registry/resolve.js";
+import { storeDirs } from "../../store/layout.js";
+import { scanStore } from "../../store/scan.js";
 import { readRegistryState } from "../../store/state.js";
 import { commandContext, rootOf } from "../context.js";
 import { SHELLS } from "../program.js";
@@ -22,8 +25,8 @@ interface CommandModel {
   options: OptionModel[];
   /** Subcommand names, for a command that has them. */
   subcommands: string[];
-  /** What its arguments complete to. */
-  args: "images" | "files" | "none" | string[];
+  /** What its arguments complete to (`stored`: the images in the store). */
+  args: "images" | "stored" | "files" | "none" | string[];
 }
 
 interface OptionModel {
@@ -51,6 +54,8 @@ function optionModels(command: Command): OptionModel[] {
 
 /** Arguments completed with image names; those named like a file complete to file names. */
 const IMAGE_ARGS = new Set(["image", "pattern"]);
+/** Commands about images already in the store: their arguments complete to those. */
+const STORED_COMMANDS = new Set(["rm", "path", "verify"]);
 const FILE_ARG = /file|archive|registry|dir/;
 
 function argsModel(command: Command): CommandModel["args"] {
@@ -58,7 +63,7 @@ function argsModel(command: Command): CommandModel["args"] {
   const arg = command.registeredArguments[0];
   if (arg === undefined) return "none";
   if (arg.argChoices) return arg.argChoices;
-  if (IMAGE_ARGS.has(arg.name())) return "images";
+  if (IMAGE_ARGS.has(arg.name())) return STORED_COMMANDS.has(command.name()) ? "stored" : "images";
   return FILE_ARG.test(arg.name()) ? "files" : "none";
 }
 
@@ -158,8 +163,17 @@ ${keyCases(model, "  ")}
     COMPREPLY=($(compgen -W "$opts" -- "$cur"))
   elif [[ -n "$choices" ]]; then
     COMPREPLY=($(compgen -W "$choices" -- "$cur"))
-  elif [[ "$kind" == images ]]; then
-    COMPREPLY=($(compgen -W "$("\${COMP_WORDS[0]}" "\${store[@]}" ls --names 2>/dev/null)" -- "$cur"))
+  elif [[ "$kind" == images || "$kind" == stored ]]; then
+    # NAME:VERSION after a colon, which bash may have split the word at (COMP_WORDBREAKS).
+    local helper=(--names) typed="$cur"
+    [[ "$kind" == stored ]] && helper+=(--stored)
+    [[ -n "\${COMP_LINE-}" ]] && typed="\${COMP_LINE:0:COMP_POINT}" && typed="\${typed##*[[:space:]]}"
+    [[ "$typed" == *:* ]] && helper+=(--versions)
+    COMPREPLY=($(compgen -W "$("\${COMP_WORDS[0]}" "\${store[@]}" ls "\${helper[@]}" 2>/dev/null)" -- "$typed"))
+    if [[ "$typed" == *:* && "$COMP_WORDBREAKS" == *:* ]]; then
+      local colon="\${typed%"\${typed##*:}"}"
+      COMPREPLY=("\${COMPREPLY[@]#"$colon"}")
+    fi
   elif [[ "$kind" == files ]]; then
     compopt -o filenames 2>/dev/null
     COMPREPLY=($(compgen -f -- "$cur"))
@@ -194,8 +208,11 @@ ${keyCases(model, "  ")}
     compadd -- \${=opts}
   elif [[ -n "$choices" ]]; then
     compadd -- \${=choices}
-  elif [[ "$kind" == images ]]; then
-    compadd -- \${(f)"$("\${words[1]}" "\${store[@]}" ls --names 2>/dev/null)"}
+  elif [[ "$kind" == images || "$kind" == stored ]]; then
+    local -a helper=(--names)
+    [[ "$kind" == stored ]] && helper+=(--stored)
+    [[ "\${words[CURRENT]}" == *:* ]] && helper+=(--versions)
+    compadd -- \${(f)"$("\${words[1]}" "\${store[@]}" ls "\${helper[@]}" 2>/dev/null)"}
   elif [[ "$kind" == files ]]; then
     _files
   fi
@@ -227,8 +244,10 @@ function fishScript(model: ScriptModel): string {
   for (const c of model.commands) {
     const is = `__axvisor_image_is ${c.keys.map(quoted).join(" ")}`;
     for (const o of c.options) lines.push(option(is, o));
-    if (c.args === "images") lines.push(complete(is, "-a '(__axvisor_image_images)'"));
-    else if (c.args === "files") lines.push(complete(is, "-F"));
+    if (c.args === "images" || c.args === "stored") {
+      const stored = c.args === "stored" ? " --stored" : "";
+      lines.push(complete(is, `-a '(__axvisor_image_images${stored})'`));
+    } else if (c.args === "files") lines.push(complete(is, "-F"));
     else if (Array.isArray(c.args)) {
       for (const sub of c.args) {
         const description = model.commands.find((m) => m.key === `${c.key} ${sub}`)?.description;
@@ -273,15 +292,19 @@ end
 function __axvisor_image_is --description 'the command on the line is one of the arguments'
     contains -- (__axvisor_image_key) $argv
 end
-function __axvisor_image_images --description 'image names from the store registry'
+function __axvisor_image_images --description 'image names (NAME:VERSION after a colon) from the store registry'
     set -l tokens (commandline -opc)
     set -l store
+    set -l helper --names $argv
+    if string match -q -- '*:*' (commandline -ct)
+        set -a helper --versions
+    end
     for i in (seq 2 (count $tokens))
         if contains -- $tokens[$i] ${STORE_FLAGS.join(" ")}
             set -a store $tokens[$i] $tokens[(math $i + 1)]
         end
     end
-    $tokens[1] $store ls --names 2>/dev/null
+    $tokens[1] $store ls $helper 2>/dev/null
 end
 complete -c axvisor-image -f
 ${lines.join("\n")}
@@ -308,14 +331,23 @@ export async function completionCommand(
 /**
  * `ls --names [PATTERN]` (hidden, for the completion scripts): the image names of the store's
  * registry, one per line, without syncing or any network access; nothing when there is none.
+ * With `versions`, `NAME:VERSION` lines; with `stored`, only the images the store holds.
  */
 export async function printImageNames(
   pattern: string | undefined,
+  options: { versions?: boolean; stored?: boolean },
   command: Command,
 ): Promise<void> {
   const ctx = await commandContext(command);
   const state = await readRegistryState(ctx.config.localStorage);
   if (state.kind !== "ok") return;
-  const names = listImages(state.images, { pattern }).map((row) => row.name);
-  result(...names);
+  let entries = listImages(state.images, { pattern, verbose: true }).map((row) => row.entry);
+  if (options.stored) {
+    const dirs = storeDirs(ctx.config.localStorage, ctx.config.extractDir);
+    const { copies } = await scanStore(dirs, state.images);
+    const held = new Set(copies.map((c) => c.entry && formatSpec(c.entry)));
+    entries = entries.filter((e) => held.has(formatSpec(e)));
+  }
+  const lines = entries.map((e) => (options.versions ? formatSpec(e) : e.name));
+  result(...new Set(lines));
 }

@@ -1,6 +1,8 @@
 import type { Command } from "commander";
-import { listImages } from "../../ops/ls.js";
+import { listImages, type ListRow } from "../../ops/ls.js";
 import { openRegistry } from "../../ops/open-registry.js";
+import { storeDirs } from "../../store/layout.js";
+import { localState, scanStore, type Inventory } from "../../store/scan.js";
 import { commandContext } from "../context.js";
 import { formatTable } from "../human-readable.js";
 import { result } from "../output.js";
@@ -8,7 +10,14 @@ import { result } from "../output.js";
 /** `ls [-v] [--json] [--local] [PATTERN]`. */
 export async function lsCommand(
   pattern: string | undefined,
-  options: { verbose?: boolean; json?: boolean; local?: boolean; names?: boolean },
+  options: {
+    verbose?: boolean;
+    json?: boolean;
+    local?: boolean;
+    names?: boolean;
+    versions?: boolean;
+    stored?: boolean;
+  },
   command: Command,
 ): Promise<void> {
   if (options.local) {
@@ -16,7 +25,7 @@ export async function lsCommand(
     return;
   }
   if (options.names) {
-    await (await import("./completion.js")).printImageNames(pattern, command);
+    await (await import("./completion.js")).printImageNames(pattern, options, command);
     return;
   }
   const ctx = await commandContext(command);
@@ -24,15 +33,11 @@ export async function lsCommand(
   const rows = listImages(images, { pattern, verbose: options.verbose });
   const { readProvenance } = await import("../../store/provenance.js");
   const provenance = await readProvenance(ctx.config.localStorage);
+  const dirs = storeDirs(ctx.config.localStorage, ctx.config.extractDir);
+  const inventory = await scanStore(dirs, images, { sizes: options.json });
   if (options.json) {
     const { registryImageJson, printJson } = await import("../json.js");
-    const [{ localState, scanStore }, { storeDirs }, { readVerifiedKeys }] = await Promise.all([
-      import("../../store/scan.js"),
-      import("../../store/layout.js"),
-      import("../../store/signatures.js"),
-    ]);
-    const dirs = storeDirs(ctx.config.localStorage, ctx.config.extractDir);
-    const inventory = await scanStore(dirs, images, { sizes: true });
+    const { readVerifiedKeys } = await import("../../store/signatures.js");
     const verified = await readVerifiedKeys(ctx.config.localStorage);
     printJson(
       rows.map((r) =>
@@ -56,9 +61,26 @@ export async function lsCommand(
     r.name,
     !options.verbose && r.versions > 1 ? `${r.version} (${r.versions} versions)` : r.version,
     r.arch,
+    pulledCell(inventory, r, !options.verbose),
     ...(several ? [provenance?.of(r.entry)?.registry ?? "?"] : []),
     r.description,
   ]);
-  const header = ["Name", "Version", "Architecture", ...(several ? ["Registry"] : [])];
+  const header = ["Name", "Version", "Architecture", "Pulled", ...(several ? ["Registry"] : [])];
   result(...formatTable([...header, "Description"], cells));
+}
+
+/**
+ * The Pulled column of `row`: `yes` (its tree is in the store), `archive` (its archive only,
+ * pulled with `--no-extract`), or `-`; with `otherVersions` (one row per name), the versions of
+ * the name that are in the store when the row's is not.
+ */
+function pulledCell(inventory: Inventory, row: ListRow, otherVersions: boolean): string {
+  const local = localState(inventory, row.entry);
+  if (local.tree !== undefined) return "yes";
+  if (local.archive !== undefined) return "archive";
+  if (!otherVersions) return "-";
+  const versions = inventory.copies
+    .filter((c) => c.entry?.name === row.name)
+    .map((c) => c.entry!.version);
+  return versions.length === 0 ? "-" : [...new Set(versions)].join(", ");
 }

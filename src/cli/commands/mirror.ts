@@ -19,7 +19,7 @@ export async function mirrorCommand(
   const specs = images.map(parseSpec);
   const ctx = await commandContext(command);
   const signingKey = options.key === undefined ? undefined : await openSigningKey(options.key);
-  const outcome = await withProgressView(ctx.quiet, (view) =>
+  const outcome = await withProgressView(ctx.quiet, images, ctx.signal, (view) =>
     mirror(ctx.config, {
       to: options.to,
       images: specs,

@@ -1,8 +1,9 @@
 import type { Command } from "commander";
 import { publish, type PublishOptions } from "../../ops/publish.js";
+import { formatSpec } from "../../registry/resolve.js";
 import { commandContext } from "../context.js";
 import { result } from "../output.js";
-import { createProgressView } from "../progress.js";
+import { withProgressView } from "../progress.js";
 import { openSigningKey } from "../password.js";
 
 /** Options of `publish`, as commander parses them. */
@@ -33,10 +34,9 @@ export async function publishCommand(
   const ctx = await commandContext(command);
   const { imageVersion, key, ...fields } = options;
   const signingKey = key === undefined ? undefined : await openSigningKey(key);
-  const view = await createProgressView(ctx.quiet);
-  let published;
-  try {
-    published = await publish({
+  const image = formatSpec({ name: fields.name, version: imageVersion });
+  const published = await withProgressView(ctx.quiet, [image], ctx.signal, (view) =>
+    publish({
       ...fields,
       archive,
       version: imageVersion,
@@ -45,9 +45,7 @@ export async function publishCommand(
       signal: ctx.signal,
       logger: view.logger,
       onProgress: (p) => view.update(p),
-    });
-  } finally {
-    view.stop();
-  }
+    }),
+  );
   result(published.entry.url);
 }

@@ -69,7 +69,8 @@ export async function pullCommand(
   requested(images, options.arch); // usage errors before any work
   const ctx = await commandContext(command);
   const { wanted, registry } = await pullPlan(ctx, images, options);
-  const results = await withProgressView(ctx.quiet, (view) =>
+  const labels = wanted.map(([, spec]) => formatSpec(spec));
+  const results = await withProgressView(ctx.quiet, labels, ctx.signal, (view) =>
     pullMany(
       ctx.config,
       wanted.map(([, spec]) => spec),

@@ -1,10 +1,12 @@
 import type { Command } from "commander";
-import { AxError } from "../../errors.js";
 import { removeImages } from "../../ops/rm.js";
 import { parseSpec } from "../../registry/resolve.js";
 import { commandContext } from "../context.js";
 
-/** `rm NAME[:VERSION]...`. */
+/**
+ * `rm NAME[:VERSION]...`: an image that is not in the store is a notice, not an error (as in the
+ * Rust tool: clean-up steps of scripts run `rm` whatever is there).
+ */
 export async function rmCommand(
   images: string[],
   _options: unknown,
@@ -13,9 +15,10 @@ export async function rmCommand(
   const specs = images.map(parseSpec);
   const ctx = await commandContext(command);
   const results = await removeImages(ctx.config, specs, ctx);
-  const missing = results.filter((r) => r.removed.length === 0).map((r) => r.image);
-  for (const r of results) for (const path of r.removed) ctx.logger.info(`removed ${path}`);
-  if (missing.length > 0) {
-    throw new AxError(`not in the store ${ctx.config.localStorage}: ${missing.join(", ")}`);
+  for (const r of results) {
+    for (const path of r.removed) ctx.logger.info(`removed ${path}`);
+    if (r.removed.length === 0) {
+      ctx.logger.info(`${r.image}: not in the store ${ctx.config.localStorage}; nothing to remove`);
+    }
   }
 }

@@ -141,6 +141,75 @@ describe(
       );
     });
 
+    it("a missing tag: one error naming the image's URL once; an index of one manifest is followed", async () => {
+      const dir = join(root.path, "cli-messages");
+      await mkdir(dir);
+      const archive = await makeTar([{ name: "k", data: "kernel" }]);
+      const archivePath = join(dir, "k.tar");
+      await writeFile(archivePath, archive);
+      const registryFile = join(dir, "registry.toml");
+      const env = cliEnv({ DOCKER_CONFIG: join(dir, "none") });
+      const to = `oci://${registry.host}/guests/single:1.0`;
+      const published = await runCli(
+        ["publish", archivePath, "--name", "single", "--version", "1.0", "--arch", "x86_64"].concat(
+          ["--description", "one platform", "--to", to, "--registry-file", registryFile],
+        ),
+        { cwd: dir, env },
+      );
+      assert.equal(published.code, 0, published.stderr);
+      // An index naming that one manifest, as multi-platform tools push a single platform.
+      const v2 = `http://${registry.host}/v2/guests/single/manifests`;
+      const manifest = await fetch(`${v2}/1.0`, {
+        headers: { accept: "application/vnd.oci.image.manifest.v1+json" },
+      });
+      const body = Buffer.from(await manifest.arrayBuffer());
+      const index = {
+        schemaVersion: 2,
+        mediaType: "application/vnd.oci.image.index.v1+json",
+        manifests: [
+          {
+            mediaType: "application/vnd.oci.image.manifest.v1+json",
+            digest: `sha256:${sha256(body)}`,
+            size: body.length,
+            platform: { architecture: "amd64", os: "linux" },
+          },
+        ],
+      };
+      const put = await fetch(`${v2}/indexed`, {
+        method: "PUT",
+        headers: { "content-type": index.mediaType },
+        body: JSON.stringify(index),
+      });
+      assert.equal(put.status, 201, await put.text());
+      const text = await readFile(registryFile, "utf8");
+      // The same entry under another name, its URL the tag `tag` (publish pinned the digest).
+      const renamed = (name: string, tag: string) =>
+        text
+          .replaceAll('"single"', `"${name}"`)
+          .replace(/^url = .*$/m, `url = "${to.replace(":1.0", `:${tag}`)}"`);
+      await writeFile(registryFile, text + renamed("indexed", "indexed") + renamed("gone", "gone"));
+
+      const store = join(dir, "store");
+      const gone = await runCli(["-S", store, "-R", registryFile, "pull", "gone"], {
+        cwd: dir,
+        env,
+      });
+      assert.equal(gone.code, 1, gone.stderr);
+      const error = gone.stderr.split("\n").find((l) => l.startsWith("error: "))!;
+      const url = `oci://${registry.host}/guests/single:gone`;
+      assert.equal(error.split(url).length, 2, `names ${url} once: ${error}`);
+      assert.doesNotMatch(error, /\/v2\//, "not the registry's API URL as well");
+      assert.match(error, /404/);
+
+      const indexed = await runCli(["-S", store, "-R", registryFile, "pull", "indexed"], {
+        cwd: dir,
+        env,
+      });
+      assert.equal(indexed.code, 0, indexed.stderr);
+      assert.doesNotMatch(indexed.stderr, /several platforms/);
+      assert.equal(await readFile(join(indexed.stdout.trim(), "k"), "utf8"), "kernel");
+    });
+
     it("shows the upload's progress as a pull does, and pins the new digest when the tag moves", async () => {
       const dir = join(root.path, "progress");
       await mkdir(dir);
