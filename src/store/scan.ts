@@ -188,8 +188,11 @@ export async function scanStore(
   options: ScanOptions = {},
 ): Promise<Inventory> {
   const { store } = dirs;
-  const names = StoreNames.of(images);
-  const entries = new Entries(images);
+  // Built on first use: a store without copies (the usual `ls` on a big registry) needs neither.
+  let names: StoreNames | undefined;
+  let entries: Entries | undefined;
+  const namesOf = () => (names ??= StoreNames.of(images));
+  const entriesOf = () => (entries ??= new Entries(images));
   const [dirents, treeDirents] = await Promise.all(
     [store, dirs.trees].map((dir, i) => (i === 1 && dir === store ? undefined : listDir(dir))),
   );
@@ -200,7 +203,7 @@ export async function scanStore(
   for (const d of treeDirents ?? dirents!) {
     if (!d.isDirectory() || reservedNameProblem(d.name) !== undefined) continue;
     const path = join(dirs.trees, d.name);
-    const facts: TreeFacts = { path, owner: names.owner(d.name) };
+    const facts: TreeFacts = { path, owner: namesOf().owner(d.name) };
     const [marker, record] = await Promise.all([readMarker(path), readPulledAs(path)]);
     if (marker !== undefined) facts.marker = marker;
     if (record !== undefined) facts.record = record;
@@ -217,11 +220,19 @@ export async function scanStore(
       leftovers.push({ kind: "part", path, baseName: file.baseName, bytes: 0 });
       continue;
     }
-    const copy = await scanArchive(path, file.baseName, names, entries, trees, options, wanted);
+    const copy = await scanArchive(
+      path,
+      file.baseName,
+      namesOf(),
+      entriesOf(),
+      trees,
+      options,
+      wanted,
+    );
     if (copy) copies.push(copy);
   }
   for (const [baseName, facts] of trees) {
-    const copy = attribute("tree", facts.path, baseName, facts, facts.marker, entries);
+    const copy = attribute("tree", facts.path, baseName, facts, facts.marker, entriesOf());
     if (facts.marker !== undefined) {
       copy.marker = facts.marker;
       copy.proven = true;

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { registryList } from "../../config/registries.js";
 import { listImages, type ListRow } from "../../ops/ls.js";
 import { openRegistry } from "../../ops/open-registry.js";
 import { storeDirs } from "../../store/layout.js";
@@ -31,8 +32,12 @@ export async function lsCommand(
   const ctx = await commandContext(command);
   const images = await openRegistry(ctx.config, ctx);
   const rows = listImages(images, { pattern, verbose: options.verbose });
+  // Which registry each entry came from: for `--json`, and for a column when several are
+  // configured (a 20,000-entry provenance record is not read for nothing).
+  const several = registryList(ctx.config.registry).length > 1;
   const { readProvenance } = await import("../../store/provenance.js");
-  const provenance = await readProvenance(ctx.config.localStorage);
+  const provenance =
+    options.json || several ? await readProvenance(ctx.config.localStorage) : undefined;
   const dirs = storeDirs(ctx.config.localStorage, ctx.config.extractDir);
   const inventory = await scanStore(dirs, images, { sizes: options.json });
   if (options.json) {
@@ -56,7 +61,6 @@ export async function lsCommand(
     return;
   }
   // Merged from several registries: which one each row comes from, before the description.
-  const several = (provenance?.registries.length ?? 0) > 1;
   const cells = rows.map((r) => [
     r.name,
     !options.verbose && r.versions > 1 ? `${r.version} (${r.versions} versions)` : r.version,
