@@ -88,10 +88,10 @@ type Read =
  * the same name and version; a conflicting duplicate is a warning) and replaces the store's
  * `images.toml` atomically, with a provenance record per entry. A registry that cannot be read is
  * read from its fallback (not a local file: its error, such as a syntax error at file:line, is
- * the user's to fix and fails the sync as it is); one that still fails (or looks broken: no images, or more than half of
- * the names of its last good copy gone, unless `allowEmpty` / `allowShrink`) keeps its last good
- * copy while the others update. When no registry could be read, nothing changes and the error
- * names each failure.
+ * the user's to fix and fails the sync as it is); one that still fails (or looks broken: no
+ * images, or more than half of the names of its last good copy gone, unless `allowEmpty` /
+ * `allowShrink`) keeps its last good copy while the others update. When no registry could be
+ * read, nothing changes and the error names each failure.
  */
 export async function sync(config: Config, options: SyncOptions = {}): Promise<SyncResult> {
   requireNetwork(config, `syncing the registry ${registryList(config.registry).join(", ")}`);
