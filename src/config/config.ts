@@ -5,7 +5,7 @@ import { AxError, UsageError } from "../errors.js";
 import { FileProblemError, describeProblem, readRegularFile } from "../regular-file.js";
 import type { Mirror } from "./mirrors.js";
 import { CONFIG_FILE_NAME, DEFAULT_AUTO_SYNC_THRESHOLD, defaultLocalStorage } from "./defaults.js";
-import { parseTrustTables, type TrustRule } from "./trust.js";
+import type { TrustRule } from "./trust.js";
 import {
   DEFAULT_REGISTRY_BASE_URL,
   DEFAULT_REGISTRY_NAME,
@@ -168,7 +168,12 @@ async function readConfigFile(path: string): Promise<FileValues> {
     }
     throw err;
   }
-  return validateConfigDoc(doc, path);
+  const values = validateConfigDoc(doc, path);
+  // Pinned keys are parsed here, so that the keys' crypto is loaded only by a file that pins some.
+  if (doc.trust !== undefined) {
+    values.trust = (await import("./trust.js")).parseTrustTables(doc.trust, path);
+  }
+  return values;
 }
 
 function validateConfigDoc(doc: Record<string, unknown>, path: string): FileValues {
@@ -236,8 +241,7 @@ function validateConfigDoc(doc: Record<string, unknown>, path: string): FileValu
         }
         out.insecureRegistries = value as string[];
         break;
-      case "trust":
-        out.trust = parseTrustTables(value, path);
+      case "trust": // parsed by readConfigFile
         break;
       case "require_signatures":
         if (typeof value !== "boolean") bad(key, "true or false");

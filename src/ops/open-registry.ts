@@ -8,7 +8,6 @@ import { silentLogger } from "../log.js";
 import type { ImageEntry } from "../registry/types.js";
 import { isStale, readLastSync, readRegistryState } from "../store/state.js";
 import type { OperationOptions } from "./options.js";
-import { sync } from "./sync.js";
 
 /**
  * The store's registry, synced first when the auto-sync rules say so: no readable `images.toml`
@@ -40,7 +39,7 @@ export async function openRegistry(
         ? "no local registry yet: syncing"
         : `the store's registry is corrupt (${state.error.message}): syncing to repair it`,
     );
-    await sync(config, options);
+    await (await import("./sync.js")).sync(config, options);
     return loadSynced(store);
   }
   const now = Math.floor(Date.now() / 1000);
@@ -51,7 +50,7 @@ export async function openRegistry(
   ) {
     logger.info("local registry is older than the auto-sync threshold: syncing");
     try {
-      await sync(config, options);
+      await (await import("./sync.js")).sync(config, options);
       return loadSynced(store);
     } catch (err) {
       if (!(err instanceof AxError) || options.signal?.aborted) throw err;
