@@ -51,7 +51,10 @@ const PKCS8_ED25519 = Buffer.from("302e020100300506032b657004220420", "hex");
 
 /** A minisign public key. */
 export interface PublicKey {
-  /** The key id as minisign prints it: 16 upper-case hex digits (`F7073FCE3D2CAC77`). */
+  /**
+   * The key id as minisign prints it: up to 16 upper-case hex digits, no leading zeros
+   * (`F7073FCE3D2CAC77`).
+   */
   keyId: string;
   /** The key id's 8 bytes, as stored in keys and signatures. */
   keyNum: Buffer;
@@ -75,7 +78,7 @@ export interface SigningKey {
 export interface Signature {
   /** `ED`: over the file's BLAKE2b-512; `Ed`: over the file itself (legacy). */
   algorithm: typeof ALG_ED25519 | typeof ALG_PREHASHED;
-  /** The key id of the key that made it (16 hex digits) and its bytes. */
+  /** The key id of the key that made it (as minisign prints it) and its bytes. */
   keyId: string;
   keyNum: Buffer;
   /** The 64-byte Ed25519 signature of the file (or of its hash). */
@@ -86,9 +89,16 @@ export interface Signature {
   globalSignature: Buffer;
 }
 
-/** The key id of `keyNum` as minisign prints it: the bytes as a little-endian 64-bit number. */
+/**
+ * The key id of `keyNum` as minisign prints it: the bytes as a little-endian 64-bit number, in
+ * upper-case hex without leading zeros (`printf("%" PRIX64)`).
+ */
 function keyIdOf(keyNum: Buffer): string {
-  return Buffer.from(keyNum).reverse().toString("hex").toUpperCase();
+  return Buffer.from(keyNum)
+    .reverse()
+    .toString("hex")
+    .toUpperCase()
+    .replace(/^0+(?=.)/, "");
 }
 
 /** `text` decoded as canonical base64 (what `Buffer.toString("base64")` writes), or undefined. */

@@ -48,8 +48,9 @@ export interface ImageJson {
 /** A registry entry as `ls --json` and `info --json` print it. */
 export interface RegistryImageJson extends ImageJson {
   /**
-   * The key (16 hex digits, as minisign prints it) that signed the registry file this entry came
-   * from, when the sync verified it under a pinned key (`[[trust]]`); null when it was not verified.
+   * The id of the key (as minisign prints it: up to 16 hex digits) that signed the registry file
+   * this entry came from, when the sync verified it under a pinned key (`[[trust]]`); null when it
+   * was not verified.
    */
   verified_by: string | null;
 }

@@ -75,7 +75,7 @@ export interface SignResult {
   file: string;
   /** Its signature file, `FILE.minisig`. */
   signature: string;
-  /** The key id of the key that signed (16 hex digits). */
+  /** The key id of the key that signed (as minisign prints it: up to 16 hex digits). */
   keyId: string;
   /** The trusted timestamp, unix seconds. */
   timestamp: number;

@@ -74,7 +74,10 @@ export interface SyncResult {
   files: string[];
   /** Each configured registry, in order. */
   registries: RegistrySync[];
-  /** The keys (16 hex digits) that signed the files read; empty when they were not verified. */
+  /**
+   * The ids of the keys that signed the files read (as minisign prints them: up to 16 hex
+   * digits); empty when they were not verified.
+   */
   verifiedBy: string[];
 }
 

@@ -258,7 +258,7 @@ export function checksSignatures(policy: SignaturePolicy | undefined): boolean {
 
 /** The newest signature the store accepted for one registry file. */
 export interface AcceptedSignature {
-  /** The key that made it (16 hex digits). */
+  /** The key that made it (as minisign prints it: up to 16 hex digits). */
   keyId: string;
   /** Its trusted timestamp, unix seconds. */
   timestamp: number;

@@ -35,7 +35,7 @@ interface StoredSignature {
 export interface VerifiedImage {
   name: string;
   version: string;
-  /** The key that signed the file it came from (16 hex digits). */
+  /** The key that signed the file it came from (as minisign prints it: up to 16 hex digits). */
   keyId: string;
   /** That file (its location without credentials). */
   file: string;
@@ -49,7 +49,7 @@ interface StoredImage {
   file: string;
 }
 
-const KEY_ID = /^[0-9A-F]{16}$/;
+const KEY_ID = /^[0-9A-F]{1,16}$/;
 
 function isStoredImage(value: unknown): value is StoredImage {
   const record = value as StoredImage;

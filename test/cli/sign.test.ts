@@ -197,7 +197,7 @@ describe("signing registries through the CLI", { skip: NO_MINISIGN }, () => {
       "--url", "https://example.com/lab_linux-1.0.tar.gz", "--key", plain.secretKey,
     ]); // prettier-ignore
     assert.equal(add.code, 0, add.stderr);
-    assert.match(add.stderr, /^signed lab\.toml with key [0-9A-F]{16}: lab\.toml\.minisig$/m);
+    assert.match(add.stderr, /^signed lab\.toml with key [0-9A-F]{1,16}: lab\.toml\.minisig$/m);
     assert.ok((await readFile(file("lab.toml"), "utf8")).includes(sha256("the archive bytes")));
     assert.equal(
       (await minisignVerify(file("lab.toml"), file("lab.toml.minisig"), plain.publicKey)).code,
