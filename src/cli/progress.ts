@@ -273,11 +273,7 @@ function barView(quiet: boolean, images: string[], signal?: AbortSignal): Progre
  * `images` are the images about to be pulled (their names are aligned); `signal` stops the bars
  * for good when it aborts (Ctrl-C).
  */
-export function createProgressView(
-  quiet: boolean,
-  images: string[],
-  signal?: AbortSignal,
-): ProgressView {
+function createProgressView(quiet: boolean, images: string[], signal?: AbortSignal): ProgressView {
   return isInteractive() && !quiet ? barView(quiet, images, signal) : plainView(quiet);
 }
 
