@@ -12,6 +12,7 @@ import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { formatBytes } from "../../src/cli/human-readable.js";
 import { missing } from "../helpers/daemon.js";
 import { CLI, cliEnv } from "../helpers/images.js";
 import { Screen, startInTerminal } from "../helpers/terminal.js";
@@ -143,6 +144,25 @@ describe("progress bars on a terminal 60 columns wide", { skip: noScript }, () =
     assert.ok(first > 0, screen.lines().join("\n"));
     assert.deepEqual(screen.lines().slice(first, first + 2), results);
     assert.match(screen.lines()[first - 1]!, / in [\d.]+s \(/, "no blank line before the results");
+  });
+
+  it("draws no bar under CI, even on a terminal: plain lines instead", async () => {
+    const img = await w.publish("in-ci", "1.0", [{ name: "kernel", data: randomBytes(1 << 16) }]);
+    assert.equal((await w.cli(["-q", "sync"])).code, 0);
+    const run = startInTerminal(["-S", w.store, "-R", w.registryUrl, "pull", "in-ci"], {
+      columns: 60,
+      env: { CI: "true" },
+    });
+    assert.equal(await run.closed, 0, run.output());
+    const lines = new Screen(60, run.output()).finished;
+    assert.ok(!lines.some((l) => BAR.test(l)), lines.join("\n"));
+    assert.ok(
+      lines.includes(
+        `in-ci: 100% (${formatBytes(img.archive.length)} of ${formatBytes(img.archive.length)})`,
+      ),
+      lines.join("\n"),
+    );
+    assert.ok(lines.includes(join(w.store, "in-ci")), lines.join("\n"));
   });
 
   it("Ctrl-C erases the bars, says so, and nothing draws them again", async () => {

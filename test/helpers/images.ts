@@ -95,11 +95,14 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Environment for CLI runs: no proxies, no CI-specific colour settings leaking in. */
+/**
+ * Environment for CLI runs: no proxies, no `AXVISOR_*` settings and no `CI` of the machine running
+ * the tests leaking in (a `CI` set by the CI service turns the progress bars off).
+ */
 export function cliEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (v !== undefined && !/^(https?_proxy|no_proxy|AXVISOR_)/i.test(k)) env[k] = v;
+    if (v !== undefined && !/^(https?_proxy|no_proxy|AXVISOR_|CI$)/i.test(k)) env[k] = v;
   }
   return { ...env, AXVISOR_IMAGE_RETRY_BASE_MS: "20", ...extra };
 }
