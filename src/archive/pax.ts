@@ -43,16 +43,17 @@ const KEPT = new Map<string, number>([
 /** Longest key compared with the kept ones; the rest of a longer key is not kept. */
 const KEY_LIMIT = 64;
 
-const enum State {
-  Start,
-  Length,
-  Blanks,
-  Key,
-  Value,
-  Newline,
+const State = {
+  Start: 0,
+  Length: 1,
+  Blanks: 2,
+  Key: 3,
+  Value: 4,
+  Newline: 5,
   /** A NUL where a record would start: the records ended (GNU tar ignores the rest). */
-  End,
-}
+  End: 6,
+} as const;
+type State = (typeof State)[keyof typeof State];
 
 const SPACE = 0x20;
 const TAB = 0x09;
@@ -68,7 +69,7 @@ function isDigit(byte: number): boolean {
  * {@link PaxParser.finish}.
  */
 export class PaxParser {
-  #state = State.Start;
+  #state: State = State.Start;
   #problem: string | undefined;
   /** Declared length of the current record, and how many of its bytes were read. */
   #length = 0;

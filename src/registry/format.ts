@@ -101,12 +101,15 @@ function parseToml(text: string, source: string): Table {
 /** Checks a parsed document against the format's rules; reports with file and line. */
 class RegistryValidator {
   private locator: LineLocator | undefined;
+  private readonly text: string;
+  private readonly source: string;
+  private readonly onWarning: ((message: string) => void) | undefined;
 
-  constructor(
-    private readonly text: string,
-    private readonly source: string,
-    private readonly onWarning: ((message: string) => void) | undefined,
-  ) {}
+  constructor(text: string, source: string, onWarning: ((message: string) => void) | undefined) {
+    this.text = text;
+    this.source = source;
+    this.onWarning = onWarning;
+  }
 
   registry(document: Table): RegistryFile {
     this.warnUnknownKeys(document, {}, TOP_LEVEL_KEYS);

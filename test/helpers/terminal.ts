@@ -73,10 +73,11 @@ export class Screen {
   #row = 0;
   #col = 0;
 
-  constructor(
-    readonly width: number,
-    output = "",
-  ) {
+  /** Columns of the terminal. */
+  readonly width: number;
+
+  constructor(width: number, output = "") {
+    this.width = width;
     this.feed(output);
   }
 
