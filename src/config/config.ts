@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { homedir } from "node:os";
-import { dirname, isAbsolute, join, resolve } from "node:path";
+import { dirname, isAbsolute, join, resolve, sep } from "node:path";
 import { AxError, UsageError } from "../errors.js";
 import { FileProblemError, describeProblem, readRegularFile } from "../regular-file.js";
 import type { Mirror } from "./mirrors.js";
@@ -171,7 +171,10 @@ async function readConfigFile(path: string): Promise<FileValues> {
   const values = validateConfigDoc(doc, path);
   // Pinned keys are parsed here, so that the keys' crypto is loaded only by a file that pins some.
   if (doc.trust !== undefined) {
-    values.trust = (await import("./trust.js")).parseTrustTables(doc.trust, path);
+    const base = dirname(path);
+    values.trust = (await import("./trust.js"))
+      .parseTrustTables(doc.trust, path)
+      .map((rule) => ({ ...rule, registry: trustPrefix(rule.registry, base) }));
   }
   return values;
 }
@@ -264,6 +267,16 @@ function urlOrPath(value: string, base: string): string {
 /** A registry of the configuration file: a built-in name as it is, else {@link urlOrPath}. */
 function registryRef(value: string, base: string): string {
   return isBuiltinRegistry(value) ? value : urlOrPath(value, base);
+}
+
+/**
+ * A `[[trust]]` prefix as the registries it matches are known: a built-in name or a URL as it is,
+ * a path made absolute against `base` as {@link registryRef} makes registry paths, keeping a
+ * trailing separator (`./regs/` must not match `regs-other/`).
+ */
+function trustPrefix(value: string, base: string): string {
+  const ref = registryRef(value, base);
+  return ref !== value && /[\\/]$/.test(value) && !ref.endsWith(sep) ? ref + sep : ref;
 }
 
 function parseMirrorTables(value: unknown, path: string): Mirror[] {

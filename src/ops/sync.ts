@@ -109,8 +109,16 @@ export async function sync(config: Config, options: SyncOptions = {}): Promise<S
   const names = new Map(
     sources.flatMap((s) => [s.url, s.fallback ?? s.url].map((url) => [url, s.name] as const)),
   );
+  // A path is pinned as the file it names (`-R ./regs/main.toml` by `[[trust]]`'s absolute path).
+  const canonical = (url: string) => {
+    try {
+      return toLocation(url);
+    } catch {
+      return url; // refused when it is loaded
+    }
+  };
   const policy = (url: string, accepted: AcceptedSignatures): SignaturePolicy => ({
-    keys: pinnedKeys(config.trust ?? [], url, names.get(url) ?? url),
+    keys: pinnedKeys(config.trust ?? [], url, canonical(url), names.get(url) ?? url),
     required: config.requireSignatures ?? false,
     accepted,
   });

@@ -129,6 +129,28 @@ describe("syncing a signed registry", { skip: NO_MINISIGN }, () => {
     assert.match(info.stdout, new RegExp(`signed +verified, key ${publisherId}$`, "m"));
   });
 
+  it("pins a local registry by a path relative to .image.toml, given by -R relative to the working directory", async () => {
+    const project = join(dir.path, "project");
+    await mkdir(join(project, "sub"), { recursive: true });
+    await writeFile(
+      join(project, ".image.toml"),
+      `[[trust]]\nregistry = "../mirror/"\nkeys = ["${publisher.publicKey}"]\n`,
+    );
+    const run = (args: string[]) =>
+      runCli(["-S", join(project, "store"), "-R", "../../mirror/default.toml", ...args], {
+        cwd: join(project, "sub"),
+        env: cliEnv(),
+      });
+    const synced = await run(["sync"]);
+    assert.equal(synced.code, 0, synced.stderr);
+    assert.match(synced.stderr, new RegExp(`every file signed by key ${publisherId}`));
+    const ls = JSON.parse((await run(["ls", "--json"])).stdout) as RegistryImageJson[];
+    assert.deepEqual(
+      ls.map((i) => i.verified_by),
+      [publisherId, publisherId],
+    );
+  });
+
   it("refuses a tampered include under its old signature", async () => {
     await serve("v1.toml", include.replace("b".repeat(64), "c".repeat(64)));
     await refused(/v1\.toml: the content does not match its signature/);

@@ -1,8 +1,12 @@
 /** `[[trust]]` tables (src/config/trust.ts): parsing them, and which keys a registry gets. */
 import assert from "node:assert/strict";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { describe, it } from "node:test";
+import { resolveConfig } from "../../src/config/config.js";
 import { parseTrustTables, pinnedKeys } from "../../src/config/trust.js";
 import { generateSecretKey } from "../../src/minisign-key.js";
+import { tempDir } from "../helpers/images.js";
 
 describe("[[trust]] tables", () => {
   it("pins the keys of every table whose prefix matches, each key once", async () => {
@@ -43,6 +47,38 @@ describe("[[trust]] tables", () => {
         },
         JSON.stringify(value),
       );
+    }
+  });
+
+  it("reads a relative path prefix against the configuration file's directory, as registry paths", async () => {
+    const { key } = await generateSecretKey(undefined);
+    const { path: dir, cleanup } = await tempDir();
+    try {
+      const project = join(dir, "project");
+      await mkdir(join(project, "sub"), { recursive: true });
+      await writeFile(
+        join(project, ".image.toml"),
+        [
+          'registries = ["regs/main.toml", "regs-other/main.toml", "tgos"]',
+          "[[trust]]",
+          'registry = "./regs/"',
+          `keys = ["${key.publicKey.text}"]`,
+          "[[trust]]",
+          'registry = "tgos"',
+          `keys = ["${key.publicKey.text}"]`,
+          "",
+        ].join("\n"),
+      );
+      // Found from a subdirectory: the prefix is the config file's, not the working directory's.
+      const { config } = await resolveConfig({ cwd: join(project, "sub"), env: {} });
+      const [main, other] = config.registry as string[];
+      assert.equal(main, join(project, "regs", "main.toml"));
+      const pinned = (...at: string[]) => pinnedKeys(config.trust ?? [], ...at).length;
+      assert.equal(pinned(main!), 1, "the relative prefix pins the registry under it");
+      assert.equal(pinned(other!), 0, "a trailing / keeps regs-other/ out");
+      assert.equal(pinned("tgos"), 1, "a built-in name stays a name");
+    } finally {
+      await cleanup();
     }
   });
 });
