@@ -122,8 +122,8 @@ export interface StoreJson {
   extract_dir: string | null;
   /** What the store holds, by base name. */
   images: StoredImageJson[];
-  /** Interrupted downloads, staging trees and trash, which `prune` removes. */
-  leftovers: { kind: "part" | "staging" | "trash"; path: string; bytes: number }[];
+  /** Interrupted downloads, staging trees, trash and upload sessions, which `prune` removes. */
+  leftovers: { kind: "part" | "staging" | "trash" | "upload"; path: string; bytes: number }[];
   /** Disk usage of the whole store, bookkeeping included. */
   total_bytes: number;
 }

@@ -6,9 +6,7 @@
  * change under it, whoever moves the tag. A cut upload resumes from the last chunk the registry
  * acknowledged (its location is kept in the store's bookkeeping).
  */
-import { createHash } from "node:crypto";
 import { readFile, rm, stat } from "node:fs/promises";
-import { join } from "node:path";
 import { AxError, UsageError, fsError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { formatSpec } from "../registry/resolve.js";
@@ -18,7 +16,7 @@ import {
   parseOciReference,
   type OciReference,
 } from "../transfer/oci/reference.js";
-import { bookkeeping } from "../store/layout.js";
+import { uploadSessionPath } from "../store/layout.js";
 import { writeOptionalJson } from "../store/optional-file.js";
 import type { UploadSession } from "../transfer/oci/upload.js";
 import type { MirrorTarget } from "./mirror.js";
@@ -57,10 +55,7 @@ function repositoryOf(to: string): OciReference {
  * upload goes on. Losing one only costs sending the blob again.
  */
 export function uploadSessions(dir: string, repository: string): UploadSession {
-  const file = (digest: string) => {
-    const key = createHash("sha256").update(`${repository} ${digest}`).digest("hex");
-    return join(bookkeeping(dir).uploads, `${key}.json`);
-  };
+  const file = (digest: string) => uploadSessionPath(dir, repository, digest);
   return {
     async load(digest) {
       try {

@@ -28,7 +28,9 @@ export type PruneReason =
   /** A half-extracted tree left by a killed process. */
   | "staging"
   /** A tree whose deletion was interrupted. */
-  | "trash";
+  | "trash"
+  /** The saved session of a cut upload to an OCI registry (resending the blob replaces it). */
+  | "upload";
 
 /** One item {@link prune} removed, would remove, or skipped. */
 export interface PruneItem {

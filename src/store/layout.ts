@@ -410,6 +410,23 @@ export function bookkeeping(dir: string): {
   };
 }
 
+/** Names of upload session files: the sha256 of the repository and the blob's digest. */
+const UPLOAD_SESSION_NAME = /^[0-9a-f]{64}\.json$/;
+
+/**
+ * Where the session of an upload of the blob `digest` to the OCI repository `repository`
+ * (`host/repository`) is saved, so that a cut upload goes on (`mirror --to oci://`).
+ */
+export function uploadSessionPath(store: string, repository: string, digest: string): string {
+  const key = createHash("sha256").update(`${repository} ${digest}`).digest("hex");
+  return join(bookkeeping(store).uploads, `${key}.json`);
+}
+
+/** True for the name of a file {@link uploadSessionPath} makes. */
+export function isUploadSessionName(name: string): boolean {
+  return UPLOAD_SESSION_NAME.test(name);
+}
+
 /**
  * The last good copy of the registry `registry` (a built-in name, or a URL or path as configured):
  * named by the sha256 of that name, which the copy records too.

@@ -14,6 +14,7 @@ import {
   StoreNames,
   bookkeeping,
   imageBaseName,
+  isUploadSessionName,
   reservedNameProblem,
   stagingBaseName,
   storeFileKind,
@@ -67,8 +68,9 @@ export interface StoredCopy {
 /** Leftovers of interrupted work, which `prune` removes. */
 export interface Leftover {
   /** `part`: an interrupted download (or its resume metadata); `staging`: a half-extracted tree
-   *  of a killed process; `trash`: a tree whose deletion was interrupted. */
-  kind: "part" | "staging" | "trash";
+   *  of a killed process; `trash`: a tree whose deletion was interrupted; `upload`: the saved
+   *  session of an upload to an OCI registry that was cut (`mirror --to oci://`). */
+  kind: "part" | "staging" | "trash" | "upload";
   /** Absolute path. */
   path: string;
   /** The base name whose lock guards it; undefined for trash, which nothing uses. */
@@ -341,7 +343,7 @@ function attribute(
 }
 
 async function bookkeepingLeftovers(store: string): Promise<Leftover[]> {
-  const { staging, trash } = bookkeeping(store);
+  const { staging, trash, uploads } = bookkeeping(store);
   const list = (dir: string) => readdir(dir).catch(() => [] as string[]);
   const found: Leftover[] = [];
   for (const name of await list(staging)) {
@@ -352,6 +354,11 @@ async function bookkeepingLeftovers(store: string): Promise<Leftover[]> {
   }
   for (const name of await list(trash)) {
     found.push({ kind: "trash", path: join(trash, name), bytes: 0 });
+  }
+  for (const name of await list(uploads)) {
+    if (isUploadSessionName(name)) {
+      found.push({ kind: "upload", path: join(uploads, name), bytes: 0 });
+    }
   }
   return found;
 }

@@ -2,8 +2,9 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { appendFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { uploadSessionPath } from "../../src/store/layout.js";
 import { withLock } from "../../src/store/lock.js";
 import { sha256 } from "../helpers/images.js";
 import { startWorld, type World, type Published } from "../helpers/world.js";
@@ -67,9 +68,10 @@ describe("verify and prune", () => {
   });
 
   it("prune --dry-run lists orphans and leftovers without removing; prune removes them", async () => {
-    const { staging, trash } = {
+    const { staging, trash, upload } = {
       staging: at(".axvisor-image", "staging", "alpha.4242.0123abcd"),
       trash: at(".axvisor-image", "trash", "beta-1.0.4242.89abcdef"),
+      upload: uploadSessionPath(w.store, "127.0.0.1:5000/team", `sha256:${"a".repeat(64)}`),
     };
     // An image pulled (by the Rust tool: no pulled-as records) and since dropped by the registry:
     // the tree's marker proves the archive beside it was pulled, not put there by a user.
@@ -84,6 +86,11 @@ describe("verify and prune", () => {
     await mkdir(staging, { recursive: true });
     await writeFile(join(staging, "half"), "x");
     await mkdir(trash, { recursive: true });
+    // A cut upload's saved session (mirror --to oci://), beside a file that is not one.
+    await mkdir(dirname(upload), { recursive: true });
+    await writeFile(upload, '{"location":"http://127.0.0.1:5000/v2/team/blobs/uploads/1"}');
+    const notSession = join(dirname(upload), "notes.json");
+    await writeFile(notSession, "{}");
     const doomed = [
       at("alpha-1.0.tar.gz.part"),
       at("alpha-1.0.tar.gz.part.json"),
@@ -92,6 +99,7 @@ describe("verify and prune", () => {
       at("ghost-9.tar.gz"),
       staging,
       trash,
+      upload,
     ].sort();
 
     const dry = await w.cli(["prune", "--dry-run"]);
@@ -101,7 +109,7 @@ describe("verify and prune", () => {
       listed.slice(0, -1).map((l) => /^would remove +\S+ \S+ {2}(\S+) {2}\(/.exec(l)?.[1]),
       doomed,
     );
-    assert.match(listed.at(-1)!, /^would free [\d.]+ (KiB|B) \(7 items\)$/);
+    assert.match(listed.at(-1)!, /^would free [\d.]+ (KiB|B) \(8 items\)$/);
     assert.ok(
       doomed.every((p) => existsSync(p)),
       "a dry run removes nothing",
@@ -109,11 +117,13 @@ describe("verify and prune", () => {
 
     const real = await w.cli(["prune"]);
     assert.equal(real.code, 0, real.stderr);
-    assert.match(real.stdout, /^freed [\d.]+ (KiB|B) \(7 items\)$/m);
+    assert.match(real.stdout, /^freed [\d.]+ (KiB|B) \(8 items\)$/m);
     assert.deepEqual(
       doomed.filter((p) => existsSync(p)),
       [],
     );
+    assert.ok(existsSync(notSession), "a file that is not a session is kept");
+    assert.match(real.stdout, /\.json {2}\(interrupted upload\)$/m);
     for (const kept of ["notes", "alpha", "alpha.tar.gz", "alpha-1.0", "beta-1.0"]) {
       assert.ok(existsSync(at(kept)), kept);
     }

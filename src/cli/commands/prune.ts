@@ -10,6 +10,7 @@ const REASONS: Record<PruneReason, string> = {
   part: "interrupted download",
   staging: "interrupted extraction",
   trash: "interrupted removal",
+  upload: "interrupted upload",
 };
 
 /** `prune [--dry-run] [--keep N]`. */
