@@ -117,26 +117,28 @@ export interface LocalState {
  */
 export async function diskUsage(path: string): Promise<number> {
   const seen = new Set<string>();
-  const walk = async (p: string): Promise<number> => {
+  const slash = Buffer.from("/");
+  // Paths as bytes: a name that is not UTF-8 (a tree from another system) is still counted.
+  const walk = async (p: Buffer): Promise<number> => {
     let st;
     try {
       st = await lstat(p);
     } catch (err) {
       if (hasCode(err, "ENOENT")) return 0;
-      throw fsError(err, "read", p);
+      throw fsError(err, "read", p.toString());
     }
     const id = `${st.dev}:${st.ino}`;
     if (seen.has(id)) return 0;
     seen.add(id);
     let total = st.blocks * 512;
     if (st.isDirectory()) {
-      const names = await readdir(p).catch(() => [] as string[]);
-      const sizes = await Promise.all(names.map((name) => walk(join(p, name))));
+      const names = await readdir(p, { encoding: "buffer" }).catch(() => [] as Buffer[]);
+      const sizes = await Promise.all(names.map((name) => walk(Buffer.concat([p, slash, name]))));
       total += sizes.reduce((a, b) => a + b, 0);
     }
     return total;
   };
-  return walk(path);
+  return walk(Buffer.from(path));
 }
 
 /** The registry's entries by name, for attributing copies. */
