@@ -69,13 +69,25 @@ export function formatPlatform(child: IndexEntry): string {
     .join("/");
 }
 
+/**
+ * True for the attestation (provenance, SBOM) manifests `docker buildx` adds beside each image of
+ * an index: annotated `vnd.docker.reference.type: attestation-manifest`, platform `unknown/unknown`.
+ */
+function isAttestation(child: IndexEntry): boolean {
+  const { platform, annotations } = child;
+  return (
+    annotations?.["vnd.docker.reference.type"] === "attestation-manifest" ||
+    (platform?.os === "unknown" && platform.architecture === "unknown")
+  );
+}
+
 /** How many children an error lists, and how much of each one's platform. */
 const LISTED = 8;
 const LISTED_CHARS = 80;
 
 /**
- * The child of an image index to pull for a registry entry of `arch`: the only child there is
- * (whatever its platform says); else the first one for the same architecture, one with the
+ * The child of an image index to pull for a registry entry of `arch`, once the attestations
+ * `docker buildx` adds are passed over: the only child there is (whatever its platform says); else the first one for the same architecture, one with the
  * variant `arch` names (or the default one: `arm64/v8` for `aarch64`) before others, as the image
  * index specification asks ("the first matching entry SHOULD be used").
  *
@@ -86,6 +98,13 @@ export function pickPlatformManifest(
   arch: string | undefined,
   where: string,
 ): IndexEntry {
+  const attestations = children.filter(isAttestation);
+  if (attestations.length > 0 && attestations.length === children.length) {
+    throw new TransferError(where, "is an image index that holds only attestations, no image", {
+      retryable: false,
+    });
+  }
+  if (attestations.length > 0) children = children.filter((child) => !isAttestation(child));
   if (children.length === 1) return children[0]!;
   const wanted = arch === undefined ? undefined : goArch(arch);
   const preferred = wanted?.variant ?? DEFAULT_VARIANT.get(wanted?.architecture ?? "");

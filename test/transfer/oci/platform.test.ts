@@ -80,4 +80,22 @@ describe("an image index's child for an entry's arch", () => {
     );
     assert.throws(() => pick([], "aarch64"), /is an empty image index/);
   });
+
+  it("passes over the attestations docker buildx adds: one image beside them is the only child", () => {
+    const image = child("linux/arm64");
+    const attestation = {
+      ...child("unknown/unknown"),
+      annotations: {
+        "vnd.docker.reference.type": "attestation-manifest",
+        "vnd.docker.reference.digest": image.digest,
+      },
+    };
+    // An entry without arch (as many registries have), and one whose arch the image does not say.
+    assert.equal(pick([image, attestation]), image);
+    assert.equal(pick([attestation, image], "x86_64"), image);
+    const amd64 = child("linux/amd64");
+    assert.equal(pick([image, attestation, amd64, attestation], "x86_64"), amd64);
+    assert.throws(() => pick([image, amd64, attestation]), /without a manifest: it has/);
+    assert.throws(() => pick([attestation]), /only attestations/);
+  });
 });
