@@ -8,7 +8,7 @@
  */
 import { readFile, rm, stat } from "node:fs/promises";
 import { AxError, UsageError, fsError } from "../errors.js";
-import type { Logger } from "../log.js";
+import { namedLogger, type Logger } from "../log.js";
 import { formatSpec } from "../registry/resolve.js";
 import type { ImageEntry } from "../registry/types.js";
 import {
@@ -133,6 +133,7 @@ export async function ociTarget(to: string, options: OciTargetOptions): Promise<
         { sha256: entry.sha256, size },
         {
           ...client(signal),
+          logger: namedLogger(options.logger, formatSpec(entry)),
           chunkSize: options.chunkSize,
           session: uploadSessions(options.store, `${ref.host}/${ref.repository}`),
         },

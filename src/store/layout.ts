@@ -410,8 +410,11 @@ export function bookkeeping(dir: string): {
   };
 }
 
-/** Names of upload session files: the sha256 of the repository and the blob's digest. */
-const UPLOAD_SESSION_NAME = /^[0-9a-f]{64}\.json$/;
+/**
+ * Names of upload session files: the sha256 of the repository and the blob's digest; with a
+ * numeric suffix, the temporary copy of one that a kill cut while it was written.
+ */
+const UPLOAD_SESSION_NAME = /^[0-9a-f]{64}\.json(?:\.\d+)?$/;
 
 /**
  * Where the session of an upload of the blob `digest` to the OCI repository `repository`
@@ -422,7 +425,7 @@ export function uploadSessionPath(store: string, repository: string, digest: str
   return join(bookkeeping(store).uploads, `${key}.json`);
 }
 
-/** True for the name of a file {@link uploadSessionPath} makes. */
+/** True for the name of a file {@link uploadSessionPath} makes (or of its temporary copy). */
 export function isUploadSessionName(name: string): boolean {
   return UPLOAD_SESSION_NAME.test(name);
 }

@@ -91,6 +91,8 @@ describe("verify and prune", () => {
     await writeFile(upload, '{"location":"http://127.0.0.1:5000/v2/team/blobs/uploads/1"}');
     const notSession = join(dirname(upload), "notes.json");
     await writeFile(notSession, "{}");
+    const cutWrite = `${upload}.4026531839`; // write-file-atomic's temporary copy, cut by a kill
+    await writeFile(cutWrite, '{"loc');
     const doomed = [
       at("alpha-1.0.tar.gz.part"),
       at("alpha-1.0.tar.gz.part.json"),
@@ -100,6 +102,7 @@ describe("verify and prune", () => {
       staging,
       trash,
       upload,
+      cutWrite,
     ].sort();
 
     const dry = await w.cli(["prune", "--dry-run"]);
@@ -109,7 +112,7 @@ describe("verify and prune", () => {
       listed.slice(0, -1).map((l) => /^would remove +\S+ \S+ {2}(\S+) {2}\(/.exec(l)?.[1]),
       doomed,
     );
-    assert.match(listed.at(-1)!, /^would free [\d.]+ (KiB|B) \(8 items\)$/);
+    assert.match(listed.at(-1)!, /^would free [\d.]+ (KiB|B) \(9 items\)$/);
     assert.ok(
       doomed.every((p) => existsSync(p)),
       "a dry run removes nothing",
@@ -117,7 +120,7 @@ describe("verify and prune", () => {
 
     const real = await w.cli(["prune"]);
     assert.equal(real.code, 0, real.stderr);
-    assert.match(real.stdout, /^freed [\d.]+ (KiB|B) \(8 items\)$/m);
+    assert.match(real.stdout, /^freed [\d.]+ (KiB|B) \(9 items\)$/m);
     assert.deepEqual(
       doomed.filter((p) => existsSync(p)),
       [],

@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import { readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { chooseImages } from "../../src/ops/mirror.js";
 import { parseRegistry } from "../../src/registry/format.js";
 import { parseSpec } from "../../src/registry/resolve.js";
@@ -314,6 +315,75 @@ describe("mirror --to oci://", { skip: missingRegistry() }, () => {
       await w.server.close();
       assert.deepEqual(await pullFrom(w.root, file, "linux"), KERNELS["linux:2.0"]);
       assert.deepEqual(await pullFrom(w.root, file, "arceos:0.1"), KERNELS["arceos:0.1"]);
+    } finally {
+      await registry.close();
+    }
+  });
+
+  it("killed mid-upload, then run again: the upload goes on where the registry stands", async (t) => {
+    // Five 4 MiB chunks: a session is saved once the registry acknowledges the first.
+    const rootfs = randomBytes(18 << 20);
+    await w.publish("big", "1.0", [{ name: "kernel", data: rootfs }]);
+    assert.equal((await w.cli(["-q", "sync"])).code, 0);
+    const registry = await startDockerRegistry();
+    try {
+      const file = join(w.root, "big-oci.toml");
+      const args = [
+        "mirror",
+        "big",
+        "--to",
+        `oci://${registry.host}/kill`,
+        "--registry-file",
+        file,
+      ];
+      const uploads = join(w.store, ".axvisor-image", "uploads");
+      const { child, closed } = w.startCli(args);
+      // Saved sessions, not the temporary file one is written through.
+      const sessions = async () =>
+        (await readdir(uploads).catch(() => [] as string[])).filter((n) => n.endsWith(".json"));
+      while ((await sessions()).length === 0 && child.exitCode === null) await sleep(2);
+      child.kill("SIGKILL");
+      await closed;
+      assert.equal(child.signalCode, "SIGKILL", "killed while uploading");
+      assert.equal((await sessions()).length, 1, "the session of the cut upload is kept");
+
+      // The registry writes its access log a little after it answers: wait for it to settle.
+      const settled = async () => {
+        for (let last = -1; registry.log().length !== last; await sleep(300)) {
+          last = registry.log().length;
+        }
+        return registry.log();
+      };
+      const before = (await settled()).length;
+      const run = await w.cli(args);
+      assert.equal(run.code, 0, run.stderr);
+      // The registry says where the cut upload stands (GET), and the rest is sent. Distribution
+      // refuses to go on when the kill cut a chunk midway or came before its acknowledgement was
+      // saved (which of the two the kill hits is up to the clock): the blob is then sent again
+      // from the start, with a notice. Either way the mirror ends with the right bytes.
+      const second = (await settled()).slice(before);
+      const asked = (method: string) =>
+        second.split("\n").filter((l) => l.includes(`"${method} /v2/kill/big/blobs/uploads/`));
+      const patches = asked("PATCH").length;
+      if (asked("GET").length === 0) {
+        // Killed after the last byte went up: the registry has the blob, nothing is sent.
+        t.diagnostic("killed after the last byte");
+        assert.equal(patches + asked("PUT").length, 0, second);
+      } else if (/sending it from the start/.test(run.stderr)) {
+        assert.match(
+          run.stderr,
+          /^big:1\.0: the registry cannot go on with the cut upload of sha256:/m,
+        );
+        t.diagnostic("the registry refused to go on: started over");
+        assert.equal(patches, 4, "started over: every chunk but the last");
+        assert.equal(asked("POST").length, 2, "a new upload (and the config's)");
+      } else {
+        t.diagnostic(`resumed: ${patches} of 4 chunks sent again`);
+        assert.ok(patches < 4, `resumed: ${patches} of 4 chunks sent again`);
+        assert.equal(asked("POST").length, 1, "no new upload (only the config's)");
+      }
+      assert.deepEqual(await sessions(), [], "the session is gone once the blob is in");
+      assert.deepEqual(await pullFrom(w.root, file, "big"), rootfs);
     } finally {
       await registry.close();
     }

@@ -153,6 +153,11 @@ export class OciClient {
     this.#options = options;
   }
 
+  /** Where the client's notices go (retries, an upload started over), if anywhere. */
+  get logger(): OciClientOptions["logger"] {
+    return this.#options.logger;
+  }
+
   /** `<base>/v2/<repository>/<path>`. */
   url(path: string): string {
     return `${this.base}/v2/${this.ref.repository}/${path}`;

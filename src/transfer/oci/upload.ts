@@ -144,53 +144,59 @@ async function resumeUpload(client: OciClient, location: string): Promise<Upload
   return { location: uploadLocation(response), position, minChunk };
 }
 
+/** A blob to upload, and how. */
+interface BlobUpload {
+  /** `sha256:<hex>`. */
+  digest: string;
+  size: number;
+  /** The blob's `length` bytes at `position`. */
+  read: (position: number, length: number) => Promise<Buffer>;
+  chunkSize: number;
+  /** Told the bytes sent after each request. */
+  onSent?: (sent: number) => void;
+  session?: UploadSession;
+}
+
 /**
- * Uploads a blob of `size` bytes, `read(position, length)` giving its bytes: every chunk but the
- * last as a PATCH (each to the location the previous answer gave), the last one with the closing
- * PUT; a blob that fits in one chunk is a single PUT. Chunks are at least the registry's
- * `OCI-Chunk-Min-Length`. `onSent` is told the bytes sent after each request. With a `session`,
- * the location is saved after each acknowledged chunk and a saved upload is resumed where the
- * registry says it stands; one the registry refuses to go on with is started over once.
+ * Uploads a blob: every chunk but the last as a PATCH (each to the location the previous answer
+ * gave), the last one with the closing PUT; a blob that fits in one chunk is a single PUT. Chunks
+ * are at least the registry's `OCI-Chunk-Min-Length`. With a `session`, the location is saved
+ * after each acknowledged chunk and a saved upload is resumed where the registry says it stands;
+ * one the registry no longer has, or refuses to go on with, is started over once, with a notice
+ * (Distribution, which docker-registry, Harbor and GitLab's registry build on, refuses an upload
+ * whose last chunk was cut midway, or whose acknowledgement never reached us).
  */
-async function uploadBlob(
-  client: OciClient,
-  digest: string,
-  size: number,
-  read: (position: number, length: number) => Promise<Buffer>,
-  chunkSize: number,
-  onSent?: (sent: number) => void,
-  session?: UploadSession,
-): Promise<void> {
-  const what = `upload of ${digest} to ${formatOciReference(client.ref)}`;
+async function uploadBlob(client: OciClient, blob: BlobUpload): Promise<void> {
+  const { digest, session } = blob;
   const saved = await session?.load(digest);
-  const resumed = saved === undefined ? undefined : await resumeUpload(client, saved);
-  if (resumed !== undefined && resumed.position <= size) {
-    try {
-      await sendBlob(client, digest, size, read, chunkSize, resumed, onSent, session);
-      return;
-    } catch (err) {
-      // Cut again (no answer, or interrupted): kept for the next run. Refused: start over.
-      if (!(err instanceof TransferError) || err.status === undefined) throw err;
-      await session?.clear(digest);
+  if (saved !== undefined) {
+    const resumed = await resumeUpload(client, saved);
+    if (resumed !== undefined && resumed.position <= blob.size) {
+      try {
+        await sendBlob(client, blob, resumed);
+        return;
+      } catch (err) {
+        // Cut again (no answer, or interrupted): kept for the next run. Refused: start over.
+        if (!(err instanceof TransferError) || err.status === undefined) throw err;
+      }
     }
+    await session?.clear(digest);
+    client.logger?.info(
+      `the registry cannot go on with the cut upload of ${digest}: sending it from the start`,
+    );
   }
-  const place = await startUpload(client, what);
-  await sendBlob(client, digest, size, read, chunkSize, place, onSent, session);
+  const place = await startUpload(
+    client,
+    `upload of ${digest} to ${formatOciReference(client.ref)}`,
+  );
+  await sendBlob(client, blob, place);
 }
 
 /** Sends the bytes of the blob from `place.position` on, then closes the upload. */
-async function sendBlob(
-  client: OciClient,
-  digest: string,
-  size: number,
-  read: (position: number, length: number) => Promise<Buffer>,
-  chunkSize: number,
-  place: UploadPlace,
-  onSent?: (sent: number) => void,
-  session?: UploadSession,
-): Promise<void> {
+async function sendBlob(client: OciClient, blob: BlobUpload, place: UploadPlace): Promise<void> {
+  const { digest, size, read, onSent, session } = blob;
   const what = `upload of ${digest} to ${formatOciReference(client.ref)}`;
-  const chunk = Math.max(chunkSize, place.minChunk);
+  const chunk = Math.max(blob.chunkSize, place.minChunk);
   const octets = { "content-type": "application/octet-stream" };
   let { location, position } = place;
   for (; size - position > chunk; position += chunk) {
@@ -236,7 +242,9 @@ export async function pushArchive(
   };
   const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
   let uploaded = false;
-  if (!(await hasBlob(client, layer.digest))) {
+  if (await hasBlob(client, layer.digest)) {
+    await options.session?.clear(layer.digest); // a push killed after its last byte
+  } else {
     let handle: FileHandle;
     try {
       handle = await open(path, "r");
@@ -247,7 +255,15 @@ export async function pushArchive(
       const read = (position: number, length: number) => readChunk(handle, path, position, length);
       const onSent = (sent: number) => options.onProgress?.(sent, file.size);
       onSent(0);
-      await uploadBlob(client, layer.digest, file.size, read, chunkSize, onSent, options.session);
+      const { session } = options;
+      await uploadBlob(client, {
+        digest: layer.digest,
+        size: file.size,
+        read,
+        chunkSize,
+        onSent,
+        session,
+      });
       uploaded = true;
     } finally {
       await handle.close();
@@ -260,7 +276,7 @@ export async function pushArchive(
   };
   if (!(await hasBlob(client, config.digest))) {
     const read = async () => EMPTY_CONFIG.bytes;
-    await uploadBlob(client, config.digest, config.size, read, chunkSize);
+    await uploadBlob(client, { digest: config.digest, size: config.size, read, chunkSize });
   }
   const manifest = Buffer.from(
     JSON.stringify({
