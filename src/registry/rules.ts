@@ -21,8 +21,6 @@ export const REGISTRY_URL_SCHEMES: readonly string[] = ["http:", "https:", "file
 
 const SHA256_PATTERN = /^[0-9A-Fa-f]{64}$/;
 const SCHEME_PATTERN = /^([A-Za-z][A-Za-z0-9+.-]+):/;
-const RFC3339_PATTERN =
-  /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:[Zz]|([+-])(\d{2}):(\d{2}))$/;
 const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 const LONGEST_SHOWN_VALUE = 80;
 
@@ -75,28 +73,72 @@ export function urlProblem(value: string, schemes: readonly string[]): string | 
  * offset, out-of-range fields). A leap second (`:60`) counts as the next second.
  */
 export function parseRfc3339(value: string): number | undefined {
-  const m = RFC3339_PATTERN.exec(value);
-  if (!m) return undefined;
-  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
-  const offsetHours = Number(m[9] ?? 0);
-  const offsetMinutes = Number(m[10] ?? 0);
-  const daysInMonth = month === 2 && isLeapYear(year) ? 29 : DAYS_IN_MONTH[month - 1];
-  if (daysInMonth === undefined || day < 1 || day > daysInMonth) return undefined;
-  if (hour > 23 || minute > 59 || second > 60 || offsetHours > 23 || offsetMinutes > 59) {
+  // Read character by character: sorting a registry of 20,000 entries parses as many dates, and a
+  // regular expression with its match arrays took 1.5 µs each (30 ms of an `ls`).
+  const year = digitsAt(value, 0, 4);
+  const month = digitsAt(value, 5, 2);
+  const day = digitsAt(value, 8, 2);
+  const hour = digitsAt(value, 11, 2);
+  const minute = digitsAt(value, 14, 2);
+  const second = digitsAt(value, 17, 2);
+  const separator = value[10];
+  if (
+    year < 0 ||
+    month < 0 ||
+    day < 0 ||
+    hour < 0 ||
+    minute < 0 ||
+    second < 0 ||
+    value[4] !== "-" ||
+    value[7] !== "-" ||
+    (separator !== "T" && separator !== "t" && separator !== " ") ||
+    value[13] !== ":" ||
+    value[16] !== ":"
+  ) {
     return undefined;
   }
+  let at = 19;
+  let fraction = 0;
+  if (value[at] === ".") {
+    const start = ++at;
+    while (at < value.length && isDigit(value.charCodeAt(at))) at++;
+    if (at === start) return undefined;
+    fraction = Number(value.slice(start, Math.min(at, start + 3)).padEnd(3, "0"));
+  }
+  let offsetMs = 0;
+  const zone = value[at];
+  if (zone === "Z" || zone === "z") {
+    if (at + 1 !== value.length) return undefined;
+  } else if (zone === "+" || zone === "-") {
+    const offsetHours = digitsAt(value, at + 1, 2);
+    const offsetMinutes = digitsAt(value, at + 4, 2);
+    if (offsetHours < 0 || offsetMinutes < 0 || value[at + 3] !== ":") return undefined;
+    if (at + 6 !== value.length || offsetHours > 23 || offsetMinutes > 59) return undefined;
+    offsetMs = (offsetHours * 60 + offsetMinutes) * 60_000 * (zone === "-" ? -1 : 1);
+  } else {
+    return undefined;
+  }
+  const daysInMonth = month === 2 && isLeapYear(year) ? 29 : DAYS_IN_MONTH[month - 1];
+  if (daysInMonth === undefined || day < 1 || day > daysInMonth) return undefined;
+  if (hour > 23 || minute > 59 || second > 60) return undefined;
   // Date.UTC reads years 0-99 as 1900-1999: shift by one 400-year cycle (146,097 days) and back.
   const local = Date.UTC(year + 400, month - 1, day, hour, minute, second) - 146_097 * 86_400_000;
-  const fraction = Number((m[7] ?? "0").padEnd(3, "0").slice(0, 3));
-  const offsetMs = (offsetHours * 60 + offsetMinutes) * 60_000 * (m[8] === "-" ? -1 : 1);
   return local + fraction - offsetMs;
+}
+
+function isDigit(code: number): boolean {
+  return code >= 48 && code <= 57;
+}
+
+/** The number the `count` ASCII digits at `at` of `text` write, or -1 if they are not all digits. */
+function digitsAt(text: string, at: number, count: number): number {
+  let value = 0;
+  for (let i = at; i < at + count; i++) {
+    const code = text.charCodeAt(i); // NaN past the end: not a digit
+    if (!isDigit(code)) return -1;
+    value = value * 10 + code - 48;
+  }
+  return value;
 }
 
 function isLeapYear(year: number): boolean {

@@ -274,8 +274,35 @@ describe("parseRfc3339", () => {
       "2026-04-10T24:00:00Z",
       "2026-04-10T02:35:51+24:00",
       "26-04-10T02:35:51Z",
+      "2026-0a-10T02:35:51Z",
+      "2026-04-10T02:35:5Z",
+      "2026-04-10T02:35:51.Z",
+      "2026-04-10T02:35:51ZZ",
+      "2026-04-10T02:35:51+02:00x",
+      "2026-04-10T02:35:51+0200",
+      "2026-04-10T02:35:51+02",
+      "2026/04/10T02:35:51Z",
+      "2026-04-10X02:35:51Z",
+      "2026-04-10T02-35-51Z",
+      "２026-04-10T02:35:51Z",
+      "2026-04-10T02:35:51\u0000",
+      "",
     ]) {
-      assert.equal(parseRfc3339(bad), undefined, bad);
+      assert.equal(parseRfc3339(bad), undefined, JSON.stringify(bad));
+    }
+  });
+
+  it("agrees with Date.parse on the forms both read, whatever the fields", () => {
+    const pad = (n: number, width: number) => String(n).padStart(width, "0");
+    let seed = 7;
+    const random = (n: number) => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) % n;
+    for (let i = 0; i < 2000; i++) {
+      const date = `${pad(1000 + random(9000), 4)}-${pad(1 + random(12), 2)}-${pad(1 + random(28), 2)}`;
+      const time = `${pad(random(24), 2)}:${pad(random(60), 2)}:${pad(random(60), 2)}`;
+      const fraction = ["", `.${pad(random(1000), 3)}`, `.${random(10)}`][random(3)];
+      const zone = ["Z", `+${pad(random(24), 2)}:${pad(random(60), 2)}`, "-05:30"][random(3)];
+      const text = `${date}T${time}${fraction}${zone}`;
+      assert.equal(parseRfc3339(text), Date.parse(text), text);
     }
   });
 });
