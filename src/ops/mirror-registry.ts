@@ -5,7 +5,7 @@
  */
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
-import writeFileAtomic from "write-file-atomic";
+import { writeFileAtomic } from "../atomic-file.js";
 import { fsError } from "../errors.js";
 import { readRegistryText, upsertImageText } from "../registry/edit.js";
 import type { ImageEntry } from "../registry/types.js";

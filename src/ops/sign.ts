@@ -6,7 +6,7 @@
  */
 import { lstat, rm, writeFile } from "node:fs/promises";
 import { basename } from "node:path";
-import writeFileAtomic from "write-file-atomic";
+import { writeFileAtomic } from "../atomic-file.js";
 import { AxError, UsageError, fsError, hasCode } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import {

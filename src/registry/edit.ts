@@ -5,7 +5,7 @@
  * unless a new one is given for it); a new one is appended at the end. The result is parsed back
  * and compared with what was meant before anything is written.
  */
-import writeFileAtomic from "write-file-atomic";
+import { writeFileAtomic } from "../atomic-file.js";
 import { AxError, UsageError, fsError } from "../errors.js";
 import { FileProblemError, readRegularFile } from "../regular-file.js";
 import { CANONICAL_IMAGE_KEYS, serializeImages } from "./canonical.js";

@@ -4,7 +4,7 @@
  * carries everything a pull needs, so `pull --locked` reads no registry at all.
  */
 import { dirname, join, resolve } from "node:path";
-import writeFileAtomic from "write-file-atomic";
+import { writeFileAtomic } from "../atomic-file.js";
 import { AxError, fsError } from "../errors.js";
 import { FileProblemError, readRegularFile } from "../regular-file.js";
 import { compareVersions, formatSpec } from "./resolve.js";

@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import writeFileAtomic from "write-file-atomic";
+import { writeFileAtomic } from "../atomic-file.js";
 import { AbortedError, AxError, fsError, throwIfAborted } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import type { LowSpeedRule } from "../transfer/watchdog.js";

@@ -1,7 +1,7 @@
 /** Bookkeeping files the store can do without: caches, stamps and records. */
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
-import writeFileAtomic from "write-file-atomic";
+import { writeFileAtomic } from "../atomic-file.js";
 
 /**
  * Writes `value` as JSON to `path` atomically (temporary file and rename; not fsynced), creating

@@ -17,7 +17,7 @@
  */
 import { mkdir, readFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import writeFileAtomic from "write-file-atomic";
+import { writeFileAtomic } from "../atomic-file.js";
 import { AxError, hasCode } from "../errors.js";
 import type { AcceptedSignature, AcceptedSignatures } from "../registry/signature.js";
 import { storeError } from "./access.js";

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { mkdir, readFile, rm, stat } from "node:fs/promises";
-import writeFileAtomic from "write-file-atomic";
+import { writeFileAtomic } from "../atomic-file.js";
 import { AxError, hasCode } from "../errors.js";
 import type { ImageEntry } from "../registry/types.js";
 import { storeError } from "./access.js";
