@@ -16,6 +16,7 @@ import {
   runCredentialHelper,
   type HelperOptions,
 } from "./credential-helper.js";
+import { DOCKER_HUB, DOCKER_HUB_NAMES } from "./reference.js";
 
 /** A login for one registry: a user name and password, or an identity token. */
 export type Credentials = (
@@ -45,6 +46,14 @@ export function dockerConfigPath(env: Record<string, string | undefined> = proce
 }
 
 /** `https://ghcr.io/v1/` and `ghcr.io` both stand for `ghcr.io`. */
+/** The key docker login stores Docker Hub's login under, and asks credential helpers for. */
+const DOCKER_HUB_LOGIN_KEY = "https://index.docker.io/v1/";
+
+/** The server a login for `host` is known by: Docker Hub's key for Docker Hub, else the host. */
+function loginServer(host: string): string {
+  return host === DOCKER_HUB ? DOCKER_HUB_LOGIN_KEY : host;
+}
+
 function authsKeyHost(key: string): string {
   return key
     .replace(/^[a-z]+:\/\//i, "")
@@ -103,9 +112,10 @@ export async function loginSource(
     throw new AxError(`${file} is not valid JSON: ${(err as Error).message}`, { cause: err });
   }
   const wanted = host.toLowerCase();
-  const perHost = Object.entries(record(config.credHelpers)).find(
-    ([key]) => key.toLowerCase() === wanted,
-  );
+  // Docker Hub's login may be under any of its names (docker login writes index.docker.io).
+  const names = wanted === DOCKER_HUB ? DOCKER_HUB_NAMES : [wanted];
+  const isWanted = (key: string) => names.includes(authsKeyHost(key));
+  const perHost = Object.entries(record(config.credHelpers)).find(([key]) => isWanted(key));
   const [setting, name] =
     perHost === undefined
       ? ["credsStore", config.credsStore]
@@ -120,7 +130,7 @@ export async function loginSource(
     return { file, helper: { program, setting } };
   }
   for (const [key, entry] of Object.entries(record(config.auths))) {
-    if (authsKeyHost(key) !== wanted) continue;
+    if (!isWanted(key)) continue;
     const stored = decodeEntry(entry, file);
     if (stored !== undefined) return { file, stored };
   }
@@ -142,7 +152,7 @@ export async function loginCredentials(
   const { helper } = source;
   if (helper === undefined) return source.stored;
   try {
-    const answer = await runCredentialHelper(helper.program, host, options);
+    const answer = await runCredentialHelper(helper.program, loginServer(host), options);
     return answer.kind === "not-found" ? undefined : { ...answer, source: helper.program };
   } catch (err) {
     if (!(err instanceof CredentialHelperError)) throw err;

@@ -1,6 +1,8 @@
 /**
  * `oci://HOST[:PORT]/REPOSITORY[:TAG][@sha256:DIGEST]` references, and the base URL of the
- * registry they name (https, or plain http for loopback hosts and `insecure_registries`).
+ * registry they name (https, or plain http for loopback hosts and `insecure_registries`). Docker
+ * Hub is named as docker names it: `docker.io` (or `index.docker.io`), official images under
+ * `library/`, its API at `registry-1.docker.io`.
  */
 import { AxError } from "../../errors.js";
 import { hostName, isLoopbackHost } from "../hosts.js";
@@ -25,6 +27,17 @@ const REPOSITORY =
 const TAG = /^\w[\w.-]{0,127}$/;
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
 
+/** Docker Hub, by the names docker accepts for it; references name it `docker.io`. */
+export const DOCKER_HUB = "docker.io";
+/** The names docker accepts for Docker Hub (in references, and as keys of its logins). */
+export const DOCKER_HUB_NAMES: readonly string[] = [
+  DOCKER_HUB,
+  "index.docker.io",
+  "registry-1.docker.io",
+];
+/** Where Docker Hub's registry API answers. */
+const DOCKER_HUB_API = "registry-1.docker.io";
+
 /** True when `url` uses the `oci://` scheme. */
 export function isOciUrl(url: string): boolean {
   return sourceKind(url) === "oci";
@@ -40,15 +53,19 @@ export function parseOciReference(url: string): OciReference {
   const rest = url.slice("oci://".length);
   const slash = rest.indexOf("/");
   if (slash <= 0) throw bad("no repository after the host");
-  const host = rest.slice(0, slash).toLowerCase();
-  if (!HOST.test(host)) throw bad(`"${host}" is not a host[:port]`);
+  const written = rest.slice(0, slash).toLowerCase();
+  if (!HOST.test(written)) throw bad(`"${written}" is not a host[:port]`);
+  const hub = DOCKER_HUB_NAMES.includes(written);
+  const host = hub ? DOCKER_HUB : written;
   const [name = "", digest, ...extra] = rest.slice(slash + 1).split("@");
   if (extra.length > 0) throw bad("more than one @");
   if (digest !== undefined && !DIGEST.test(digest)) {
     throw bad(`"${digest}" is not sha256: followed by 64 lower-case hex digits`);
   }
   const colon = name.lastIndexOf(":");
-  const repository = colon < 0 ? name : name.slice(0, colon);
+  const path = colon < 0 ? name : name.slice(0, colon);
+  // As docker reads Docker Hub names: `alpine` is the official `library/alpine`.
+  const repository = hub && !path.includes("/") ? `library/${path}` : path;
   const tag = colon < 0 ? undefined : name.slice(colon + 1);
   if (!REPOSITORY.test(repository)) {
     throw bad(`"${repository}" is not a repository (lower-case path components)`);
@@ -76,7 +93,8 @@ export function formatOciReference(ref: OciReference): string {
 
 /**
  * The base URL (`https://host[:port]`) of the registry at `host`: plain http for loopback hosts
- * and for hosts listed in `insecureRegistries` (an entry without a port covers every port).
+ * and for hosts listed in `insecureRegistries` (an entry without a port covers every port);
+ * `https://registry-1.docker.io` for Docker Hub.
  */
 export function registryBaseUrl(host: string, insecureRegistries: readonly string[]): string {
   const bare = hostName(host);
@@ -84,5 +102,6 @@ export function registryBaseUrl(host: string, insecureRegistries: readonly strin
     const listed = entry.toLowerCase();
     return listed === host || listed === bare;
   });
+  if (host === DOCKER_HUB && !insecure) return `https://${DOCKER_HUB_API}`;
   return `${insecure || isLoopbackHost(host) ? "http" : "https"}://${host}`;
 }

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { mkdir, writeFile } from "node:fs/promises";
+import { chmod, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { AxError } from "../../../src/errors.js";
 import { parseChallenge } from "../../../src/transfer/oci/client.js";
-import { loginSource } from "../../../src/transfer/oci/credentials.js";
+import { loginCredentials, loginSource } from "../../../src/transfer/oci/credentials.js";
 import {
   findArchiveLayer,
   layerCompression,
@@ -78,6 +78,28 @@ describe("oci:// references", () => {
     );
     assert.equal(registryBaseUrl("harbor.lan:9000", ["Harbor.lan"]), "http://harbor.lan:9000");
     assert.equal(registryBaseUrl("127.example.org", []), "https://127.example.org");
+  });
+});
+
+describe("Docker Hub names, as docker reads them", () => {
+  it("docker.io (or index.docker.io) is the Hub; a one-part repository is under library/", () => {
+    const official = parseOciReference("oci://docker.io/alpine:3.20");
+    assert.deepEqual(official, {
+      host: "docker.io",
+      repository: "library/alpine",
+      tag: "3.20",
+      digest: undefined,
+    });
+    assert.equal(formatOciReference(official), "oci://docker.io/library/alpine:3.20");
+    for (const spelled of ["index.docker.io", "registry-1.docker.io", "Docker.IO"]) {
+      const ref = parseOciReference(`oci://${spelled}/arceos/guest@${DIGEST}`);
+      assert.equal(ref.host, "docker.io", spelled);
+      assert.equal(ref.repository, "arceos/guest");
+    }
+    assert.equal(registryBaseUrl("docker.io", []), "https://registry-1.docker.io");
+    // Other hosts keep one-part repositories as they are.
+    assert.equal(parseOciReference("oci://ghcr.io/alpine:1").repository, "alpine");
+    assert.equal(parseOciReference("oci://docker.io.evil.example/alpine:1").repository, "alpine");
   });
 });
 
@@ -172,6 +194,43 @@ describe("docker login credentials", () => {
         /credsStore "\.\.\/\.\.\/tmp\/x" is not the name of a credential helper/,
       );
       return true;
+    });
+  });
+
+  it("finds Docker Hub's login under docker login's key, and asks helpers for it by that key", async () => {
+    const hub = "https://index.docker.io/v1/";
+    const env = await withConfig("hub", {
+      auths: { [hub]: { auth: Buffer.from("arceos:hub-token").toString("base64") } },
+    });
+    const file = join(env.DOCKER_CONFIG!, "config.json");
+    assert.deepEqual(await loginSource("docker.io", env), {
+      file,
+      stored: { kind: "password", username: "arceos", password: "hub-token", source: file },
+    });
+    // A helper is asked for the Hub's login as docker asks: by its server URL.
+    const bin = join(dir.path, "hub-bin");
+    await mkdir(bin);
+    const program = join(bin, "docker-credential-hubtest");
+    await writeFile(
+      program,
+      [
+        "#!/bin/sh",
+        "input=$(cat)",
+        `[ "$1 $input" = "get ${hub}" ] || { echo "credentials not found in native keychain"; exit 1; }`,
+        `printf '{"ServerURL":"%s","Username":"arceos","Secret":"from-helper"}\\n' "$input"`,
+      ].join("\n") + "\n",
+    );
+    await chmod(program, 0o755);
+    const helped = await withConfig("hub-helper", { credsStore: "hubtest" });
+    const source = await loginSource("docker.io", helped);
+    const login = await loginCredentials(source, "docker.io", {
+      env: { ...helped, PATH: `${bin}:${process.env.PATH}` },
+    });
+    assert.deepEqual(login, {
+      kind: "password",
+      username: "arceos",
+      password: "from-helper",
+      source: "docker-credential-hubtest",
     });
   });
 
