@@ -46,6 +46,20 @@ function requested(images: string[], arch: string | undefined): Wanted[] {
   return images.map((image) => [image, expandAlias(parseSpec(image), arch)]);
 }
 
+/**
+ * With `--locked`, each image named as it is locked: `NAME` becomes every locked `NAME:VERSION`,
+ * so that it lands where `pull --locked` puts it (never over the tree of `NAME`). A name the lock
+ * file lacks stays as it is (and is not found among the locked entries).
+ */
+function asLocked(wanted: Wanted[], locked: readonly ImageEntry[]): Wanted[] {
+  return wanted.flatMap(([label, spec]): Wanted[] => {
+    if (spec.version !== undefined) return [[label, spec]];
+    const entries = locked.filter((e) => e.name === spec.name);
+    if (entries.length === 0) return [[label, spec]];
+    return entries.map((e) => [label, { name: e.name, version: e.version }]);
+  });
+}
+
 /** What `pull` prints for one image: its tree (or archive), or with `--file` the tree's file. */
 function printed(pulled: PullResult, file: boolean | undefined): string {
   return file ? treeFileOf(pulled, pulled.image, pulled.entry.name) : pulled.path;
@@ -137,7 +151,7 @@ async function pullPlan(
     }
     const registry = await lockedImages(ctx.config, path);
     const all = registry.map((entry): Wanted => [formatSpec(entry), entry]);
-    return { wanted: none ? all : requested(names, options.arch), registry };
+    return { wanted: none ? all : asLocked(requested(names, options.arch), registry), registry };
   }
   const registry = await openRegistry(ctx.config, ctx);
   if (locked !== undefined)
