@@ -131,7 +131,14 @@ describe("lock, pull --locked, --offline and ci-key", () => {
     assert.equal((JSON.parse(one.stdout) as { version: string }[])[0]?.version, "1.0");
     const other = await w.cli(["pull", "--locked", "arceos"]);
     assert.equal(other.code, 1);
-    assert.match(other.stderr, /^error: image not found: arceos$/m);
+    assert.match(
+      other.stderr,
+      /^error: image arceos is not in the lock file .*axvisor-image\.lock$/m,
+    );
+    assert.match(other.stderr, /^hint: lock it first: `axvisor-image lock arceos`$/m);
+    const version = await w.cli(["pull", "--locked", "arceos:0.3"]);
+    assert.equal(version.code, 1);
+    assert.match(version.stderr, /^error: image arceos:0\.3 is not in the lock file /m);
   });
 
   it("pull --locked NAME pulls it as the locked NAME:VERSION, never over the tree of NAME", async () => {
