@@ -131,7 +131,38 @@ describe("lock, pull --locked, --offline and ci-key", () => {
     assert.equal((JSON.parse(one.stdout) as { version: string }[])[0]?.version, "1.0");
     const other = await w.cli(["pull", "--locked", "arceos"]);
     assert.equal(other.code, 1);
-    assert.match(other.stderr, /^error: image not found: arceos$/m);
+    assert.match(
+      other.stderr,
+      /^error: image arceos is not in the lock file .*axvisor-image\.lock$/m,
+    );
+    assert.match(other.stderr, /^hint: lock it first: `axvisor-image lock arceos`$/m);
+    const version = await w.cli(["pull", "--locked", "arceos:0.3"]);
+    assert.equal(version.code, 1);
+    assert.match(version.stderr, /^error: image arceos:0\.3 is not in the lock file /m);
+  });
+
+  it("pull --locked NAME pulls it as the locked NAME:VERSION, never over the tree of NAME", async () => {
+    assert.equal((await w.cli(["lock", "linux"])).code, 0);
+    await w.publish("linux", "2.0", [{ name: "kernel", data: "linux 2" }], { released_at: NEW });
+    assert.equal((await w.cli(["sync"])).code, 0);
+    assert.equal((await w.cli(["pull", "linux"])).stdout, `${join(w.store, "linux")}\n`);
+    const run = await w.cli(["pull", "--locked", "linux"]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(
+      run.stdout,
+      `${join(w.store, "linux-1.0")}\n`,
+      "the locked entry, as pulled by --locked",
+    );
+    assert.equal(await readFile(join(w.store, "linux-1.0", "kernel"), "utf8"), "linux 1");
+    assert.equal(
+      await readFile(join(w.store, "linux", "kernel"), "utf8"),
+      "linux 2",
+      "NAME untouched",
+    );
+    const served = w.server.requests.length;
+    const again = await w.cli(["pull", "--locked"]);
+    assert.equal(again.stdout, run.stdout, "the same place as pull --locked with no names");
+    assert.equal(w.server.requests.length, served, "found in place: no request");
   });
 
   it("pull with no names and no lock file, or --locked without one, fails clearly", async () => {

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { registryList } from "../../config/registries.js";
-import { UsageError } from "../../errors.js";
+import { AxError, UsageError } from "../../errors.js";
 import { checkAgainstLock, lockedImages } from "../../ops/lock.js";
 import { treeFileOf } from "../../ops/info.js";
 import { openRegistry } from "../../ops/open-registry.js";
@@ -44,6 +44,26 @@ function requested(images: string[], arch: string | undefined): Wanted[] {
     return [[formatSpec(spec), spec]];
   }
   return images.map((image) => [image, expandAlias(parseSpec(image), arch)]);
+}
+
+/**
+ * With `--locked`, each image named as it is locked: `NAME` becomes every locked `NAME:VERSION`,
+ * so that it lands where `pull --locked` puts it (never over the tree of `NAME`).
+ *
+ * @throws AxError naming the first image the lock file (`path`) lacks.
+ */
+function asLocked(wanted: Wanted[], locked: readonly ImageEntry[], path: string): Wanted[] {
+  return wanted.flatMap(([label, spec]): Wanted[] => {
+    const entries = locked.filter(
+      (e) => e.name === spec.name && (spec.version === undefined || e.version === spec.version),
+    );
+    if (entries.length === 0) {
+      throw new AxError(`image ${formatSpec(spec)} is not in the lock file ${path}`, {
+        hint: `lock it first: \`axvisor-image lock ${formatSpec(spec)}\``,
+      });
+    }
+    return entries.map((e) => [label, { name: e.name, version: e.version }]);
+  });
 }
 
 /** What `pull` prints for one image: its tree (or archive), or with `--file` the tree's file. */
@@ -137,7 +157,10 @@ async function pullPlan(
     }
     const registry = await lockedImages(ctx.config, path);
     const all = registry.map((entry): Wanted => [formatSpec(entry), entry]);
-    return { wanted: none ? all : requested(names, options.arch), registry };
+    return {
+      wanted: none ? all : asLocked(requested(names, options.arch), registry, path),
+      registry,
+    };
   }
   const registry = await openRegistry(ctx.config, ctx);
   if (locked !== undefined)
