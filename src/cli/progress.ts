@@ -72,7 +72,7 @@ function speed(t: Track, now: number): number {
 function startLine(image: string, t: Track): string {
   if (t.resumed > 0) {
     const of = t.total === undefined ? "(size unknown)" : `of ${formatBytes(t.total)}`;
-    return `${image}: resuming at ${formatBytes(t.resumed)} ${of}`;
+    return `resuming ${image} at ${formatBytes(t.resumed)} ${of}`;
   }
   const verb = t.phase === "upload" ? "sending" : "receiving";
   return `${image}: ${verb} ${t.total === undefined ? "(size unknown)" : formatBytes(t.total)}`;
