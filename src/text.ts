@@ -61,3 +61,8 @@ const USERINFO = /((?:https?|wss?|ftp):[/\\]*|[a-z][a-z0-9+.-]*:\/\/)(?:[^/?#\s]
 export function redactCredentials(text: string): string {
   return text.includes("@") ? text.replace(USERINFO, "$1***@") : text;
 }
+
+/** `1 item`, `2 items`: a count with its noun, plural when needed. */
+export function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}

@@ -44,8 +44,3 @@ export function formatTable(header: string[], rows: string[][]): string[] {
       .trimEnd();
   return [line(header), ...shown.map(line)];
 }
-
-/** `1 item`, `2 items`: a count with its noun, plural when needed. */
-export function count(n: number, noun: string): string {
-  return `${n} ${noun}${n === 1 ? "" : "s"}`;
-}

@@ -19,6 +19,7 @@ import { silentLogger } from "../log.js";
 import type { SigningKey } from "../minisign.js";
 import { compareReleases, formatSpec, parseSpec, resolveImage } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
+import { count } from "../text.js";
 import { isOciUrl } from "../transfer/oci/reference.js";
 import { directoryTarget } from "./mirror-dir.js";
 import { ociTarget } from "./mirror-oci.js";
@@ -182,7 +183,7 @@ export async function mirror(config: Config, options: MirrorOptions): Promise<Mi
   );
   const done = results.flatMap((r) => (r.status === "fulfilled" ? [r.value.entry] : []));
   const written = await writeMirrorRegistry(registryFile, done);
-  logger.info(`wrote ${done.length} images to ${written}`);
+  logger.info(`wrote ${count(done.length, "image")} to ${written}`);
   const signed =
     options.signingKey === undefined
       ? undefined

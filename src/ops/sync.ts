@@ -8,6 +8,7 @@
 import type { Config } from "../config/config.js";
 import { registryList, registrySources, type RegistrySource } from "../config/registries.js";
 import { AxError } from "../errors.js";
+import { count } from "../text.js";
 import { silentLogger, type Logger } from "../log.js";
 import type { LoadedRegistry } from "../registry/load.js";
 import { isRemote, toLocation } from "../registry/location.js";
@@ -191,7 +192,7 @@ export async function sync(config: Config, options: SyncOptions = {}): Promise<S
       for (const r of fresh) if (r.via === "registry") await keepCopy(store, r, syncedAt);
       await markSource(store, syncSource(sources), incompleteness(used.map((u) => u.result)));
       logger.info(
-        `registry synced: ${merged.images.length} images from ${groups.length} file(s)` +
+        `registry synced: ${count(merged.images.length, "image")} from ${count(groups.length, "file")}` +
           (sources.length > 1 ? ` of ${sources.length} registries` : ""),
       );
       if (verifiedBy.length > 0) {

@@ -143,6 +143,7 @@ describe("syncing a signed registry", { skip: NO_MINISIGN }, () => {
       });
     const synced = await run(["sync"]);
     assert.equal(synced.code, 0, synced.stderr);
+    assert.match(synced.stderr, /^registry synced: 2 images from 2 files$/m);
     assert.match(synced.stderr, new RegExp(`every file signed by key ${publisherId}`));
     const ls = JSON.parse((await run(["ls", "--json"])).stdout) as RegistryImageJson[];
     assert.deepEqual(

@@ -1,7 +1,8 @@
 import type { Command } from "commander";
 import { storeUsage } from "../../ops/du.js";
 import { commandContext } from "../context.js";
-import { count, formatBytes, formatTable } from "../human-readable.js";
+import { formatBytes, formatTable } from "../human-readable.js";
+import { count } from "../../text.js";
 import { result } from "../output.js";
 
 /** `du [--json]` (also `ls --local`): what the store holds and its size. */

@@ -1,7 +1,8 @@
 import type { Command } from "commander";
 import { prune, type PruneReason } from "../../ops/prune.js";
 import { commandContext } from "../context.js";
-import { count, formatBytes } from "../human-readable.js";
+import { formatBytes } from "../human-readable.js";
+import { count } from "../../text.js";
 import { result } from "../output.js";
 
 const REASONS: Record<PruneReason, string> = {

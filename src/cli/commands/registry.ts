@@ -6,7 +6,7 @@ import { requireNetwork } from "../../ops/offline.js";
 import { checkRegistry } from "../../registry/check.js";
 import { isRemote, toLocation } from "../../registry/location.js";
 import { commandContext } from "../context.js";
-import { count } from "../human-readable.js";
+import { count } from "../../text.js";
 import { result } from "../output.js";
 import { openSigningKey, readPassword } from "../password.js";
 
