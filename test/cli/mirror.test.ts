@@ -322,6 +322,8 @@ describe("mirror --to oci://", { skip: missingRegistry() }, () => {
 
   it("killed mid-upload, then run again: the upload goes on where the registry stands", async (t) => {
     // Five 4 MiB chunks: a session is saved once the registry acknowledges the first.
+    // A world of its own: the test before stops its world's server.
+    const w = await startWorld();
     const rootfs = randomBytes(18 << 20);
     await w.publish("big", "1.0", [{ name: "kernel", data: rootfs }]);
     assert.equal((await w.cli(["-q", "sync"])).code, 0);
@@ -386,6 +388,7 @@ describe("mirror --to oci://", { skip: missingRegistry() }, () => {
       assert.deepEqual(await pullFrom(w.root, file, "big"), rootfs);
     } finally {
       await registry.close();
+      await closeWorld(w);
     }
   });
 });
