@@ -154,9 +154,13 @@ function lintFile(text: string, source: string, warn: (message: string) => void)
   } catch (err) {
     const first = messageOf(err);
     const lint: FileLint = { images: [], includes: [], problems: [] };
+    const entriesBefore = { images: 0, includes: 0 };
     for (const block of registryBlocks(text)) {
+      const before = { ...entriesBefore };
+      if (block.table !== undefined) entriesBefore[block.table] += 1;
       try {
-        const parsed = parseRegistry(blockText(text, block), source, { onWarning: warn });
+        const options = { onWarning: warn, entriesBefore: before };
+        const parsed = parseRegistry(blockText(text, block), source, options);
         const part = withAbsoluteUrls(source, parsed);
         lint.images.push(...part.images);
         lint.includes.push(...part.includes);

@@ -35,6 +35,11 @@ export interface ParseRegistryOptions {
   trusted?: boolean;
   /** Receives one line per unknown key (warnings name the file and line like errors). */
   onWarning?: (message: string) => void;
+  /**
+   * How many entries of each table come before the text in its file, when the text is a part of
+   * one (`registry check` parses a broken file table by table): messages count from there.
+   */
+  entriesBefore?: Partial<Record<RegistryTable, number>>;
 }
 
 type Table = Record<string, unknown>;
@@ -83,7 +88,7 @@ export function parseRegistry(
 ): RegistryFile {
   const document =
     (options.trusted ? readCanonicalImages(text) : undefined) ?? parseToml(text, source);
-  return new RegistryValidator(text, source, options.onWarning).registry(document);
+  return new RegistryValidator(text, source, options).registry(document);
 }
 
 function parseToml(text: string, source: string): Table {
@@ -104,11 +109,13 @@ class RegistryValidator {
   private readonly text: string;
   private readonly source: string;
   private readonly onWarning: ((message: string) => void) | undefined;
+  private readonly entriesBefore: Partial<Record<RegistryTable, number>>;
 
-  constructor(text: string, source: string, onWarning: ((message: string) => void) | undefined) {
+  constructor(text: string, source: string, options: ParseRegistryOptions) {
     this.text = text;
     this.source = source;
-    this.onWarning = onWarning;
+    this.onWarning = options.onWarning;
+    this.entriesBefore = options.entriesBefore ?? {};
   }
 
   registry(document: Table): RegistryFile {
@@ -204,7 +211,8 @@ class RegistryValidator {
   private message(place: Place, problem: string): string {
     const line = this.line(place);
     const where = line === undefined ? this.source : `${this.source}:${line}`;
-    const label = entryLabel(place);
+    const before = place.table === undefined ? 0 : (this.entriesBefore[place.table] ?? 0);
+    const label = entryLabel(place, before);
     return label === undefined ? `${where}: ${problem}` : `${where}: ${label}: ${problem}`;
   }
 
@@ -218,12 +226,15 @@ class RegistryValidator {
   }
 }
 
-/** `image "name"` for an image with a usable name, else `images[3]` / `includes[0]`. */
-function entryLabel({ table, index, name }: Place): string | undefined {
+/**
+ * `image "name"` for an image with a usable name, else `images[3]` / `includes[0]`, counting the
+ * `before` entries of the table that precede the parsed text.
+ */
+function entryLabel({ table, index, name }: Place, before: number): string | undefined {
   if (table === "images" && typeof name === "string" && nameProblem(name, "name") === undefined) {
     return `image ${quote(name)}`;
   }
-  return table === undefined ? undefined : `${table}[${index ?? 0}]`;
+  return table === undefined ? undefined : `${table}[${before + (index ?? 0)}]`;
 }
 
 function prefixed(key: string, problem: string | undefined): string | undefined {

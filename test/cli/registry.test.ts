@@ -173,6 +173,14 @@ description = "x"
 sha256 = "${SHA_A}"
 arch = "aarch64"
 
+[[images]]
+name = "-bad"
+version = "1"
+description = "x"
+sha256 = "${SHA_A}"
+arch = "aarch64"
+url = "https://example.com/bad.tgz"
+
 ${three("x")}
 ${three("x")}
 ${three("changed")}
@@ -187,7 +195,8 @@ name = "four" version = "1"
     const expected = [
       `${path}:8: image "one": sha256 must be 64 hex digits`,
       `${path}:12: image "two": url is missing`,
-      new RegExp(`^${path}:44:\\d+: TOML syntax error: `),
+      new RegExp(`^${path}:20: images\\[2\\]: name "-bad" `),
+      new RegExp(`^${path}:52:\\d+: TOML syntax error: `),
       `${path}: image three:1 is listed twice`,
       `${file("missing.toml")}: no such file (included by ${path})`,
       `image three:1 in ${path} differs from the one in ${path}; keeping the one from ${path}`,
@@ -196,7 +205,7 @@ name = "four" version = "1"
     expected.forEach((want, i) =>
       typeof want === "string" ? assert.equal(lines[i], want) : assert.match(lines[i]!, want),
     );
-    assert.match(run.stderr, /^error: registry bad\.toml: 6 problems \(1 image in 1 file\)$/m);
+    assert.match(run.stderr, /^error: registry bad\.toml: 7 problems \(1 image in 1 file\)$/m);
   });
 
   it("check --online sends HEAD for every image URL and names those that fail", async () => {
