@@ -25,6 +25,34 @@ describe("[[trust]] tables", () => {
     assert.deepEqual(ids("https://example.com/default.toml"), []);
   });
 
+  it("matches a prefix only at a boundary: a host, path segment or name is never matched by its beginning", async () => {
+    const { key } = await generateSecretKey(undefined);
+    const text = key.publicKey.text;
+    const rules = parseTrustTables(
+      [
+        { registry: "https://example.org", keys: [text] },
+        { registry: "https://github.io/team", keys: [text] },
+        { registry: "/srv/regs", keys: [text] },
+        { registry: "tg", keys: [text] },
+      ],
+      "/x/.image.toml",
+    );
+    const pinned = (location: string) => pinnedKeys(rules, location).length;
+    assert.equal(pinned("https://example.org/registry.toml"), 1);
+    assert.equal(pinned("https://example.org"), 1);
+    assert.equal(pinned("https://github.io/team/registry.toml"), 1);
+    assert.equal(pinned("https://github.io/team?ref=main"), 1);
+    assert.equal(pinned("/srv/regs/main.toml"), 1);
+    // Another publisher's registry gets none of these keys: none of them may sign it.
+    assert.equal(pinned("https://example.org.evil.com/registry.toml"), 0);
+    assert.equal(pinned("https://example.org:8443/registry.toml"), 0);
+    assert.equal(pinned("https://example.orgx/registry.toml"), 0);
+    assert.equal(pinned("https://github.io/team-evil/registry.toml"), 0);
+    assert.equal(pinned("/srv/regs-other/main.toml"), 0);
+    assert.equal(pinned("/srv/regs.toml"), 0);
+    assert.equal(pinned("tgos"), 0);
+  });
+
   it("refuses a malformed table or key with one line naming the file and the entry", () => {
     const cases: [unknown, RegExp][] = [
       [{ registry: "https://x/" }, /^\/x\/\.image\.toml: trust must be \[\[trust\]\] tables$/],
