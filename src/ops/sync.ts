@@ -174,7 +174,8 @@ export async function sync(config: Config, options: SyncOptions = {}): Promise<S
       const verifiedBy = await recordSignatures(
         store,
         accepted,
-        fresh.map((r) => r.loaded),
+        fresh,
+        merged.images.map((image, i) => ({ image, group: groups[merged.origins[i]!]! })),
       );
       const identity = await writeRegistry(store, merged.images);
       const records: ProvenanceGroup[] = groups.map(({ registry, file, via }) => ({
@@ -330,31 +331,37 @@ async function keptStore(store: string, err: AxError): Promise<AxError> {
 
 /**
  * Records the verified signatures of the registries just read in the store's rollback state, with
- * the key that verified each image; returns the keys that signed, each once.
+ * the key that verified each image of the merged registry (`winners`: each entry and the group it
+ * came from; an entry from a file not verified in this sync, such as one an unsigned registry
+ * listed before a signed one, has none); returns the keys that signed, each once.
  */
 async function recordSignatures(
   store: string,
   accepted: AcceptedSignatures,
-  read: readonly LoadedRegistry[],
+  fresh: readonly Extract<Read, { loaded: LoadedRegistry }>[],
+  winners: readonly { image: ImageEntry; group: Group }[],
 ): Promise<string[]> {
   const { acceptSignatures, acceptedSignatureKey } = await import("../registry/signature.js");
   const { writeAcceptedSignatures } = await import("../store/signatures.js");
+  // By registry and file: the same file read for two registries may be verified for one only.
+  const fileKey = (registry: string, file: string) => `${registry}\0${file}`;
   const keyOf = new Map<string, string>();
-  const verdicts = read.flatMap((loaded) => loaded.verdicts);
-  for (const verdict of verdicts) {
-    if (verdict.status === "verified") keyOf.set(verdict.file, verdict.keyId);
+  for (const { source, loaded } of fresh) {
+    for (const verdict of loaded.verdicts) {
+      if (verdict.status === "verified")
+        keyOf.set(fileKey(source.name, verdict.file), verdict.keyId);
+    }
   }
   if (keyOf.size === 0 && accepted.size === 0) return []; // a store that never verified one
-  const images = read.flatMap((loaded) =>
-    loaded.images.flatMap((image, i) => {
-      const file = loaded.origins[i]!;
-      const keyId = keyOf.get(file);
-      if (keyId === undefined) return [];
-      return [
-        { name: image.name, version: image.version, keyId, file: acceptedSignatureKey(file) },
-      ];
-    }),
-  );
+  const images = winners.flatMap(({ image, group }) => {
+    const keyId =
+      group.via === "last-good" ? undefined : keyOf.get(fileKey(group.registry, group.file));
+    if (keyId === undefined) return [];
+    return [
+      { name: image.name, version: image.version, keyId, file: acceptedSignatureKey(group.file) },
+    ];
+  });
+  const verdicts = fresh.flatMap((r) => r.loaded.verdicts);
   await writeAcceptedSignatures(store, acceptSignatures(accepted, verdicts), images);
   return [...new Set(keyOf.values())];
 }

@@ -241,3 +241,44 @@ describe("syncing a signed registry", { skip: NO_MINISIGN }, () => {
     );
   });
 });
+
+describe("verified_by with several registries", () => {
+  it("is null for an entry an unsigned registry listed first, even when a signed one lists the same name and version", async () => {
+    const { path: dir, cleanup } = await tempDir();
+    try {
+      const { key } = await generateSecretKey(undefined);
+      const unsigned = join(dir, "unsigned", "registry.toml");
+      const signed = join(dir, "signed", "registry.toml");
+      await mkdir(join(dir, "unsigned"));
+      await mkdir(join(dir, "signed"));
+      // The same name and version in both, with different content: the first registry's wins.
+      await writeFile(unsigned, registryToml([entry("shared-image", "a")]));
+      await writeFile(
+        signed,
+        registryToml([entry("shared-image", "b"), entry("signed-image", "c")]),
+      );
+      await signRegistryFile(signed, key);
+      await writeFile(
+        join(dir, ".image.toml"),
+        `registries = ["./unsigned/registry.toml", "./signed/registry.toml"]\n` +
+          `[[trust]]\nregistry = "./signed/"\nkeys = ["${key.publicKey.text}"]\n`,
+      );
+      const run = (args: string[]) =>
+        runCli(["-S", join(dir, "store"), ...args], { cwd: dir, env: cliEnv() });
+      const synced = await run(["sync"]);
+      assert.equal(synced.code, 0, synced.stderr);
+      const ls = JSON.parse((await run(["-N", "ls", "--json"])).stdout) as RegistryImageJson[];
+      assert.deepEqual(
+        ls.map((i) => [i.name, i.sha256, i.verified_by]),
+        [
+          ["shared-image", "a".repeat(64), null],
+          ["signed-image", "c".repeat(64), key.publicKey.keyId],
+        ],
+      );
+      const info = await run(["-N", "info", "shared-image"]);
+      assert.match(info.stdout, /signed +not verified$/m);
+    } finally {
+      await cleanup();
+    }
+  });
+});
