@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { mkdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { parse } from "smol-toml";
 import { after, before, describe, it } from "node:test";
 import type { RegistryImageJson } from "../../src/cli/json.js";
 import { generateSecretKey } from "../../src/minisign-key.js";
@@ -277,6 +278,38 @@ describe("verified_by with several registries", () => {
       );
       const info = await run(["-N", "info", "shared-image"]);
       assert.match(info.stdout, /signed +not verified$/m);
+    } finally {
+      await cleanup();
+    }
+  });
+});
+
+describe("config with [[trust]] tables", () => {
+  it("prints them as TOML that reads back, one line each", async () => {
+    const { path: dir, cleanup } = await tempDir();
+    try {
+      const [a, b] = await Promise.all([
+        generateSecretKey(undefined),
+        generateSecretKey(undefined),
+      ]);
+      const keys = [a.key.publicKey.text, b.key.publicKey.text];
+      await writeFile(
+        join(dir, ".image.toml"),
+        `[[mirrors]]\nprefix = "https://github.com/"\nreplace = "https://mirror.example.org/"\n` +
+          `[[trust]]\nregistry = "https://example.org/"\nkeys = ${JSON.stringify(keys)}\n`,
+      );
+      const run = await runCli(["config"], { cwd: dir, env: cliEnv() });
+      assert.equal(run.code, 0, run.stderr);
+      assert.doesNotMatch(run.stdout, /\\n/);
+      // Through JSON: smol-toml's tables have no prototype.
+      const shown = JSON.parse(JSON.stringify(parse(run.stdout))) as {
+        trust?: { registry: string; keys: string[] }[];
+        mirrors?: unknown[];
+      };
+      assert.deepEqual(shown.trust, [{ registry: "https://example.org/", keys }]);
+      assert.deepEqual(shown.mirrors, [
+        { prefix: "https://github.com/", replace: "https://mirror.example.org/" },
+      ]);
     } finally {
       await cleanup();
     }
