@@ -6,6 +6,7 @@ import { describe, it } from "node:test";
 import { resolveConfig } from "../../src/config/config.js";
 import { parseTrustTables, pinnedKeys } from "../../src/config/trust.js";
 import { generateSecretKey } from "../../src/minisign-key.js";
+import { toLocation } from "../../src/registry/location.js";
 import { tempDir } from "../helpers/images.js";
 
 describe("[[trust]] tables", () => {
@@ -75,6 +76,28 @@ describe("[[trust]] tables", () => {
         },
         JSON.stringify(value),
       );
+    }
+  });
+
+  it("reads a URL prefix as the registry URLs it matches are normalized: host case, default port, escapes", async () => {
+    const { key } = await generateSecretKey(undefined);
+    const { path: dir, cleanup } = await tempDir();
+    try {
+      const prefixes = ["HTTPS://Example.ORG:443/reg/", "https://example.org/my registry/"];
+      await writeFile(
+        join(dir, ".image.toml"),
+        prefixes
+          .map((p) => `[[trust]]\nregistry = "${p}"\nkeys = ["${key.publicKey.text}"]\n`)
+          .join(""),
+      );
+      const { config } = await resolveConfig({ cwd: dir, env: {} });
+      const pinned = (url: string) => pinnedKeys(config.trust ?? [], url, toLocation(url)).length;
+      assert.equal(pinned("https://example.org/reg/default.toml"), 1);
+      assert.equal(pinned("https://EXAMPLE.org/reg/default.toml"), 1);
+      assert.equal(pinned("https://example.org/my%20registry/default.toml"), 1);
+      assert.equal(pinned("https://example.org/other/default.toml"), 0);
+    } finally {
+      await cleanup();
     }
   });
 
