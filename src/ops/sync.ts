@@ -5,6 +5,7 @@
  * pinned for a registry (`[[trust]]`) or signatures required, any file without a valid signature
  * by a pinned key, or older than the copy accepted before, fails the whole sync.
  */
+import { linkedController } from "../concurrency.js";
 import type { Config } from "../config/config.js";
 import { registryList, registrySources, type RegistrySource } from "../config/registries.js";
 import { AxError } from "../errors.js";
@@ -127,8 +128,9 @@ export async function sync(config: Config, options: SyncOptions = {}): Promise<S
   // registry cache below it is per URL with atomic replacements, so two syncs may fill it at once.
   // Giving up on the lock cancels the requests. A checked one is read under the lock, against the
   // rollback state as it is then.
-  const early = new AbortController();
-  const signal = options.signal ? AbortSignal.any([options.signal, early.signal]) : early.signal;
+  // Each registry's load (and its fallback's) listens to it: any number of registries may.
+  const early = linkedController(options.signal);
+  const signal = early.controller.signal;
   const loader =
     (accepted: AcceptedSignatures): Load =>
     (url) =>
@@ -209,10 +211,12 @@ export async function sync(config: Config, options: SyncOptions = {}): Promise<S
       };
     },
     { signal: options.signal, onWait: () => logger.info("waiting for another sync to finish") },
-  ).catch((err: unknown) => {
-    early.abort(err);
-    throw err;
-  });
+  )
+    .catch((err: unknown) => {
+      early.controller.abort(err);
+      throw err;
+    })
+    .finally(() => early.dispose());
 }
 
 /** Loads one registry file with its includes. */
