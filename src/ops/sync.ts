@@ -7,7 +7,13 @@
  */
 import { linkedController } from "../concurrency.js";
 import type { Config } from "../config/config.js";
-import { registryList, registrySources, type RegistrySource } from "../config/registries.js";
+import {
+  DEFAULT_REGISTRY_BASE_URL,
+  builtinNameOf,
+  registryList,
+  registrySources,
+  type RegistrySource,
+} from "../config/registries.js";
 import { AxError } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import type { LoadedRegistry } from "../registry/load.js";
@@ -118,8 +124,12 @@ export async function sync(config: Config, options: SyncOptions = {}): Promise<S
       return url; // refused when it is loaded
     }
   };
+  // A built-in registry's file given by its URL is pinned by the built-in's name too.
+  const base = config.registryBaseUrl ?? DEFAULT_REGISTRY_BASE_URL;
+  const builtin = (url: string) =>
+    builtinNameOf(url, base) ?? builtinNameOf(canonical(url), toLocation(base)) ?? url;
   const policy = (url: string, accepted: AcceptedSignatures): SignaturePolicy => ({
-    keys: pinnedKeys(config.trust ?? [], url, canonical(url), names.get(url) ?? url),
+    keys: pinnedKeys(config.trust ?? [], url, canonical(url), names.get(url) ?? url, builtin(url)),
     required: config.requireSignatures ?? false,
     accepted,
   });
