@@ -270,11 +270,14 @@ function registryRef(value: string, base: string): string {
 }
 
 /**
- * A `[[trust]]` prefix as the registries it matches are known: a built-in name or a URL as it is,
- * a path made absolute against `base` as {@link registryRef} makes registry paths, keeping a
- * trailing separator (`./regs/` must not match `regs-other/`).
+ * A `[[trust]]` prefix as the registries it matches are known: a built-in name as it is, an
+ * http(s) URL normalized as registry URLs are (`HTTPS://Host:443/a b/` is `https://host/a%20b/`:
+ * else it would match none of them, and silently pin nothing), a path made absolute against
+ * `base` as {@link registryRef} makes registry paths, keeping a trailing separator (`./regs/`
+ * must not match `regs-other/`).
  */
 function trustPrefix(value: string, base: string): string {
+  if (/^https?:\/\//i.test(value) && URL.canParse(value)) return new URL(value).href;
   const ref = registryRef(value, base);
   return ref !== value && /[\\/]$/.test(value) && !ref.endsWith(sep) ? ref + sep : ref;
 }

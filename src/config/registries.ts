@@ -71,6 +71,17 @@ function rebase(url: string, base: string): string {
 }
 
 /**
+ * The name of the built-in registry (`tgos`) whose root or fallback file is `url` at `base` (a
+ * configuration may write the URL out, as axbuild's does), or undefined.
+ */
+export function builtinNameOf(url: string, base: string): string | undefined {
+  const named = Object.entries(BUILTIN_REGISTRIES).find(([, builtin]) =>
+    [builtin.url, builtin.fallback].some((file) => rebase(file, base) === url),
+  );
+  return named?.[0];
+}
+
+/**
  * The built-in fallback of the registry `ref`, at `base`: its own for a built-in name, axvisor's
  * for a URL or path (what `cargo axvisor image` and axbuild did for `-R URL`).
  */

@@ -13,7 +13,7 @@
 import { AxError } from "../errors.js";
 import { parsePublicKey, type PublicKey } from "../minisign.js";
 
-/** One `[[trust]]` table: the keys pinned for the registries whose location starts with `registry`. */
+/** One `[[trust]]` table: the keys pinned for the registries whose location `registry` covers. */
 export interface TrustRule {
   /** A prefix of the registry's URL or path (the root registry's, as configured). */
   registry: string;
@@ -55,13 +55,27 @@ export function parseTrustTables(value: unknown, path: string): TrustRule[] {
 }
 
 /**
+ * True when the `[[trust]]` prefix `prefix` covers `location`: it is the whole location, or it
+ * ends where a path segment does (the prefix ends with `/`, or the location goes on with `/`,
+ * `?` or `#`). A host, a folder or a name is never matched by its beginning: `https://example.org`
+ * does not cover `https://example.org.evil.com/...`, nor `/srv/regs` `/srv/regs-other/...`, nor
+ * `tg` `tgos`, whose publishers the keys are not.
+ */
+export function prefixCovers(prefix: string, location: string): boolean {
+  if (!location.startsWith(prefix)) return false;
+  if (location.length === prefix.length || /[/\\]$/.test(prefix)) return true;
+  return /^[/\\?#]/.test(location.slice(prefix.length));
+}
+
+/**
  * The keys pinned for the registry known by `locations` (its URL or path, and its built-in name
- * such as `tgos`): those of every rule whose `registry` is a prefix of one of them, each key once.
+ * such as `tgos`): those of every rule whose `registry` covers one of them
+ * ({@link prefixCovers}), each key once.
  */
 export function pinnedKeys(rules: readonly TrustRule[], ...locations: string[]): PublicKey[] {
   const keys = new Map<string, PublicKey>();
   for (const rule of rules) {
-    if (!locations.some((location) => location.startsWith(rule.registry))) continue;
+    if (!locations.some((location) => prefixCovers(rule.registry, location))) continue;
     for (const key of rule.keys) keys.set(key.text, key);
   }
   return [...keys.values()];

@@ -5,7 +5,7 @@
  * looks for it, with a trusted comment giving the time of signing and the file's name.
  */
 import { lstat, rm, writeFile } from "node:fs/promises";
-import { basename } from "node:path";
+import { basename, resolve } from "node:path";
 import { writeFileAtomic } from "../atomic-file.js";
 import { AxError, UsageError, fsError, hasCode } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
@@ -187,7 +187,8 @@ async function exists(path: string): Promise<boolean> {
 export async function generateSigningKey(options: KeygenOptions): Promise<KeygenResult> {
   const secretKey = options.secretKey;
   const publicKey = options.publicKey ?? publicKeyPathFor(secretKey);
-  if (publicKey === secretKey) {
+  // One file in two spellings (`a.key`, `./a.key`): the public key would replace the secret one.
+  if (resolve(publicKey) === resolve(secretKey)) {
     throw new UsageError(`the public and the secret key cannot both be ${secretKey}`);
   }
   const force = options.force ?? false;

@@ -5,8 +5,15 @@
  * pinned for a registry (`[[trust]]`) or signatures required, any file without a valid signature
  * by a pinned key, or older than the copy accepted before, fails the whole sync.
  */
+import { linkedController } from "../concurrency.js";
 import type { Config } from "../config/config.js";
-import { registryList, registrySources, type RegistrySource } from "../config/registries.js";
+import {
+  DEFAULT_REGISTRY_BASE_URL,
+  builtinNameOf,
+  registryList,
+  registrySources,
+  type RegistrySource,
+} from "../config/registries.js";
 import { AxError } from "../errors.js";
 import { count } from "../text.js";
 import { silentLogger, type Logger } from "../log.js";
@@ -118,8 +125,12 @@ export async function sync(config: Config, options: SyncOptions = {}): Promise<S
       return url; // refused when it is loaded
     }
   };
+  // A built-in registry's file given by its URL is pinned by the built-in's name too.
+  const base = config.registryBaseUrl ?? DEFAULT_REGISTRY_BASE_URL;
+  const builtin = (url: string) =>
+    builtinNameOf(url, base) ?? builtinNameOf(canonical(url), toLocation(base)) ?? url;
   const policy = (url: string, accepted: AcceptedSignatures): SignaturePolicy => ({
-    keys: pinnedKeys(config.trust ?? [], url, canonical(url), names.get(url) ?? url),
+    keys: pinnedKeys(config.trust ?? [], url, canonical(url), names.get(url) ?? url, builtin(url)),
     required: config.requireSignatures ?? false,
     accepted,
   });
@@ -128,8 +139,9 @@ export async function sync(config: Config, options: SyncOptions = {}): Promise<S
   // registry cache below it is per URL with atomic replacements, so two syncs may fill it at once.
   // Giving up on the lock cancels the requests. A checked one is read under the lock, against the
   // rollback state as it is then.
-  const early = new AbortController();
-  const signal = options.signal ? AbortSignal.any([options.signal, early.signal]) : early.signal;
+  // Each registry's load (and its fallback's) listens to it: any number of registries may.
+  const early = linkedController(options.signal);
+  const signal = early.controller.signal;
   const loader =
     (accepted: AcceptedSignatures): Load =>
     (url) =>
@@ -175,7 +187,8 @@ export async function sync(config: Config, options: SyncOptions = {}): Promise<S
       const verifiedBy = await recordSignatures(
         store,
         accepted,
-        fresh.map((r) => r.loaded),
+        fresh,
+        merged.images.map((image, i) => ({ image, group: groups[merged.origins[i]!]! })),
       );
       const identity = await writeRegistry(store, merged.images);
       const records: ProvenanceGroup[] = groups.map(({ registry, file, via }) => ({
@@ -209,10 +222,12 @@ export async function sync(config: Config, options: SyncOptions = {}): Promise<S
       };
     },
     { signal: options.signal, onWait: () => logger.info("waiting for another sync to finish") },
-  ).catch((err: unknown) => {
-    early.abort(err);
-    throw err;
-  });
+  )
+    .catch((err: unknown) => {
+      early.controller.abort(err);
+      throw err;
+    })
+    .finally(() => early.dispose());
 }
 
 /** Loads one registry file with its includes. */
@@ -331,31 +346,37 @@ async function keptStore(store: string, err: AxError): Promise<AxError> {
 
 /**
  * Records the verified signatures of the registries just read in the store's rollback state, with
- * the key that verified each image; returns the keys that signed, each once.
+ * the key that verified each image of the merged registry (`winners`: each entry and the group it
+ * came from; an entry from a file not verified in this sync, such as one an unsigned registry
+ * listed before a signed one, has none); returns the keys that signed, each once.
  */
 async function recordSignatures(
   store: string,
   accepted: AcceptedSignatures,
-  read: readonly LoadedRegistry[],
+  fresh: readonly Extract<Read, { loaded: LoadedRegistry }>[],
+  winners: readonly { image: ImageEntry; group: Group }[],
 ): Promise<string[]> {
   const { acceptSignatures, acceptedSignatureKey } = await import("../registry/signature.js");
   const { writeAcceptedSignatures } = await import("../store/signatures.js");
+  // By registry and file: the same file read for two registries may be verified for one only.
+  const fileKey = (registry: string, file: string) => `${registry}\0${file}`;
   const keyOf = new Map<string, string>();
-  const verdicts = read.flatMap((loaded) => loaded.verdicts);
-  for (const verdict of verdicts) {
-    if (verdict.status === "verified") keyOf.set(verdict.file, verdict.keyId);
+  for (const { source, loaded } of fresh) {
+    for (const verdict of loaded.verdicts) {
+      if (verdict.status === "verified")
+        keyOf.set(fileKey(source.name, verdict.file), verdict.keyId);
+    }
   }
   if (keyOf.size === 0 && accepted.size === 0) return []; // a store that never verified one
-  const images = read.flatMap((loaded) =>
-    loaded.images.flatMap((image, i) => {
-      const file = loaded.origins[i]!;
-      const keyId = keyOf.get(file);
-      if (keyId === undefined) return [];
-      return [
-        { name: image.name, version: image.version, keyId, file: acceptedSignatureKey(file) },
-      ];
-    }),
-  );
+  const images = winners.flatMap(({ image, group }) => {
+    const keyId =
+      group.via === "last-good" ? undefined : keyOf.get(fileKey(group.registry, group.file));
+    if (keyId === undefined) return [];
+    return [
+      { name: image.name, version: image.version, keyId, file: acceptedSignatureKey(group.file) },
+    ];
+  });
+  const verdicts = fresh.flatMap((r) => r.loaded.verdicts);
   await writeAcceptedSignatures(store, acceptSignatures(accepted, verdicts), images);
   return [...new Set(keyOf.values())];
 }

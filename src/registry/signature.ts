@@ -158,15 +158,19 @@ export function verifyRegistryFile(input: RegistryFileToVerify): SignatureVerdic
   } catch (err) {
     return refused((err as Error).message);
   }
-  const key = keys.find((k) => k.keyNum.equals(signature.keyNum));
-  if (key === undefined) {
+  // Whoever makes a key chooses its id: two pinned keys may share one, and each is tried.
+  const candidates = keys.filter((k) => k.keyNum.equals(signature.keyNum));
+  if (candidates.length === 0) {
     const pinned = keys.map((k) => k.keyId).join(", ");
     return refused(
       `${file}: signed by key ${signature.keyId}, which is not pinned for this registry (pinned: ${pinned})`,
       "if the publisher rotated its key, pin the new one (see README, Trusting a registry)",
     );
   }
-  const problem = verifySignature(input.content, signature, key);
+  const problems = candidates.map((k) => verifySignature(input.content, signature, k));
+  const index = problems.indexOf(undefined);
+  const key = candidates[Math.max(index, 0)]!;
+  const problem = index >= 0 ? undefined : problems[0];
   if (problem === "content") {
     return refused(
       `${file}: the content does not match its signature (${where}): changed after it was signed`,

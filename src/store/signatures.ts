@@ -15,15 +15,19 @@
  * would let an old signed registry be replayed once, so it is written atomically and fsynced, and
  * a file that cannot be read as such is an error naming it, never an empty state.
  */
-import { mkdir, readFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
-import { writeFileAtomic } from "../atomic-file.js";
-import { AxError, hasCode } from "../errors.js";
+import { AxError } from "../errors.js";
+import { FileProblemError, readRegularFile } from "../regular-file.js";
 import type { AcceptedSignature, AcceptedSignatures } from "../registry/signature.js";
 import { storeError } from "./access.js";
 import { bookkeeping } from "./layout.js";
+import { replaceFile } from "./replace-file.js";
 
 const STATE_VERSION = 1;
+
+/** The largest state read: a record per verified image of the largest registries, and room. */
+const MAX_STATE_BYTES = 256 * 1024 * 1024;
 
 /** One file's record as stored (snake_case, like the rest of the store's files). */
 interface StoredSignature {
@@ -119,9 +123,12 @@ async function readState(store: string): Promise<SignatureState> {
   const path = bookkeeping(store).signatures;
   let text: string;
   try {
-    text = await readFile(path, "utf8");
+    // A FIFO or a device in its place is an error, never a hang.
+    text = (await readRegularFile(path, MAX_STATE_BYTES)).toString("utf8");
   } catch (err) {
-    if (hasCode(err, "ENOENT")) return { accepted: new Map(), images: [] };
+    if (err instanceof FileProblemError && err.problem.kind === "missing") {
+      return { accepted: new Map(), images: [] };
+    }
     throw await storeError(store, err, "read", path);
   }
   const state = parseState(text);
@@ -161,7 +168,7 @@ export async function readVerifiedKeys(store: string): Promise<ReadonlyMap<strin
 
 /**
  * Replaces the state of `store` with `accepted` and the verified `images` of the registry the sync
- * writes (temporary file, fsync, rename).
+ * writes (temporary file, fsync, rename; a link in its place is replaced, not followed).
  */
 export async function writeAcceptedSignatures(
   store: string,
@@ -185,7 +192,7 @@ export async function writeAcceptedSignatures(
       file: i.file,
     }));
     const state = { version: STATE_VERSION, files, images: stored };
-    await writeFileAtomic(path, `${JSON.stringify(state, null, 1)}\n`);
+    await replaceFile(path, `${JSON.stringify(state, null, 1)}\n`);
   } catch (err) {
     throw await storeError(store, err, "write", path);
   }

@@ -128,6 +128,24 @@ describe("signing registries through the CLI", { skip: NO_MINISIGN }, () => {
     assert.equal((await readFile(file("ours.pub"), "utf8")).split("\n")[1], publicKey);
   });
 
+  it("keygen refuses one file for both keys, however it is spelled, and writes nothing", async () => {
+    for (const force of [[], ["--force"]]) {
+      const run = await cli([
+        "registry",
+        "keygen",
+        "--unencrypted",
+        "--key",
+        "same.key",
+        "--public-key",
+        "./sub/../same.key",
+        ...force,
+      ]);
+      assert.equal(run.code, 2, run.stderr);
+      assert.match(errorLine(run.stderr), /^error: the public and the secret key cannot both be /);
+      await assert.rejects(readFile(file("same.key")), { code: "ENOENT" });
+    }
+  });
+
   it("signs with the publisher's minisign keys, encrypted ones with the password on stdin", async () => {
     const run = await cli(["registry", "sign", "v0.0.26.toml", "--key", plain.secretKey]);
     assert.equal(run.code, 0, run.stderr);

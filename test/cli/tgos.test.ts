@@ -59,6 +59,15 @@ describe("TGOS images, several registries and axbuild's options", () => {
       const run = await cli(["-c", config, "-S", join(t.dir, "pinned-store"), "sync"]);
       assert.equal(run.code, 1, run.stderr);
       assert.match(run.stderr, /^error: sync refused: .*default\.toml/m);
+      // Its URL written out, as axbuild's .image.toml has it, is the same registry: pinned too.
+      const url = `${t.site.base}rcore-os/tgosimages/refs/heads/main/registry/default.toml`;
+      writeFileSync(
+        config,
+        `registry = "${url}"\n[[trust]]\nregistry = "tgos"\nkeys = ["${keys.publicKey}"]\n`,
+      );
+      const byUrl = await cli(["-c", config, "-S", join(t.dir, "pinned-url-store"), "sync"]);
+      assert.equal(byUrl.code, 1, byUrl.stderr);
+      assert.match(byUrl.stderr, /^error: sync refused: .*default\.toml: not signed/m);
     },
   );
 

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { mkdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { parse } from "smol-toml";
 import { after, before, describe, it } from "node:test";
 import type { RegistryImageJson } from "../../src/cli/json.js";
 import { generateSecretKey } from "../../src/minisign-key.js";
@@ -240,5 +241,78 @@ describe("syncing a signed registry", { skip: NO_MINISIGN }, () => {
       run.stderr,
       /^error: .*\.image\.toml: trust\[0\]\.keys\[0\]: not a minisign public key/m,
     );
+  });
+});
+
+describe("verified_by with several registries", () => {
+  it("is null for an entry an unsigned registry listed first, even when a signed one lists the same name and version", async () => {
+    const { path: dir, cleanup } = await tempDir();
+    try {
+      const { key } = await generateSecretKey(undefined);
+      const unsigned = join(dir, "unsigned", "registry.toml");
+      const signed = join(dir, "signed", "registry.toml");
+      await mkdir(join(dir, "unsigned"));
+      await mkdir(join(dir, "signed"));
+      // The same name and version in both, with different content: the first registry's wins.
+      await writeFile(unsigned, registryToml([entry("shared-image", "a")]));
+      await writeFile(
+        signed,
+        registryToml([entry("shared-image", "b"), entry("signed-image", "c")]),
+      );
+      await signRegistryFile(signed, key);
+      await writeFile(
+        join(dir, ".image.toml"),
+        `registries = ["./unsigned/registry.toml", "./signed/registry.toml"]\n` +
+          `[[trust]]\nregistry = "./signed/"\nkeys = ["${key.publicKey.text}"]\n`,
+      );
+      const run = (args: string[]) =>
+        runCli(["-S", join(dir, "store"), ...args], { cwd: dir, env: cliEnv() });
+      const synced = await run(["sync"]);
+      assert.equal(synced.code, 0, synced.stderr);
+      const ls = JSON.parse((await run(["-N", "ls", "--json"])).stdout) as RegistryImageJson[];
+      assert.deepEqual(
+        ls.map((i) => [i.name, i.sha256, i.verified_by]),
+        [
+          ["shared-image", "a".repeat(64), null],
+          ["signed-image", "c".repeat(64), key.publicKey.keyId],
+        ],
+      );
+      const info = await run(["-N", "info", "shared-image"]);
+      assert.match(info.stdout, /signed +not verified$/m);
+    } finally {
+      await cleanup();
+    }
+  });
+});
+
+describe("config with [[trust]] tables", () => {
+  it("prints them as TOML that reads back, one line each", async () => {
+    const { path: dir, cleanup } = await tempDir();
+    try {
+      const [a, b] = await Promise.all([
+        generateSecretKey(undefined),
+        generateSecretKey(undefined),
+      ]);
+      const keys = [a.key.publicKey.text, b.key.publicKey.text];
+      await writeFile(
+        join(dir, ".image.toml"),
+        `[[mirrors]]\nprefix = "https://github.com/"\nreplace = "https://mirror.example.org/"\n` +
+          `[[trust]]\nregistry = "https://example.org/"\nkeys = ${JSON.stringify(keys)}\n`,
+      );
+      const run = await runCli(["config"], { cwd: dir, env: cliEnv() });
+      assert.equal(run.code, 0, run.stderr);
+      assert.doesNotMatch(run.stdout, /\\n/);
+      // Through JSON: smol-toml's tables have no prototype.
+      const shown = JSON.parse(JSON.stringify(parse(run.stdout))) as {
+        trust?: { registry: string; keys: string[] }[];
+        mirrors?: unknown[];
+      };
+      assert.deepEqual(shown.trust, [{ registry: "https://example.org/", keys }]);
+      assert.deepEqual(shown.mirrors, [
+        { prefix: "https://github.com/", replace: "https://mirror.example.org/" },
+      ]);
+    } finally {
+      await cleanup();
+    }
   });
 });

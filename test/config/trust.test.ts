@@ -6,6 +6,7 @@ import { describe, it } from "node:test";
 import { resolveConfig } from "../../src/config/config.js";
 import { parseTrustTables, pinnedKeys } from "../../src/config/trust.js";
 import { generateSecretKey } from "../../src/minisign-key.js";
+import { toLocation } from "../../src/registry/location.js";
 import { tempDir } from "../helpers/images.js";
 
 describe("[[trust]] tables", () => {
@@ -23,6 +24,34 @@ describe("[[trust]] tables", () => {
     assert.deepEqual(ids("https://example.org/stable/default.toml"), [keyA, keyB]);
     assert.deepEqual(ids("https://example.org/testing/default.toml"), [keyA]);
     assert.deepEqual(ids("https://example.com/default.toml"), []);
+  });
+
+  it("matches a prefix only at a boundary: a host, path segment or name is never matched by its beginning", async () => {
+    const { key } = await generateSecretKey(undefined);
+    const text = key.publicKey.text;
+    const rules = parseTrustTables(
+      [
+        { registry: "https://example.org", keys: [text] },
+        { registry: "https://github.io/team", keys: [text] },
+        { registry: "/srv/regs", keys: [text] },
+        { registry: "tg", keys: [text] },
+      ],
+      "/x/.image.toml",
+    );
+    const pinned = (location: string) => pinnedKeys(rules, location).length;
+    assert.equal(pinned("https://example.org/registry.toml"), 1);
+    assert.equal(pinned("https://example.org"), 1);
+    assert.equal(pinned("https://github.io/team/registry.toml"), 1);
+    assert.equal(pinned("https://github.io/team?ref=main"), 1);
+    assert.equal(pinned("/srv/regs/main.toml"), 1);
+    // Another publisher's registry gets none of these keys: none of them may sign it.
+    assert.equal(pinned("https://example.org.evil.com/registry.toml"), 0);
+    assert.equal(pinned("https://example.org:8443/registry.toml"), 0);
+    assert.equal(pinned("https://example.orgx/registry.toml"), 0);
+    assert.equal(pinned("https://github.io/team-evil/registry.toml"), 0);
+    assert.equal(pinned("/srv/regs-other/main.toml"), 0);
+    assert.equal(pinned("/srv/regs.toml"), 0);
+    assert.equal(pinned("tgos"), 0);
   });
 
   it("refuses a malformed table or key with one line naming the file and the entry", () => {
@@ -47,6 +76,28 @@ describe("[[trust]] tables", () => {
         },
         JSON.stringify(value),
       );
+    }
+  });
+
+  it("reads a URL prefix as the registry URLs it matches are normalized: host case, default port, escapes", async () => {
+    const { key } = await generateSecretKey(undefined);
+    const { path: dir, cleanup } = await tempDir();
+    try {
+      const prefixes = ["HTTPS://Example.ORG:443/reg/", "https://example.org/my registry/"];
+      await writeFile(
+        join(dir, ".image.toml"),
+        prefixes
+          .map((p) => `[[trust]]\nregistry = "${p}"\nkeys = ["${key.publicKey.text}"]\n`)
+          .join(""),
+      );
+      const { config } = await resolveConfig({ cwd: dir, env: {} });
+      const pinned = (url: string) => pinnedKeys(config.trust ?? [], url, toLocation(url)).length;
+      assert.equal(pinned("https://example.org/reg/default.toml"), 1);
+      assert.equal(pinned("https://EXAMPLE.org/reg/default.toml"), 1);
+      assert.equal(pinned("https://example.org/my%20registry/default.toml"), 1);
+      assert.equal(pinned("https://example.org/other/default.toml"), 0);
+    } finally {
+      await cleanup();
     }
   });
 

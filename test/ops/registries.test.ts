@@ -150,6 +150,41 @@ describe("several registries, by name", () => {
   });
 });
 
+describe("many registries", () => {
+  it("sync reads a dozen registries without a MaxListenersExceededWarning", async () => {
+    const { path: dir, cleanup } = await tempDir();
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on("warning", onWarning);
+    try {
+      const registries = Array.from({ length: 12 }, (_, i) => join(dir, `r${i}.toml`));
+      registries.forEach((file, i) =>
+        writeFileSync(
+          file,
+          registryToml([
+            { name: `image-${i}`, url: "https://e.org/x.tar.gz", sha256: "a".repeat(64) },
+          ]),
+        ),
+      );
+      const { config } = await resolveConfig({
+        cwd: dir,
+        overrides: { localStorage: join(dir, "store"), registry: registries },
+        env: {},
+      });
+      const result = await sync(config);
+      assert.equal(result.images, 12);
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(
+        warnings.map((w) => w.name),
+        [],
+      );
+    } finally {
+      process.off("warning", onWarning);
+      await cleanup();
+    }
+  });
+});
+
 describe("rootfs aliases and --arch", () => {
   it("expand as axbuild's --rootfs does, for its four architectures", () => {
     assert.deepEqual(defaultRootfs("riscv64"), { name: "rootfs-riscv64-alpine.img" });

@@ -10,6 +10,7 @@ import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
 import { generateSecretKey } from "../../src/minisign-key.js";
 import {
+  makePublicKey,
   parsePublicKey,
   signContent,
   type PublicKey,
@@ -128,6 +129,28 @@ describe("verifying registry files", () => {
       verify(RELEASE, release, sign(release, ours, "v0.0.26.toml"), both).status,
       "verified",
     );
+  });
+
+  it("tries every pinned key with the signature's key id: two pinned keys may share one", () => {
+    // Key ids are chosen by whoever makes the key: any key can claim another's.
+    const twin: SigningKey = {
+      publicKey: makePublicKey(ours.publicKey.keyNum, rotated.publicKey.raw),
+      privateKey: rotated.privateKey,
+    };
+    const both = [ours.publicKey, twin.publicKey];
+    const byTwin = sign(release, twin, "v0.0.26.toml");
+    assert.deepEqual(verify(RELEASE, release, byTwin, both), {
+      status: "verified",
+      file: RELEASE,
+      keyId: ours.publicKey.keyId,
+      timestamp: SIGNED_AT,
+    });
+    assert.equal(
+      verify(RELEASE, release, sign(release, ours, "v0.0.26.toml"), both).status,
+      "verified",
+    );
+    const tampered = Buffer.from(oneShaChanged(release.toString()));
+    assert.match(refusal(verify(RELEASE, tampered, byTwin, both)), /does not match its signature/);
   });
 
   it("refuses an unsigned file when a key is pinned or signatures are required", () => {

@@ -1,6 +1,7 @@
 /** The rollback state in the store's bookkeeping (src/store/signatures.ts). */
 import assert from "node:assert/strict";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import { lstat, mkdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { AcceptedSignatures } from "../../src/registry/signature.js";
@@ -30,6 +31,27 @@ describe("the rollback state", () => {
       key_id: "F7073FCE3D2CAC77",
       timestamp: 1767225600,
     });
+  });
+
+  it("replaces a link in its place instead of writing through it, and never opens a FIFO", async () => {
+    const outside = join(dir.path, "outside.txt");
+    await writeFile(outside, "not the store's\n");
+    await rm(statePath(), { force: true });
+    await symlink(outside, statePath());
+    const accepted: AcceptedSignatures = new Map([
+      ["https://example.com/r.toml", { keyId: "F7073FCE3D2CAC77", timestamp: 1 }],
+    ]);
+    await writeAcceptedSignatures(dir.path, accepted);
+    assert.equal(await readFile(outside, "utf8"), "not the store's\n");
+    assert.ok((await lstat(statePath())).isFile());
+    assert.deepEqual(await readAcceptedSignatures(dir.path), accepted);
+    await rm(statePath());
+    execFileSync("mkfifo", [statePath()]);
+    await assert.rejects(readAcceptedSignatures(dir.path), (err: Error) => {
+      assert.match(err.message, /signatures\.json: a FIFO, not a regular file/);
+      return true;
+    });
+    await rm(statePath());
   });
 
   it("refuses a state it cannot trust, naming the file and what removing it costs", async () => {

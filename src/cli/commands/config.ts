@@ -37,11 +37,13 @@ export async function configCommand(_options: unknown, command: Command): Promis
     );
   }
   out.push(`# mirrors: ${sources.mirrors}`);
-  for (const m of config.mirrors) out.push(stringify({ mirrors: [m] }).trim());
+  // One line each: the output escapes a line break inside a line.
+  const table = (value: object) => out.push(...stringify(value).trim().split("\n"));
+  for (const m of config.mirrors) table({ mirrors: [m] });
   out.push(`# trust: ${sources.trust}`);
   for (const t of config.trust ?? []) {
     const keys = t.keys.map((k) => k.text);
-    out.push(stringify({ trust: [{ registry: t.registry, keys }] }).trim());
+    table({ trust: [{ registry: t.registry, keys }] });
   }
   result(...out);
 }
