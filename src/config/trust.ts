@@ -10,6 +10,7 @@
  * keys = ["RWQ...", "RWS..."]          # minisign public keys; several at once for a rotation
  * ```
  */
+import { createHash } from "node:crypto";
 import { AxError } from "../errors.js";
 import { parsePublicKey, type PublicKey } from "../minisign.js";
 
@@ -79,4 +80,17 @@ export function pinnedKeys(rules: readonly TrustRule[], ...locations: string[]):
     for (const key of rule.keys) keys.set(key.text, key);
   }
   return [...keys.values()];
+}
+
+/**
+ * What the trust settings require, as one string: empty when they require nothing (no
+ * `[[trust]]`, signatures not required), else a digest of the rules and their keys. A registry
+ * synced under other settings is not known to meet these.
+ */
+export function trustFingerprint(rules: readonly TrustRule[], requireSignatures: boolean): string {
+  if (rules.length === 0 && !requireSignatures) return "";
+  const settings = rules.map((rule) => [rule.registry, rule.keys.map((k) => k.text).sort()]);
+  return createHash("sha256")
+    .update(JSON.stringify({ requireSignatures, rules: settings }))
+    .digest("hex");
 }

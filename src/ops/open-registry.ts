@@ -6,7 +6,7 @@ import type { Config } from "../config/config.js";
 import { AxError } from "../errors.js";
 import { silentLogger } from "../log.js";
 import type { ImageEntry } from "../registry/types.js";
-import { isStale, readLastSync, readRegistryState } from "../store/state.js";
+import { isStale, readLastSync, readRegistryState, readSyncedTrust } from "../store/state.js";
 import type { OperationOptions } from "./options.js";
 
 /**
@@ -42,6 +42,25 @@ export async function openRegistry(
     await (await import("./sync.js")).sync(config, options);
     return loadSynced(store);
   }
+  const trust = await trustFingerprintOf(config);
+  if (trust !== "" && (await readSyncedTrust(store)) !== trust) {
+    // Keys pinned, or signatures required, since the last sync: what the store holds was never
+    // checked against them. Sync now; a refusal is not papered over with the old registry. (No
+    // settings require nothing: a registry synced under any serves them.)
+    if (!config.autoSync || config.offline) {
+      throw new AxError(
+        "the trust settings ([[trust]], require_signatures) changed since the store's registry was synced",
+        {
+          hint: config.offline
+            ? "sync once with the network: its files are then checked against them"
+            : "run `axvisor-image sync`: its files are then checked against them",
+        },
+      );
+    }
+    logger.info("the trust settings changed since the last sync: syncing");
+    await (await import("./sync.js")).sync(config, options);
+    return loadSynced(store);
+  }
   const now = Math.floor(Date.now() / 1000);
   if (
     config.autoSync &&
@@ -66,4 +85,12 @@ async function loadSynced(store: string): Promise<ImageEntry[]> {
   throw state.kind === "corrupt"
     ? state.error
     : new AxError(`${state.path} disappeared right after the sync`);
+}
+
+/** `trustFingerprint` (config/trust.ts) of the configuration, its module loaded only when needed. */
+async function trustFingerprintOf(config: Config): Promise<string> {
+  const rules = config.trust ?? [];
+  const required = config.requireSignatures ?? false;
+  if (rules.length === 0 && !required) return "";
+  return (await import("../config/trust.js")).trustFingerprint(rules, required);
 }

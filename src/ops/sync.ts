@@ -36,7 +36,13 @@ import {
   type ReadVia,
   type RegistryCopy,
 } from "../store/provenance.js";
-import { markSource, readRegistryState, readSyncSource, writeRegistry } from "../store/state.js";
+import {
+  markSource,
+  markTrust,
+  readRegistryState,
+  readSyncSource,
+  writeRegistry,
+} from "../store/state.js";
 import { requireNetwork } from "./offline.js";
 import type { OperationOptions } from "./options.js";
 
@@ -111,7 +117,7 @@ export async function sync(config: Config, options: SyncOptions = {}): Promise<S
   const sources = registrySources(config);
   const { loadRegistry } = await import("../registry/load.js");
   const { checksSignatures } = await import("../registry/signature.js");
-  const { pinnedKeys } = await import("../config/trust.js");
+  const { pinnedKeys, trustFingerprint } = await import("../config/trust.js");
   const { readAcceptedSignatures } = await import("../store/signatures.js");
   // A built-in registry's files are pinned by its name (`tgos`) as well as by their URLs.
   const names = new Map(
@@ -204,6 +210,10 @@ export async function sync(config: Config, options: SyncOptions = {}): Promise<S
       const syncedAt = Math.floor(Date.now() / 1000);
       for (const r of fresh) if (r.via === "registry") await keepCopy(store, r, syncedAt);
       await markSource(store, syncSource(sources), incompleteness(used.map((u) => u.result)));
+      await markTrust(
+        store,
+        trustFingerprint(config.trust ?? [], config.requireSignatures ?? false),
+      );
       logger.info(
         `registry synced: ${count(merged.images.length, "image")} from ${count(groups.length, "file")}` +
           (sources.length > 1 ? ` of ${sources.length} registries` : ""),

@@ -386,6 +386,7 @@ export function bookkeeping(dir: string): {
   imagesCache: string;
   fallbackMark: string;
   syncSource: string;
+  syncTrust: string;
   provenance: string;
   registryCopies: string;
   signatures: string;
@@ -403,6 +404,7 @@ export function bookkeeping(dir: string): {
     imagesCache: join(root, "images.json"),
     fallbackMark: join(root, "from-fallback-registry"),
     syncSource: join(root, "synced-from"),
+    syncTrust: join(root, "synced-trust"),
     provenance: join(root, "provenance.json"),
     registryCopies: join(root, "registries"),
     signatures: join(root, "signatures.json"),

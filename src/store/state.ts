@@ -160,6 +160,21 @@ export function readIncompleteMark(store: string): Promise<string | undefined> {
   return readMark(bookkeeping(store).fallbackMark);
 }
 
+/**
+ * Records the trust settings (`[[trust]]`, `require_signatures`) the store's registry was synced
+ * under, as `fingerprint` (empty: none), so that a change to them makes the next command sync.
+ */
+export async function markTrust(store: string, fingerprint: string): Promise<void> {
+  const { syncTrust } = bookkeeping(store);
+  if (fingerprint === "") await rm(syncTrust, { force: true });
+  else await writeFileAtomic(syncTrust, fingerprint, { fsync: false });
+}
+
+/** The fingerprint {@link markTrust} recorded ("" when none: synced without trust settings). */
+export async function readSyncedTrust(store: string): Promise<string> {
+  return (await readMark(bookkeeping(store).syncTrust)) ?? "";
+}
+
 /** The registry URL the store's registry was last synced from, when known. */
 export function readSyncSource(store: string): Promise<string | undefined> {
   return readMark(bookkeeping(store).syncSource);

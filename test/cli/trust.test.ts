@@ -285,6 +285,52 @@ describe("verified_by with several registries", () => {
   });
 });
 
+describe("trust settings changed since the last sync", () => {
+  it("the next command syncs under them: an unsigned registry is then refused, not used", async () => {
+    const { path: dir, cleanup } = await tempDir();
+    try {
+      const { key } = await generateSecretKey(undefined);
+      const registry = join(dir, "regs", "registry.toml");
+      await mkdir(join(dir, "regs"));
+      await writeFile(registry, registryToml([entry("guest", "a")]));
+      const run = (args: string[]) =>
+        runCli(["-S", join(dir, "store"), "-R", registry, ...args], { cwd: dir, env: cliEnv() });
+      assert.equal((await run(["sync"])).code, 0, "synced with no key pinned");
+
+      // A key is pinned afterwards: the registry in the store was never checked against it.
+      await writeFile(
+        join(dir, ".image.toml"),
+        `[[trust]]\nregistry = "./regs/"\nkeys = ["${key.publicKey.text}"]\n`,
+      );
+      const refused = await run(["ls"]);
+      assert.equal(refused.code, 1, refused.stdout);
+      assert.match(refused.stderr, /^the trust settings changed since the last sync: syncing$/m);
+      assert.match(refused.stderr, /^error: sync refused: .*registry\.toml: not signed/m);
+      assert.doesNotMatch(refused.stdout, /guest/, "the unverified registry is not used");
+      const noSync = await run(["-N", "pull", "guest"]);
+      assert.equal(noSync.code, 1);
+      assert.match(
+        noSync.stderr,
+        /^error: the trust settings \(\[\[trust\]\], require_signatures\) changed since the store's registry was synced$/m,
+      );
+      assert.match(noSync.stderr, /^hint: run `axvisor-image sync`/m);
+
+      await signRegistryFile(registry, key);
+      const verified = await run(["ls", "--json"]);
+      assert.equal(verified.code, 0, verified.stderr);
+      const listed = JSON.parse(verified.stdout) as RegistryImageJson[];
+      assert.deepEqual(
+        listed.map((i) => [i.name, i.verified_by]),
+        [["guest", key.publicKey.keyId]],
+      );
+      const again = await run(["ls"]);
+      assert.doesNotMatch(again.stderr, /syncing/, "synced under these settings: no new sync");
+    } finally {
+      await cleanup();
+    }
+  });
+});
+
 describe("config with [[trust]] tables", () => {
   it("prints them as TOML that reads back, one line each", async () => {
     const { path: dir, cleanup } = await tempDir();
