@@ -7,6 +7,8 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { readFile, readdir, rm, writeFile } from "node:fs/promises";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { chooseImages } from "../../src/ops/mirror.js";
@@ -354,5 +356,31 @@ describe("mirror --to oci://: failures", () => {
     ]);
     assert.equal(tagged.code, 2, tagged.stderr);
     assert.match(tagged.stderr, /not a tag/);
+  });
+  it("a registry answering an upload with an invalid Location: one error naming the image", async () => {
+    const server = http.createServer((req, res) => {
+      req.resume();
+      req.on("end", () => {
+        if (req.method === "POST") res.writeHead(202, { location: "http://[not-a-url" });
+        else res.writeHead(req.url === "/v2/" ? 200 : 404);
+        res.end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const run = await w.cli([
+        "mirror",
+        "linux:1.0",
+        "--to",
+        `oci://127.0.0.1:${port}/guests`,
+        "--registry-file",
+        join(w.root, "hostile.toml"),
+      ]);
+      assertOneError(run, /^error: linux:1\.0: .*invalid .*http:\/\/\[not-a-url/m);
+      assert.doesNotMatch(run.stderr, /internal error/);
+    } finally {
+      server.close();
+    }
   });
 });
