@@ -389,4 +389,18 @@ describe("lock, pull --locked, --offline and ci-key", () => {
     assert.equal(hit.code, 0, hit.stderr);
     assert.equal(w.server.requests.length, served, "a cache hit makes no request");
   });
+  it("ci-key refuses a store path it cannot print as it is, rather than print another path", async () => {
+    assert.equal((await w.cli(["lock", "linux"])).code, 0);
+    for (const store of [join(w.root, "st\tore"), join(w.root, "st\u001bore")]) {
+      for (const format of ["github", "gitlab"]) {
+        const run = await w.cli(["-S", store, "ci-key", "--format", format]);
+        assert.equal(run.code, 2, `${format}: ${run.stdout}`);
+        assert.equal(run.stdout, "");
+        assert.match(run.stderr, /^error: the store's path .* holds a control character/m);
+      }
+      const json = await w.cli(["-S", store, "ci-key", "--format", "json"]);
+      assert.equal(json.code, 0, json.stderr);
+      assert.equal((JSON.parse(json.stdout) as { path: string }).path, store);
+    }
+  });
 });
