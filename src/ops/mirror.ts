@@ -22,7 +22,7 @@ import type { ImageEntry, ImageSpec } from "../registry/types.js";
 import { isOciUrl } from "../transfer/oci/reference.js";
 import { directoryTarget } from "./mirror-dir.js";
 import { ociTarget } from "./mirror-oci.js";
-import { writeMirrorRegistry } from "./mirror-registry.js";
+import { checkMirrorRegistry, writeMirrorRegistry } from "./mirror-registry.js";
 import { requireNetwork } from "./offline.js";
 import { openRegistry } from "./open-registry.js";
 import { DEFAULT_PULL_CONCURRENCY, type OperationOptions } from "./options.js";
@@ -151,6 +151,7 @@ export async function mirror(config: Config, options: MirrorOptions): Promise<Mi
     : directoryTarget(options.to, registryFile);
   const images = await openRegistry(config, options);
   const entries = chooseImages(images, specs, options.latest ?? false);
+  await checkMirrorRegistry(registryFile);
   await target.prepare(entries);
   const one = async (
     entry: ImageEntry,

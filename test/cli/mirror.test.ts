@@ -206,6 +206,25 @@ describe("mirror --to DIR: more", () => {
     assert.equal(archiveRequests(w), before);
   });
 
+  it("a registry file that cannot be written fails at once, before anything moves", async () => {
+    const notToml = join(w.root, "not-toml.toml");
+    await writeFile(notToml, "this is = = not toml\n");
+    const cases: [string[], RegExp][] = [
+      [["--registry-file", notToml], /not-toml\.toml:1:/],
+      [["--registry-file", w.root], /a directory, not a regular file/],
+      [["--registry-file", join(notToml, "registry.toml")], /not-toml\.toml/],
+    ];
+    for (const [args, pattern] of cases) {
+      const dir = join(w.root, `unwritten-${randomBytes(4).toString("hex")}`);
+      const before = archiveRequests(w);
+      const run = await w.cli(["mirror", "linux:2.0", "--to", dir, ...args]);
+      assertOneError(run, pattern);
+      assert.equal(archiveRequests(w), before, `nothing downloaded: ${args.join(" ")}`);
+      assert.deepEqual(await readdir(dir).catch(() => []), [], "nothing copied");
+    }
+    assert.equal(await readFile(notToml, "utf8"), "this is = = not toml\n");
+  });
+
   it(
     "--key signs the registry file written, as minisign -V checks it",
     { skip: NO_MINISIGN },
