@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
@@ -223,6 +223,22 @@ describe("mirror --to DIR: more", () => {
       assert.deepEqual(await readdir(dir).catch(() => []), [], "nothing copied");
     }
     assert.equal(await readFile(notToml, "utf8"), "this is = = not toml\n");
+  });
+
+  it("a file of the destination that is not the image's archive is never replaced", async () => {
+    const dir = join(w.root, "occupied");
+    await mkdir(join(dir, "1.0"), { recursive: true });
+    await writeFile(join(dir, "1.0", "linux.tar.gz"), "my own build");
+    const run = await w.cli(["mirror", "linux:1.0", "arceos", "--to", dir]);
+    assertOneError(run, /^error: linux:1\.0: .*occupied\/1\.0\/linux\.tar\.gz .*not replaced/m);
+    assert.equal(await readFile(join(dir, "1.0", "linux.tar.gz"), "utf8"), "my own build");
+    const file = join(dir, "registry.toml");
+    const written = parseRegistry(await readFile(file, "utf8"), file).images;
+    assert.deepEqual(
+      written.map((e) => e.name),
+      ["arceos"],
+      "the others are mirrored",
+    );
   });
 
   it(
