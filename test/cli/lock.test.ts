@@ -11,7 +11,7 @@ import { join, relative } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { parse } from "smol-toml";
 import { closedPort } from "../helpers/fault-server.js";
-import { makeTarGz, sha256 } from "../helpers/images.js";
+import { makeTarGz, registryToml, sha256 } from "../helpers/images.js";
 import { startWorld, type World } from "../helpers/world.js";
 
 const OLD = "2025-01-01T00:00:00Z";
@@ -402,5 +402,29 @@ describe("lock, pull --locked, --offline and ci-key", () => {
       assert.equal(json.code, 0, json.stderr);
       assert.equal((JSON.parse(json.stdout) as { path: string }).path, store);
     }
+  });
+  it("the lock file, meant to be committed, never holds the credentials of a URL", async () => {
+    const archive = await makeTarGz([{ name: "kernel", data: "linux 1" }]);
+    w.server.setFile(
+      "/private/registry.toml",
+      registryToml([
+        {
+          name: "linux",
+          version: "1.0",
+          url: "../files/linux-1.0.tar.gz",
+          sha256: sha256(archive),
+        },
+      ]),
+    );
+    const registry = w.server.url("/private/registry.toml").replace("://", "://user:s3cret@");
+    const run = await w.cli(["-R", registry, "lock", "linux"]);
+    assert.equal(run.code, 0, run.stderr);
+    const text = await readFile(lockPath, "utf8");
+    assert.doesNotMatch(text, /s3cret|user/);
+    const [entry] = (await readLock(lockPath)).images;
+    assert.equal(entry?.registry, w.server.url("/private/registry.toml"));
+    assert.equal(entry?.url, w.server.url("/files/linux-1.0.tar.gz"));
+    assert.match(run.stderr, /^warning: linux:1\.0: the credentials in its URL are not written/m);
+    assert.doesNotMatch(run.stderr, /s3cret/);
   });
 });
