@@ -391,6 +391,18 @@ describe("mirror --to oci://: failures", () => {
     ]);
     assert.equal(tagged.code, 2, tagged.stderr);
     assert.match(tagged.stderr, /not a tag/);
+    const port = await w.cli([
+      "mirror",
+      "--to",
+      "oci://127.0.0.1:99999/guests",
+      "--registry-file",
+      join(w.root, "f.toml"),
+    ]);
+    assert.equal(port.code, 2, port.stderr);
+    assert.match(
+      port.stderr,
+      /^error: invalid OCI reference .*"127\.0\.0\.1:99999" is not a host/m,
+    );
   });
   it("a registry answering an upload with an invalid Location: one error naming the image", async () => {
     const server = http.createServer((req, res) => {

@@ -41,7 +41,10 @@ export function parseOciReference(url: string): OciReference {
   const slash = rest.indexOf("/");
   if (slash <= 0) throw bad("no repository after the host");
   const host = rest.slice(0, slash).toLowerCase();
-  if (!HOST.test(host)) throw bad(`"${host}" is not a host[:port]`);
+  // The pattern lets through what no URL can hold (port 99999, a malformed IPv6 address).
+  if (!HOST.test(host) || !URL.canParse(`https://${host}/`)) {
+    throw bad(`"${host}" is not a host[:port]`);
+  }
   const [name = "", digest, ...extra] = rest.slice(slash + 1).split("@");
   if (extra.length > 0) throw bad("more than one @");
   if (digest !== undefined && !DIGEST.test(digest)) {
