@@ -133,6 +133,12 @@ export async function mirror(config: Config, options: MirrorOptions): Promise<Mi
   const logger = options.logger ?? silentLogger;
   const specs = (options.images ?? []).map((s) => (typeof s === "string" ? parseSpec(s) : s));
   const oci = isOciUrl(options.to);
+  // Any other URL would be taken as a relative path: a folder named `https:` in the working directory.
+  if (!oci && (options.to === "" || /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(options.to))) {
+    throw new UsageError(`mirror --to ${options.to || '""'}: give a directory or oci://HOST/REPO`, {
+      hint: "a web server's directory is mirrored to locally, then served (or synced) from there",
+    });
+  }
   // A directory can be filled from the store alone; an OCI registry is on the network.
   if (oci) requireNetwork(config, "mirror --to oci://");
   const registryFile = resolve(

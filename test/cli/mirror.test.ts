@@ -398,6 +398,16 @@ describe("mirror --to oci://: failures", () => {
       "--registry-file",
       join(w.root, "f.toml"),
     ]);
+    for (const to of ["https://web.lab/guests", "file:///srv/guests", ""]) {
+      const run = await w.cli(["mirror", "--to", to], { cwd: w.root });
+      assert.equal(run.code, 2, `${to}: ${run.stderr}`);
+      assert.match(run.stderr, /^error: mirror --to .*a directory or oci:\/\/HOST\/REPO/m);
+    }
+    assert.deepEqual(
+      (await readdir(w.root)).filter((name) => /^(https?|file):$/.test(name)),
+      [],
+      "no folder named after a URL scheme",
+    );
     assert.equal(port.code, 2, port.stderr);
     assert.match(
       port.stderr,
