@@ -2,6 +2,20 @@
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import writeFileAtomic from "write-file-atomic";
+import { readRegularFile } from "../regular-file.js";
+
+/**
+ * The JSON value in the optional file `path`, or undefined when it is missing, unreadable, not
+ * JSON, larger than `maxBytes`, or not a regular file: a FIFO (a restored cache may hold one) is
+ * never waited on, nor a device such as `/dev/zero` read without end.
+ */
+export async function readOptionalJson(path: string, maxBytes: number): Promise<unknown> {
+  try {
+    return JSON.parse((await readRegularFile(path, maxBytes)).toString("utf8")) as unknown;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * Writes `value` as JSON to `path` atomically (temporary file and rename; not fsynced), creating

@@ -1,7 +1,8 @@
 /** `verify [--repair]` and `prune [--dry-run] [--keep N]`: through the real CLI, on a real store. */
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { appendFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import { appendFile, mkdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { uploadSessionPath } from "../../src/store/layout.js";
@@ -142,5 +143,36 @@ describe("verify and prune", () => {
     assert.equal(existsSync(at("alpha-1.0.tar.gz")), false);
     assert.ok(existsSync(at("beta-1.0.tar.gz.part")));
     assert.ok(existsSync(at("alpha")) && existsSync(at("beta-1.0")));
+  });
+});
+
+describe("a store's bookkeeping files that are FIFOs or devices (a restored cache)", () => {
+  let w: World;
+  before(async () => {
+    w = await startWorld();
+  });
+  after(() => w.close());
+
+  it("du, ls --local, verify and prune read past them, never waiting on one", async () => {
+    await w.publish("alpha", "1.0", [{ name: "kernel", data: "alpha" }]);
+    assert.equal((await w.cli(["-q", "pull", "alpha", "alpha:1.0"])).code, 0);
+    const book = join(w.store, ".axvisor-image");
+    const fifos = [
+      join(book, "pulled", "alpha.tar.gz.json"),
+      join(book, "pulled", "alpha-1.0.json"),
+      join(book, "verified", "alpha.tar.gz.json"),
+    ];
+    for (const fifo of fifos) {
+      await rm(fifo, { force: true });
+      execFileSync("mkfifo", [fifo]);
+    }
+    await rm(join(book, "verified", "alpha-1.0.tar.gz.json"), { force: true });
+    await symlink("/dev/zero", join(book, "verified", "alpha-1.0.tar.gz.json"));
+    for (const args of [["du"], ["ls", "--local"], ["verify"], ["prune", "--dry-run"]]) {
+      const run = await w.cli(args, { timeoutMs: 20_000 });
+      assert.equal(run.code, 0, `${args.join(" ")}: ${run.stderr}`);
+    }
+    const du = await w.cli(["du"], { timeoutMs: 20_000 });
+    assert.match(du.stdout, /^alpha:1\.0 /m);
   });
 });
