@@ -5,13 +5,26 @@ import writeFileAtomic from "write-file-atomic";
 import { readRegularFile } from "../regular-file.js";
 
 /**
- * The JSON value in the optional file `path`, or undefined when it is missing, unreadable, not
- * JSON, larger than `maxBytes`, or not a regular file: a FIFO (a restored cache may hold one) is
- * never waited on, nor a device such as `/dev/zero` read without end.
+ * The text of the optional file `path`, or undefined when it is missing, unreadable, larger than
+ * `maxBytes`, or not a regular file: a FIFO (a restored cache may hold one) is never waited on,
+ * nor a device such as `/dev/zero` read without end.
  */
-export async function readOptionalJson(path: string, maxBytes: number): Promise<unknown> {
+export async function readOptionalText(
+  path: string,
+  maxBytes: number,
+): Promise<string | undefined> {
   try {
-    return JSON.parse((await readRegularFile(path, maxBytes)).toString("utf8")) as unknown;
+    return (await readRegularFile(path, maxBytes)).toString("utf8");
+  } catch {
+    return undefined;
+  }
+}
+
+/** The JSON value in the optional file `path` ({@link readOptionalText}), or undefined. */
+export async function readOptionalJson(path: string, maxBytes: number): Promise<unknown> {
+  const text = await readOptionalText(path, maxBytes);
+  try {
+    return text === undefined ? undefined : (JSON.parse(text) as unknown);
   } catch {
     return undefined;
   }

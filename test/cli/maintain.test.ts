@@ -175,4 +175,20 @@ describe("a store's bookkeeping files that are FIFOs or devices (a restored cach
     const du = await w.cli(["du"], { timeoutMs: 20_000 });
     assert.match(du.stdout, /^alpha:1\.0 /m);
   });
+  it("a FIFO as images.toml, .last_sync or the parsed-registry cache: ls syncs, never waits", async () => {
+    await w.publish("alpha", "1.0", [{ name: "kernel", data: "alpha" }]);
+    assert.equal((await w.cli(["sync"])).code, 0);
+    const book = join(w.store, ".axvisor-image");
+    for (const file of [
+      join(w.store, "images.toml"),
+      join(w.store, ".last_sync"),
+      join(book, "images.json"),
+    ]) {
+      await rm(file, { force: true });
+      execFileSync("mkfifo", [file]);
+      const run = await w.cli(["ls"], { timeoutMs: 20_000 });
+      assert.equal(run.code, 0, `${file}: ${run.stderr}`);
+      assert.match(run.stdout, /alpha/);
+    }
+  });
 });
