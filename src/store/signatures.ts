@@ -15,13 +15,17 @@
  * would let an old signed registry be replayed once, so it is written atomically and fsynced, and
  * a file that cannot be read as such is an error naming it, never an empty state.
  */
-import { mkdir, readFile } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import writeFileAtomic from "write-file-atomic";
-import { AxError, hasCode } from "../errors.js";
+import { AxError } from "../errors.js";
 import type { AcceptedSignature, AcceptedSignatures } from "../registry/signature.js";
+import { FileProblemError, readRegularFile } from "../regular-file.js";
 import { storeError } from "./access.js";
 import { bookkeeping } from "./layout.js";
+
+/** Largest rollback state read: a signature and a key per registry file and image. */
+const MAX_STATE_BYTES = 64 * 1024 * 1024;
 
 const STATE_VERSION = 1;
 
@@ -119,9 +123,12 @@ async function readState(store: string): Promise<SignatureState> {
   const path = bookkeeping(store).signatures;
   let text: string;
   try {
-    text = await readFile(path, "utf8");
+    text = (await readRegularFile(path, MAX_STATE_BYTES)).toString("utf8");
   } catch (err) {
-    if (hasCode(err, "ENOENT")) return { accepted: new Map(), images: [] };
+    if (err instanceof FileProblemError && err.problem.kind === "missing") {
+      return { accepted: new Map(), images: [] };
+    }
+    if (err instanceof FileProblemError) throw err;
     throw await storeError(store, err, "read", path);
   }
   const state = parseState(text);

@@ -9,10 +9,11 @@
  * source that cannot serve the file gives way to the next one (mirrors first, the original last).
  */
 import { createHash, type Hash } from "node:crypto";
-import { open, rename, readFile, rm, writeFile, type FileHandle } from "node:fs/promises";
+import { open, rename, rm, writeFile, type FileHandle } from "node:fs/promises";
 import type { Readable } from "node:stream";
 import { AxError, ChecksumError, fsError, hasCode, throwIfAborted } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
+import { readRegularFile } from "../regular-file.js";
 import { toTransferError, TransferError } from "./http.js";
 import { RetryBudget } from "./retry.js";
 import type { Integrity, ResumePoint, Source } from "./sources.js";
@@ -107,10 +108,14 @@ interface PartMeta {
 }
 
 const PROGRESS_INTERVAL_MS = 100;
+/** Resume metadata is a URL and a validator; anything bigger is not it. */
+const MAX_META_BYTES = 64 * 1024;
 
 async function readMeta(path: string): Promise<PartMeta | undefined> {
   try {
-    const meta = JSON.parse(await readFile(path, "utf8")) as Partial<PartMeta>;
+    // A regular file only: a FIFO in its place (a restored cache) is never waited on.
+    const text = (await readRegularFile(path, MAX_META_BYTES)).toString("utf8");
+    const meta = JSON.parse(text) as Partial<PartMeta>;
     if (typeof meta.url !== "string" || typeof meta.validator !== "string") return undefined;
     const size = typeof meta.size === "number" ? meta.size : undefined;
     return { url: meta.url, validator: meta.validator, size };

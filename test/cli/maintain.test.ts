@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { execFileSync } from "node:child_process";
-import { appendFile, mkdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, readFile, readdir, rm, symlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { uploadSessionPath } from "../../src/store/layout.js";
@@ -189,6 +189,33 @@ describe("a store's bookkeeping files that are FIFOs or devices (a restored cach
       const run = await w.cli(["ls"], { timeoutMs: 20_000 });
       assert.equal(run.code, 0, `${file}: ${run.stderr}`);
       assert.match(run.stdout, /alpha/);
+    }
+  });
+  it("a FIFO as resume metadata, provenance or a registry's last good copy: pull and lock go on", async () => {
+    await w.publish("alpha", "1.0", [{ name: "kernel", data: "alpha" }]);
+    assert.equal((await w.cli(["sync"])).code, 0);
+    assert.equal((await w.cli(["rm", "alpha:1.0"])).code, 0);
+    const book = join(w.store, ".axvisor-image");
+    await writeFile(join(w.store, "alpha-1.0.tar.gz.part"), "x");
+    const copies = (await readdir(join(book, "registries"))).map((n) =>
+      join(book, "registries", n),
+    );
+    const fifos = [
+      join(w.store, "alpha-1.0.tar.gz.part.json"),
+      join(book, "provenance.json"),
+      ...copies,
+    ];
+    for (const fifo of fifos) {
+      await rm(fifo, { force: true });
+      execFileSync("mkfifo", [fifo]);
+    }
+    for (const args of [
+      ["pull", "alpha:1.0"],
+      ["lock", "alpha", "--lock", join(w.root, "a.lock")],
+      ["info", "alpha"],
+    ]) {
+      const run = await w.cli(args, { timeoutMs: 20_000 });
+      assert.equal(run.code, 0, `${args.join(" ")}: ${run.stderr}`);
     }
   });
 });
