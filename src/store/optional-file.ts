@@ -1,5 +1,8 @@
-/** Bookkeeping files the store can do without: caches, stamps and records. */
-import { mkdir } from "node:fs/promises";
+/**
+ * The store's own files: written without ever following a link found in their place, and, for the
+ * bookkeeping it can do without (caches, stamps, records), read without ever waiting on one.
+ */
+import { lstat, mkdir, rm } from "node:fs/promises";
 import { dirname } from "node:path";
 import writeFileAtomic from "write-file-atomic";
 import { readRegularFile } from "../regular-file.js";
@@ -31,6 +34,27 @@ export async function readOptionalJson(path: string, maxBytes: number): Promise<
 }
 
 /**
+ * Writes `data` to the store's file `path` atomically (write-file-atomic: a temporary file, then a
+ * rename; fsynced unless `fsync` is false). A symbolic link in its place (a restored cache, a
+ * hand-made link) is removed first: write-file-atomic would replace the file it points to, anywhere.
+ */
+export async function writeStoreFile(
+  path: string,
+  data: string,
+  options: { fsync?: boolean } = {},
+): Promise<void> {
+  if (
+    await lstat(path).then(
+      (st) => st.isSymbolicLink(),
+      () => false,
+    )
+  ) {
+    await rm(path, { force: true });
+  }
+  await writeFileAtomic(path, data, options);
+}
+
+/**
  * Writes `value` as JSON to `path` atomically (temporary file and rename; not fsynced), creating
  * its directory. A failure (read-only store, full disk) is ignored: every such file is optional,
  * and its absence only costs work (a re-parse, a re-hash) or falls back to a safe rule.
@@ -38,7 +62,7 @@ export async function readOptionalJson(path: string, maxBytes: number): Promise<
 export async function writeOptionalJson(path: string, value: unknown): Promise<void> {
   try {
     await mkdir(dirname(path), { recursive: true });
-    await writeFileAtomic(path, JSON.stringify(value), { fsync: false });
+    await writeStoreFile(path, JSON.stringify(value), { fsync: false });
   } catch {
     // see above
   }

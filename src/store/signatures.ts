@@ -17,12 +17,12 @@
  */
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
-import writeFileAtomic from "write-file-atomic";
 import { AxError } from "../errors.js";
 import type { AcceptedSignature, AcceptedSignatures } from "../registry/signature.js";
 import { FileProblemError, readRegularFile } from "../regular-file.js";
 import { storeError } from "./access.js";
 import { bookkeeping } from "./layout.js";
+import { writeStoreFile } from "./optional-file.js";
 
 /** Largest rollback state read: a signature and a key per registry file and image. */
 const MAX_STATE_BYTES = 64 * 1024 * 1024;
@@ -192,7 +192,7 @@ export async function writeAcceptedSignatures(
       file: i.file,
     }));
     const state = { version: STATE_VERSION, files, images: stored };
-    await writeFileAtomic(path, `${JSON.stringify(state, null, 1)}\n`);
+    await writeStoreFile(path, `${JSON.stringify(state, null, 1)}\n`);
   } catch (err) {
     throw await storeError(store, err, "write", path);
   }

@@ -1,12 +1,16 @@
 import { createHash } from "node:crypto";
 import { mkdir, rm, stat } from "node:fs/promises";
-import writeFileAtomic from "write-file-atomic";
 import { AxError, hasCode } from "../errors.js";
 import type { ImageEntry } from "../registry/types.js";
 import { FileProblemError, readRegularFile } from "../regular-file.js";
 import { storeError } from "./access.js";
 import { bookkeeping, registryFiles } from "./layout.js";
-import { readOptionalJson, readOptionalText, writeOptionalJson } from "./optional-file.js";
+import {
+  readOptionalJson,
+  readOptionalText,
+  writeOptionalJson,
+  writeStoreFile,
+} from "./optional-file.js";
 
 /** Largest store registry read (`images.toml`, merged from every registry): 256 MiB. */
 const MAX_STORE_REGISTRY_BYTES = 256 * 1024 * 1024;
@@ -99,7 +103,7 @@ export async function writeRegistry(
   try {
     await mkdir(store, { recursive: true });
     const text = serializeImages(images);
-    await writeFileAtomic(path, text);
+    await writeStoreFile(path, text);
     const st = await stat(path);
     await writeImagesCache(store, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, images });
     identity = { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, sha256: textDigest(text) };
@@ -107,7 +111,7 @@ export async function writeRegistry(
     throw await storeError(store, err, "write", path);
   }
   try {
-    await writeFileAtomic(lastSync, String(Math.floor(Date.now() / 1000)));
+    await writeStoreFile(lastSync, String(Math.floor(Date.now() / 1000)));
   } catch (err) {
     throw await storeError(store, err, "write", lastSync);
   }
@@ -141,8 +145,8 @@ export async function markSource(
   incomplete: string | undefined,
 ): Promise<void> {
   const { fallbackMark, syncSource } = bookkeeping(store);
-  await writeFileAtomic(syncSource, source, { fsync: false });
-  if (incomplete !== undefined) await writeFileAtomic(fallbackMark, incomplete, { fsync: false });
+  await writeStoreFile(syncSource, source, { fsync: false });
+  if (incomplete !== undefined) await writeStoreFile(fallbackMark, incomplete, { fsync: false });
   else await rm(fallbackMark, { force: true });
 }
 

@@ -167,7 +167,11 @@ describe("a store's bookkeeping files that are FIFOs or devices (a restored cach
       execFileSync("mkfifo", [fifo]);
     }
     await rm(join(book, "verified", "alpha-1.0.tar.gz.json"), { force: true });
-    await symlink("/dev/zero", join(book, "verified", "alpha-1.0.tar.gz.json"));
+    // A link to a FIFO outside the store (never to a device: a tool that wrote through the link
+    // would replace it).
+    const outsideFifo = join(w.root, "outside.fifo");
+    execFileSync("mkfifo", [outsideFifo]);
+    await symlink(outsideFifo, join(book, "verified", "alpha-1.0.tar.gz.json"));
     for (const args of [["du"], ["ls", "--local"], ["verify"], ["prune", "--dry-run"]]) {
       const run = await w.cli(args, { timeoutMs: 20_000 });
       assert.equal(run.code, 0, `${args.join(" ")}: ${run.stderr}`);
@@ -217,5 +221,32 @@ describe("a store's bookkeeping files that are FIFOs or devices (a restored cach
       const run = await w.cli(args, { timeoutMs: 20_000 });
       assert.equal(run.code, 0, `${args.join(" ")}: ${run.stderr}`);
     }
+  });
+  it("a bookkeeping file that is a link out of the store is replaced, never written through", async () => {
+    await w.publish("alpha", "1.0", [{ name: "kernel", data: "alpha" }]);
+    assert.equal((await w.cli(["-q", "pull", "alpha:1.0"])).code, 0);
+    const book = join(w.store, ".axvisor-image");
+    const links = [
+      join(book, "verified", "alpha-1.0.tar.gz.json"),
+      join(book, "pulled", "alpha-1.0.tar.gz.json"),
+      join(book, "images.json"),
+      join(book, "synced-from"),
+      join(w.store, ".last_sync"),
+      join(w.store, "images.toml"),
+    ];
+    const victims: string[] = [];
+    for (const [i, link] of links.entries()) {
+      const victim = join(w.root, `victim-${i}`);
+      await writeFile(victim, "a user's file");
+      await rm(link, { force: true });
+      await symlink(victim, link);
+      victims.push(victim);
+    }
+    for (const args of [["sync"], ["verify"], ["pull", "alpha:1.0"]]) {
+      const run = await w.cli(args, { timeoutMs: 20_000 });
+      assert.equal(run.code, 0, `${args.join(" ")}: ${run.stderr}`);
+    }
+    for (const victim of victims)
+      assert.equal(await readFile(victim, "utf8"), "a user's file", victim);
   });
 });
