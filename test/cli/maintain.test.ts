@@ -2,7 +2,16 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { execFileSync } from "node:child_process";
-import { appendFile, mkdir, readFile, readdir, rm, symlink, writeFile } from "node:fs/promises";
+import {
+  appendFile,
+  lstat,
+  mkdir,
+  readFile,
+  readdir,
+  rm,
+  symlink,
+  writeFile,
+} from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { uploadSessionPath } from "../../src/store/layout.js";
@@ -248,5 +257,16 @@ describe("a store's bookkeeping files that are FIFOs or devices (a restored cach
     }
     for (const victim of victims)
       assert.equal(await readFile(victim, "utf8"), "a user's file", victim);
+  });
+  it("a .part that is a link out of the store is replaced, never downloaded into", async () => {
+    await w.publish("beta", "1.0", [{ name: "kernel", data: "beta" }]);
+    assert.equal((await w.cli(["sync"])).code, 0);
+    const victim = join(w.root, "victim-part");
+    await writeFile(victim, "a user's file");
+    await symlink(victim, join(w.store, "beta-1.0.tar.gz.part"));
+    const run = await w.cli(["pull", "beta:1.0"], { timeoutMs: 20_000 });
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(await readFile(victim, "utf8"), "a user's file");
+    assert.ok((await lstat(join(w.store, "beta-1.0.tar.gz"))).isFile());
   });
 });
