@@ -8,6 +8,7 @@ import { isAbsolute, relative, sep } from "node:path";
 import { UsageError } from "../errors.js";
 import { formatSpec } from "../registry/resolve.js";
 import type { ImageEntry } from "../registry/types.js";
+import { printable } from "../text.js";
 import type { CiKeyFormat } from "./options.js";
 
 /** Prefix of every key: a store layout change would bump its version. */
@@ -41,14 +42,21 @@ export function ciKey(images: readonly ImageEntry[], store: string): CiKey {
  * `gitlab`, `AXVISOR_IMAGE_CACHE_KEY=` and `AXVISOR_IMAGE_CACHE_PATH=` lines for a dotenv report,
  * the path relative to `cwd` (GitLab caches only paths inside the project).
  *
- * @throws UsageError when the path holds a line break, or for `gitlab` lies outside `cwd`.
+ * @throws UsageError when the path holds a control character (a line break would add an output,
+ *   and the printed path, escaped, would name another directory), or for `gitlab` lies outside
+ *   `cwd`.
  */
 export function renderCiKey(
   key: CiKey,
   format: Exclude<CiKeyFormat, "json">,
   cwd = process.cwd(),
 ): string[] {
-  if (/[\r\n]/.test(key.path)) throw new UsageError("the store's path holds a line break");
+  if (printable(key.path) !== key.path) {
+    throw new UsageError(
+      `the store's path ${printable(key.path)} holds a control character: it cannot be printed as it is`,
+      { hint: "use a store path without control characters (-S DIR)" },
+    );
+  }
   switch (format) {
     case "github":
       return [`key=${key.key}`, `path=${key.path}`];

@@ -5,6 +5,7 @@
 import type { Config } from "../config/config.js";
 import { registryList } from "../config/registries.js";
 import { AxError, UsageError } from "../errors.js";
+import { silentLogger } from "../log.js";
 import {
   lockedImage,
   lockedSpec,
@@ -13,6 +14,7 @@ import {
   writeLockFile,
   type LockEntry,
 } from "../registry/lock-file.js";
+import { withoutCredentials } from "../registry/location.js";
 import { findImage, formatSpec, resolveImage } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
 import { readProvenance } from "../store/provenance.js";
@@ -74,6 +76,7 @@ export async function lockImages(
   const images = await openRegistry(config, options);
   const registry =
     (await readSyncSource(config.localStorage)) ?? registryList(config.registry).join(", ");
+  const logger = options.logger ?? silentLogger;
   const provenance = await readProvenance(config.localStorage);
   const locked = new Map((existing ?? []).map((e) => [lockedSpec(e), e]));
   const changes: LockChange[] = [];
@@ -88,7 +91,21 @@ export async function lockImages(
     }
     if (before === undefined || before.sha256 !== sha256) changes.push({ name, from, to: version });
     const source = provenance?.of(entry)?.registry ?? registry;
-    locked.set(formatSpec(entry), { name, version, sha256, arch, url, registry: source });
+    // The lock file is committed: no secret goes in it (a pull --locked then goes without it).
+    const shared = withoutCredentials(url);
+    if (shared !== url) {
+      logger.warn(
+        `${formatSpec(entry)}: the credentials in its URL are not written to the lock file`,
+      );
+    }
+    locked.set(formatSpec(entry), {
+      name,
+      version,
+      sha256,
+      arch,
+      url: shared,
+      registry: source.split(", ").map(withoutCredentials).join(", "),
+    });
   };
   const relockName = (name: string) => {
     const versions = [...locked.values()].filter((e) => e.name === name);

@@ -1,10 +1,10 @@
 /**
  * `mirror --to DIR`: the archives under `DIR/<version>/<name><ext>` (a release's file names, one
  * folder per version, as GitHub serves them), each written under a temporary name and renamed
- * into place once whole, and URLs relative to the registry file, so that the directory can be
+ * into place once whole (never over a file that is there already and is not that archive), and URLs relative to the registry file, so that the directory can be
  * served by any static web server or synced to object storage as it is.
  */
-import { copyFile, mkdir, rename, rm, stat } from "node:fs/promises";
+import { copyFile, lstat, mkdir, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join, relative, sep } from "node:path";
 import { randomBytes } from "node:crypto";
 import { ARCHIVE_EXTENSIONS, archiveExtension } from "../archive/extensions.js";
@@ -45,6 +45,17 @@ export function directoryTarget(dir: string, registryFile: string): MirrorTarget
     },
     async put(entry, archive) {
       const path = pathOf(entry, archiveExtension(basename(archive)) ?? ".tar");
+      // `present` found no copy of this archive: what is there is someone else's file.
+      if (
+        await lstat(path).then(
+          () => true,
+          () => false,
+        )
+      ) {
+        throw new AxError(`${path} exists and is not this image's archive: not replaced`, {
+          hint: "remove it (or mirror to another directory) if it may go",
+        });
+      }
       const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}`);
       try {
         await mkdir(dirname(path), { recursive: true });

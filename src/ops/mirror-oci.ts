@@ -6,7 +6,7 @@
  * change under it, whoever moves the tag. A cut upload resumes from the last chunk the registry
  * acknowledged (its location is kept in the store's bookkeeping).
  */
-import { readFile, rm, stat } from "node:fs/promises";
+import { rm, stat } from "node:fs/promises";
 import { AxError, UsageError, fsError } from "../errors.js";
 import { namedLogger, type Logger } from "../log.js";
 import { formatSpec } from "../registry/resolve.js";
@@ -17,7 +17,10 @@ import {
   type OciReference,
 } from "../transfer/oci/reference.js";
 import { uploadSessionPath } from "../store/layout.js";
-import { writeOptionalJson } from "../store/optional-file.js";
+import { readOptionalJson, writeOptionalJson } from "../store/optional-file.js";
+
+/** A saved upload session is one URL; anything bigger is not one. */
+const MAX_SESSION_BYTES = 64 * 1024;
 import type { UploadSession } from "../transfer/oci/upload.js";
 import type { MirrorTarget } from "./mirror.js";
 
@@ -59,8 +62,9 @@ export function uploadSessions(dir: string, repository: string): UploadSession {
   return {
     async load(digest) {
       try {
-        const saved = JSON.parse(await readFile(file(digest), "utf8")) as { location?: unknown };
-        return typeof saved.location === "string" ? saved.location : undefined;
+        const saved = (await readOptionalJson(file(digest), MAX_SESSION_BYTES)) as
+          { location?: unknown } | undefined;
+        return typeof saved?.location === "string" ? saved.location : undefined;
       } catch {
         return undefined; // none, or unreadable: a new upload
       }

@@ -8,7 +8,18 @@ import { dirname } from "node:path";
 import { writeFileAtomic } from "../atomic-file.js";
 import { fsError } from "../errors.js";
 import { readRegistryText, upsertImageText } from "../registry/edit.js";
+import { parseRegistry } from "../registry/format.js";
 import type { ImageEntry } from "../registry/types.js";
+
+/**
+ * Checks, before any image moves, that the registry file `file` can be edited: missing, or a
+ * registry file as {@link writeMirrorRegistry} needs it.
+ *
+ * @throws AxError naming the file when it is not a regular file, cannot be read or is no registry.
+ */
+export async function checkMirrorRegistry(file: string): Promise<void> {
+  parseRegistry(await readRegistryText(file), file);
+}
 
 /** Adds or updates `entries` in the registry file `file` (created when missing); returns it. */
 export async function writeMirrorRegistry(

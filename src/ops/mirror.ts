@@ -23,7 +23,7 @@ import { count } from "../text.js";
 import { isOciUrl } from "../transfer/oci/reference.js";
 import { directoryTarget } from "./mirror-dir.js";
 import { ociTarget } from "./mirror-oci.js";
-import { writeMirrorRegistry } from "./mirror-registry.js";
+import { checkMirrorRegistry, writeMirrorRegistry } from "./mirror-registry.js";
 import { requireNetwork } from "./offline.js";
 import { openRegistry } from "./open-registry.js";
 import { DEFAULT_PULL_CONCURRENCY, type OperationOptions } from "./options.js";
@@ -134,6 +134,12 @@ export async function mirror(config: Config, options: MirrorOptions): Promise<Mi
   const logger = options.logger ?? silentLogger;
   const specs = (options.images ?? []).map((s) => (typeof s === "string" ? parseSpec(s) : s));
   const oci = isOciUrl(options.to);
+  // Any other URL would be taken as a relative path: a folder named `https:` in the working directory.
+  if (!oci && (options.to === "" || /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(options.to))) {
+    throw new UsageError(`mirror --to ${options.to || '""'}: give a directory or oci://HOST/REPO`, {
+      hint: "a web server's directory is mirrored to locally, then served (or synced) from there",
+    });
+  }
   // A directory can be filled from the store alone; an OCI registry is on the network.
   if (oci) requireNetwork(config, "mirror --to oci://");
   const registryFile = resolve(
@@ -152,6 +158,7 @@ export async function mirror(config: Config, options: MirrorOptions): Promise<Mi
     : directoryTarget(options.to, registryFile);
   const images = await openRegistry(config, options);
   const entries = chooseImages(images, specs, options.latest ?? false);
+  await checkMirrorRegistry(registryFile);
   await target.prepare(entries);
   const one = async (
     entry: ImageEntry,

@@ -16,6 +16,20 @@ export function isRemote(location: string): boolean {
 }
 
 /**
+ * `location` without the credentials of its URL (`https://user:token@host/x` is
+ * `https://host/x`): what may be written to a file that is shared or committed. Other locations
+ * (paths, other schemes) are returned as they are.
+ */
+export function withoutCredentials(location: string): string {
+  if (!isRemote(location) || !URL.canParse(location)) return location;
+  const url = new URL(location);
+  if (url.username === "" && url.password === "") return location;
+  url.username = "";
+  url.password = "";
+  return url.href;
+}
+
+/**
  * The canonical location of a registry given by the user: http(s) URLs normalized, `file://` URLs
  * and paths (relative ones against the working directory) made absolute paths.
  *

@@ -12,7 +12,7 @@
 import { basename } from "node:path";
 import { parseSignature, verifySignature, SIGNATURE_SUFFIX, type PublicKey } from "../minisign.js";
 import { RegistryError } from "./errors.js";
-import { isRemote } from "./location.js";
+import { isRemote, withoutCredentials } from "./location.js";
 
 /** How far in the future (seconds) a signature's timestamp may be: one day of clock skew. */
 export const MAX_CLOCK_SKEW_SECONDS = 86_400;
@@ -280,11 +280,7 @@ export type AcceptedSignatures = ReadonlyMap<string, AcceptedSignature>;
  * and a token change keeps the record.
  */
 export function acceptedSignatureKey(file: string): string {
-  if (!isRemote(file)) return file;
-  const url = new URL(file);
-  url.username = "";
-  url.password = "";
-  return url.href;
+  return isRemote(file) ? new URL(withoutCredentials(file)).href : file;
 }
 
 /**

@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import { mkdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import { writeFileAtomic } from "../atomic-file.js";
+import { replaceFile } from "../atomic-file.js";
 import { AbortedError, AxError, fsError, throwIfAborted } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
 import type { LowSpeedRule } from "../transfer/watchdog.js";
@@ -309,9 +309,8 @@ async function writeCachedCopy(
   try {
     await mkdir(join(file, ".."), { recursive: true });
     const meta = Buffer.from(`${JSON.stringify({ url, ...validators })}\n`);
-    await writeFileAtomic(file, Buffer.concat([meta, body]), {
-      fsync: false,
-    });
+    // The store's own cache: a link in its place is replaced, never written through.
+    await replaceFile(file, Buffer.concat([meta, body]), { fsync: false });
   } catch (err) {
     logger.warn(`cannot cache ${url}: ${fsError(err, "write", file).message}`);
   }

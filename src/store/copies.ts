@@ -47,6 +47,20 @@ function token(): string {
   return randomBytes(4).toString("hex");
 }
 
+/**
+ * The names in the bookkeeping folder `dir` (staging, trash, uploads): none when it is missing or
+ * is not a real directory. The tool makes these folders itself; one that is a link (a restored
+ * cache, a hand-made link) may lead to a user's files, which must never be taken for leftovers.
+ */
+export async function bookkeepingNames(dir: string): Promise<string[]> {
+  try {
+    if (!(await lstat(dir)).isDirectory()) return [];
+    return await readdir(dir);
+  } catch {
+    return [];
+  }
+}
+
 /** A fresh staging directory path (not created) for the tree `baseName` in `dir`. */
 export async function newStagingPath(
   dir: string,
@@ -78,8 +92,7 @@ export async function removeStaleStaging(
     return;
   }
   const staging = bookkeeping(dir).staging;
-  const names = await readdir(staging).catch(() => [] as string[]);
-  for (const name of names) {
+  for (const name of await bookkeepingNames(staging)) {
     if (stagingBaseName(name) === baseName) {
       await rm(join(staging, name), { recursive: true, force: true });
     }

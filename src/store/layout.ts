@@ -413,10 +413,10 @@ export function bookkeeping(dir: string): {
 }
 
 /**
- * Names of upload session files: the sha256 of the repository and the blob's digest; with a
- * numeric suffix, the temporary copy of one that a kill cut while it was written.
+ * Names of upload session files: the sha256 of the repository and the blob's digest; dotted, with
+ * a random suffix, the temporary copy of one that a kill cut while it was written (replaceFile).
  */
-const UPLOAD_SESSION_NAME = /^[0-9a-f]{64}\.json(?:\.\d+)?$/;
+const UPLOAD_SESSION_NAME = /^(?:[0-9a-f]{64}\.json|\.[0-9a-f]{64}\.json\.[0-9a-f]{12}\.tmp)$/;
 
 /**
  * Where the session of an upload of the blob `digest` to the OCI repository `repository`

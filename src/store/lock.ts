@@ -4,12 +4,16 @@
  * held. See {@link withLock} for the stale-lock rules.
  */
 import { readFileSync } from "node:fs";
-import { mkdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { mkdir, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { AxError, hasCode, throwIfAborted } from "../errors.js";
 import { isNotWritable, storeError } from "./access.js";
 import { OWNER_FILE, bookkeeping, lockPaths } from "./layout.js";
 import { ownerRecord, ownerState, parseOwner, type LockOwner } from "./lock-owner.js";
+import { readOptionalText } from "./optional-file.js";
+
+/** An owner record is a line of JSON; anything bigger is not one. */
+const MAX_OWNER_BYTES = 64 * 1024;
 
 /** A held lock; {@link HeldLock.assertHeld} fails if another process took it over meanwhile. */
 export interface HeldLock {
@@ -49,7 +53,7 @@ interface Acquired {
 const NO_LOCK: Acquired = { release: async () => {}, held: { assertHeld() {} } };
 
 async function readOwner(path: string): Promise<LockOwner | undefined> {
-  return parseOwner(await readFile(path, "utf8").catch(() => ""));
+  return parseOwner((await readOptionalText(path, MAX_OWNER_BYTES)) ?? "");
 }
 
 /** The token of the owner record at `path` now, read synchronously. */

@@ -11,7 +11,10 @@ import { AxError } from "../errors.js";
 import { formatSpec } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
 import { bookkeeping, registryCopyPath, registryFiles } from "./layout.js";
-import { writeOptionalJson } from "./optional-file.js";
+import { readOptionalJson, writeOptionalJson } from "./optional-file.js";
+
+/** Largest provenance record or registry copy read (a copy holds a whole registry file). */
+const MAX_BOOKKEEPING_JSON_BYTES = 256 * 1024 * 1024;
 import { textDigest, type RegistryFileIdentity } from "./state.js";
 
 /**
@@ -104,9 +107,9 @@ async function describes(store: string, identity: RegistryFileIdentity): Promise
 export async function readProvenance(store: string): Promise<ProvenanceIndex | undefined> {
   let document: ProvenanceDocument;
   try {
-    document = JSON.parse(
-      await readFile(bookkeeping(store).provenance, "utf8"),
-    ) as ProvenanceDocument;
+    const read = await readOptionalJson(bookkeeping(store).provenance, MAX_BOOKKEEPING_JSON_BYTES);
+    if (read === undefined) return undefined;
+    document = read as ProvenanceDocument;
     if (document.format !== 1 || !Array.isArray(document.groups)) return undefined;
     if (!document.groups.every(isGroup)) return undefined;
     if (!(await describes(store, document.images_toml))) return undefined;
@@ -169,7 +172,10 @@ export async function readRegistryCopy(
   const { parseRegistry } = await import("../registry/format.js");
   const path = registryCopyPath(store, registry);
   try {
-    const document = JSON.parse(await readFile(path, "utf8")) as RegistryCopyDocument;
+    const document = (await readOptionalJson(
+      path,
+      MAX_BOOKKEEPING_JSON_BYTES,
+    )) as RegistryCopyDocument;
     if (document.registry !== registry || typeof document.url !== "string") return undefined;
     if (typeof document.synced_at !== "number" || !Array.isArray(document.files)) return undefined;
     const files = document.files.map(({ file, toml }) => {

@@ -4,11 +4,11 @@
  * which version it holds: a registry may release one archive (one sha256) under several versions,
  * so a digest alone cannot say.
  */
-import { readFile, rm } from "node:fs/promises";
+import { rm } from "node:fs/promises";
 import { parseSpec } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
 import { recordPath } from "./layout.js";
-import { writeOptionalJson } from "./optional-file.js";
+import { readOptionalJson, writeOptionalJson } from "./optional-file.js";
 
 /** What an archive or tree was pulled as. */
 export interface PulledAs {
@@ -50,14 +50,8 @@ function isRecord(value: unknown): value is PulledAs {
 
 /** The record of the archive or tree `item`, or undefined when it has none (or a broken one). */
 export async function readPulledAs(item: string): Promise<PulledAs | undefined> {
-  try {
-    const text = await readFile(recordPath(item), "utf8");
-    if (text.length > MAX_RECORD_BYTES) return undefined;
-    const value: unknown = JSON.parse(text);
-    return isRecord(value) ? value : undefined;
-  } catch {
-    return undefined;
-  }
+  const value = await readOptionalJson(recordPath(item), MAX_RECORD_BYTES);
+  return isRecord(value) ? value : undefined;
 }
 
 /**

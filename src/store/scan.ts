@@ -23,7 +23,7 @@ import {
 } from "./layout.js";
 import { readPulledAs, recordSpec, type PulledAs } from "./records.js";
 import { archiveDigest } from "./stamps.js";
-import { readMarker } from "./copies.js";
+import { bookkeepingNames, readMarker } from "./copies.js";
 
 /** One archive file or extracted tree in the store. */
 export interface StoredCopy {
@@ -346,18 +346,17 @@ function attribute(
 
 async function bookkeepingLeftovers(store: string): Promise<Leftover[]> {
   const { staging, trash, uploads } = bookkeeping(store);
-  const list = (dir: string) => readdir(dir).catch(() => [] as string[]);
   const found: Leftover[] = [];
-  for (const name of await list(staging)) {
+  for (const name of await bookkeepingNames(staging)) {
     const baseName = stagingBaseName(name);
     if (baseName !== undefined) {
       found.push({ kind: "staging", path: join(staging, name), baseName, bytes: 0 });
     }
   }
-  for (const name of await list(trash)) {
+  for (const name of await bookkeepingNames(trash)) {
     found.push({ kind: "trash", path: join(trash, name), bytes: 0 });
   }
-  for (const name of await list(uploads)) {
+  for (const name of await bookkeepingNames(uploads)) {
     if (isUploadSessionName(name)) {
       found.push({ kind: "upload", path: join(uploads, name), bytes: 0 });
     }

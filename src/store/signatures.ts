@@ -18,11 +18,11 @@
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
 import { AxError } from "../errors.js";
-import { FileProblemError, readRegularFile } from "../regular-file.js";
 import type { AcceptedSignature, AcceptedSignatures } from "../registry/signature.js";
+import { FileProblemError, readRegularFile } from "../regular-file.js";
 import { storeError } from "./access.js";
 import { bookkeeping } from "./layout.js";
-import { replaceFile } from "./replace-file.js";
+import { replaceFile } from "../atomic-file.js";
 
 const STATE_VERSION = 1;
 
@@ -129,6 +129,7 @@ async function readState(store: string): Promise<SignatureState> {
     if (err instanceof FileProblemError && err.problem.kind === "missing") {
       return { accepted: new Map(), images: [] };
     }
+    if (err instanceof FileProblemError) throw err;
     throw await storeError(store, err, "read", path);
   }
   const state = parseState(text);

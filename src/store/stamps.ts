@@ -1,9 +1,12 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { readFile, rm, stat, type FileHandle } from "node:fs/promises";
+import { rm, stat, type FileHandle } from "node:fs/promises";
 import { fsError, hasCode } from "../errors.js";
 import { stampPath } from "./layout.js";
-import { writeOptionalJson } from "./optional-file.js";
+import { readOptionalJson, writeOptionalJson } from "./optional-file.js";
+
+/** A stamp is about a hundred bytes; anything bigger is not one. */
+const MAX_STAMP_BYTES = 4096;
 
 /** What we knew about an archive file when we last hashed it. */
 interface Stamp {
@@ -83,13 +86,11 @@ export async function archiveDigest(
     throw fsError(err, "read", archive);
   }
   if (!options.force) {
-    try {
-      const stamp = JSON.parse(await readFile(stampPath(archive), "utf8")) as Stamp;
-      if (stamp.size === st.size && stamp.mtimeMs === st.mtimeMs && stamp.ino === st.ino) {
-        return stamp.sha256;
-      }
-    } catch {
-      // no stamp: hash it
+    // No stamp (or not one): hash it.
+    const stamp = (await readOptionalJson(stampPath(archive), MAX_STAMP_BYTES)) as
+      Stamp | undefined;
+    if (stamp?.size === st.size && stamp.mtimeMs === st.mtimeMs && stamp.ino === st.ino) {
+      return stamp.sha256;
     }
   }
   const digest = await hashFile(archive, options.onBytes);

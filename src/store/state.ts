@@ -1,11 +1,17 @@
 import { createHash } from "node:crypto";
-import { mkdir, readFile, rm, stat } from "node:fs/promises";
-import { writeFileAtomic } from "../atomic-file.js";
+import { mkdir, rm, stat } from "node:fs/promises";
+import { replaceFile } from "../atomic-file.js";
 import { AxError, hasCode } from "../errors.js";
 import type { ImageEntry } from "../registry/types.js";
+import { FileProblemError, readRegularFile } from "../regular-file.js";
 import { storeError } from "./access.js";
 import { bookkeeping, registryFiles } from "./layout.js";
-import { writeOptionalJson } from "./optional-file.js";
+import { readOptionalJson, readOptionalText, writeOptionalJson } from "./optional-file.js";
+
+/** Largest store registry read (`images.toml`, merged from every registry): 256 MiB. */
+const MAX_STORE_REGISTRY_BYTES = 256 * 1024 * 1024;
+/** Largest `.last_sync` or mark read (a number, a registry list, a reason). */
+const MAX_MARK_BYTES = 1024 * 1024;
 
 /** What the store's `images.toml` holds right now. */
 export type RegistryState =
@@ -34,18 +40,18 @@ export async function readRegistryState(store: string): Promise<RegistryState> {
     throw await storeError(store, err, "read", path);
   }
   const cachePath = bookkeeping(store).imagesCache;
-  try {
-    const cache = JSON.parse(await readFile(cachePath, "utf8")) as ImagesCache;
-    if (cache.size === st.size && cache.mtimeMs === st.mtimeMs && cache.ino === st.ino) {
-      return { kind: "ok", images: cache.images };
-    }
-  } catch {
-    // no usable cache: parse the TOML
+  // No usable cache: parse the TOML.
+  const cache = (await readOptionalJson(cachePath, MAX_STORE_REGISTRY_BYTES * 4)) as
+    ImagesCache | undefined;
+  if (cache?.size === st.size && cache.mtimeMs === st.mtimeMs && cache.ino === st.ino) {
+    return { kind: "ok", images: cache.images };
   }
   let text: string;
   try {
-    text = await readFile(path, "utf8");
+    text = (await readRegularFile(path, MAX_STORE_REGISTRY_BYTES)).toString("utf8");
   } catch (err) {
+    // A FIFO or a device in its place (a restored cache) is never waited on: a sync replaces it.
+    if (err instanceof FileProblemError) return { kind: "corrupt", path, error: err };
     throw await storeError(store, err, "read", path);
   }
   const { parseRegistry } = await import("../registry/format.js");
@@ -93,7 +99,7 @@ export async function writeRegistry(
   try {
     await mkdir(store, { recursive: true });
     const text = serializeImages(images);
-    await writeFileAtomic(path, text);
+    await replaceFile(path, text);
     const st = await stat(path);
     await writeImagesCache(store, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, images });
     identity = { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, sha256: textDigest(text) };
@@ -101,7 +107,7 @@ export async function writeRegistry(
     throw await storeError(store, err, "write", path);
   }
   try {
-    await writeFileAtomic(lastSync, String(Math.floor(Date.now() / 1000)));
+    await replaceFile(lastSync, String(Math.floor(Date.now() / 1000)));
   } catch (err) {
     throw await storeError(store, err, "write", lastSync);
   }
@@ -110,12 +116,8 @@ export async function writeRegistry(
 
 /** Unix seconds of the last successful sync, or undefined when unknown or unreadable. */
 export async function readLastSync(store: string): Promise<number | undefined> {
-  try {
-    const text = (await readFile(registryFiles(store).lastSync, "utf8")).trim();
-    return /^\d+$/.test(text) ? Number(text) : undefined;
-  } catch {
-    return undefined;
-  }
+  const text = (await readOptionalText(registryFiles(store).lastSync, MAX_MARK_BYTES))?.trim();
+  return text !== undefined && /^\d+$/.test(text) ? Number(text) : undefined;
 }
 
 /**
@@ -139,17 +141,13 @@ export async function markSource(
   incomplete: string | undefined,
 ): Promise<void> {
   const { fallbackMark, syncSource } = bookkeeping(store);
-  await writeFileAtomic(syncSource, source, { fsync: false });
-  if (incomplete !== undefined) await writeFileAtomic(fallbackMark, incomplete, { fsync: false });
+  await replaceFile(syncSource, source, { fsync: false });
+  if (incomplete !== undefined) await replaceFile(fallbackMark, incomplete, { fsync: false });
   else await rm(fallbackMark, { force: true });
 }
 
 async function readMark(path: string): Promise<string | undefined> {
-  try {
-    return (await readFile(path, "utf8")).trim() || undefined;
-  } catch {
-    return undefined;
-  }
+  return (await readOptionalText(path, MAX_MARK_BYTES))?.trim() || undefined;
 }
 
 /**
@@ -167,7 +165,7 @@ export function readIncompleteMark(store: string): Promise<string | undefined> {
 export async function markTrust(store: string, fingerprint: string): Promise<void> {
   const { syncTrust } = bookkeeping(store);
   if (fingerprint === "") await rm(syncTrust, { force: true });
-  else await writeFileAtomic(syncTrust, fingerprint, { fsync: false });
+  else await replaceFile(syncTrust, fingerprint, { fsync: false });
 }
 
 /** The fingerprint {@link markTrust} recorded ("" when none: synced without trust settings). */

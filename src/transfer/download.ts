@@ -9,10 +9,12 @@
  * source that cannot serve the file gives way to the next one (mirrors first, the original last).
  */
 import { createHash, type Hash } from "node:crypto";
-import { open, rename, readFile, rm, writeFile, type FileHandle } from "node:fs/promises";
+import { constants } from "node:fs";
+import { open, rename, rm, writeFile, type FileHandle } from "node:fs/promises";
 import type { Readable } from "node:stream";
 import { AxError, ChecksumError, fsError, hasCode, throwIfAborted } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
+import { readRegularFile } from "../regular-file.js";
 import { toTransferError, TransferError } from "./http.js";
 import { RetryBudget } from "./retry.js";
 import type { Integrity, ResumePoint, Source } from "./sources.js";
@@ -107,10 +109,35 @@ interface PartMeta {
 }
 
 const PROGRESS_INTERVAL_MS = 100;
+/** Resume metadata is a URL and a validator; anything bigger is not it. */
+const MAX_META_BYTES = 64 * 1024;
+
+const { O_RDWR, O_CREAT, O_EXCL } = constants;
+/** Absent on Windows, which has no symbolic links to fear here. */
+const O_NOFOLLOW = constants.O_NOFOLLOW ?? 0;
+
+/**
+ * The `.part` at `path`, opened for reading and writing (created when missing). Only a regular
+ * file is written to: a link in its place (a restored cache, a hand-made link) or a FIFO is
+ * replaced by a new file, never written through, since it may lead to a file outside the store.
+ */
+async function openPart(path: string): Promise<FileHandle> {
+  try {
+    const fh = await open(path, O_RDWR | O_NOFOLLOW);
+    if ((await fh.stat()).isFile()) return fh;
+    await fh.close();
+  } catch (err) {
+    if (!hasCode(err, "ENOENT") && !hasCode(err, "ELOOP")) throw err;
+  }
+  await rm(path, { force: true });
+  return open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0o666);
+}
 
 async function readMeta(path: string): Promise<PartMeta | undefined> {
   try {
-    const meta = JSON.parse(await readFile(path, "utf8")) as Partial<PartMeta>;
+    // A regular file only: a FIFO in its place (a restored cache) is never waited on.
+    const text = (await readRegularFile(path, MAX_META_BYTES)).toString("utf8");
+    const meta = JSON.parse(text) as Partial<PartMeta>;
     if (typeof meta.url !== "string" || typeof meta.validator !== "string") return undefined;
     const size = typeof meta.size === "number" ? meta.size : undefined;
     return { url: meta.url, validator: meta.validator, size };
@@ -176,10 +203,7 @@ class PartFile {
     const { path } = paths;
     let fh: FileHandle;
     try {
-      fh = await open(path, "r+").catch((err: unknown) => {
-        if (hasCode(err, "ENOENT")) return open(path, "w+");
-        throw err;
-      });
+      fh = await openPart(path);
     } catch (err) {
       throw fsError(err, "open", path);
     }
@@ -205,7 +229,8 @@ class PartFile {
       await this.#fh.truncate(0);
       this.#meta = validator === undefined ? undefined : { url, validator, size: total };
       if (this.#meta !== undefined) {
-        await writeFile(`${metaPath}.tmp`, JSON.stringify(this.#meta));
+        await rm(`${metaPath}.tmp`, { force: true });
+        await writeFile(`${metaPath}.tmp`, JSON.stringify(this.#meta), { flag: "wx" });
         await rename(`${metaPath}.tmp`, metaPath);
       }
     } catch (err) {

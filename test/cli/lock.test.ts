@@ -11,7 +11,7 @@ import { join, relative } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { parse } from "smol-toml";
 import { closedPort } from "../helpers/fault-server.js";
-import { makeTarGz, sha256 } from "../helpers/images.js";
+import { makeTarGz, registryToml, sha256 } from "../helpers/images.js";
 import { startWorld, type World } from "../helpers/world.js";
 
 const OLD = "2025-01-01T00:00:00Z";
@@ -419,5 +419,43 @@ describe("lock, pull --locked, --offline and ci-key", () => {
     const hit = await w.cli(["-R", down, "pull", "--locked"]);
     assert.equal(hit.code, 0, hit.stderr);
     assert.equal(w.server.requests.length, served, "a cache hit makes no request");
+  });
+  it("ci-key refuses a store path it cannot print as it is, rather than print another path", async () => {
+    assert.equal((await w.cli(["lock", "linux"])).code, 0);
+    for (const store of [join(w.root, "st\tore"), join(w.root, "st\u001bore")]) {
+      for (const format of ["github", "gitlab"]) {
+        const run = await w.cli(["-S", store, "ci-key", "--format", format]);
+        assert.equal(run.code, 2, `${format}: ${run.stdout}`);
+        assert.equal(run.stdout, "");
+        assert.match(run.stderr, /^error: the store's path .* holds a control character/m);
+      }
+      const json = await w.cli(["-S", store, "ci-key", "--format", "json"]);
+      assert.equal(json.code, 0, json.stderr);
+      assert.equal((JSON.parse(json.stdout) as { path: string }).path, store);
+    }
+  });
+  it("the lock file, meant to be committed, never holds the credentials of a URL", async () => {
+    const archive = await makeTarGz([{ name: "kernel", data: "linux 1" }]);
+    w.server.setFile(
+      "/private/registry.toml",
+      registryToml([
+        {
+          name: "linux",
+          version: "1.0",
+          url: "../files/linux-1.0.tar.gz",
+          sha256: sha256(archive),
+        },
+      ]),
+    );
+    const registry = w.server.url("/private/registry.toml").replace("://", "://user:s3cret@");
+    const run = await w.cli(["-R", registry, "lock", "linux"]);
+    assert.equal(run.code, 0, run.stderr);
+    const text = await readFile(lockPath, "utf8");
+    assert.doesNotMatch(text, /s3cret|user/);
+    const [entry] = (await readLock(lockPath)).images;
+    assert.equal(entry?.registry, w.server.url("/private/registry.toml"));
+    assert.equal(entry?.url, w.server.url("/files/linux-1.0.tar.gz"));
+    assert.match(run.stderr, /^warning: linux:1\.0: the credentials in its URL are not written/m);
+    assert.doesNotMatch(run.stderr, /s3cret/);
   });
 });

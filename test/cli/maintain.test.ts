@@ -1,8 +1,18 @@
 /** `verify [--repair]` and `prune [--dry-run] [--keep N]`: through the real CLI, on a real store. */
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { appendFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { execFileSync } from "node:child_process";
+import {
+  appendFile,
+  lstat,
+  mkdir,
+  readFile,
+  readdir,
+  rm,
+  symlink,
+  writeFile,
+} from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { uploadSessionPath } from "../../src/store/layout.js";
 import { withLock } from "../../src/store/lock.js";
@@ -91,7 +101,8 @@ describe("verify and prune", () => {
     await writeFile(upload, '{"location":"http://127.0.0.1:5000/v2/team/blobs/uploads/1"}');
     const notSession = join(dirname(upload), "notes.json");
     await writeFile(notSession, "{}");
-    const cutWrite = `${upload}.4026531839`; // write-file-atomic's temporary copy, cut by a kill
+    // The temporary copy a write goes through, left by a kill.
+    const cutWrite = join(dirname(upload), `.${basename(upload)}.0123456789ab.tmp`);
     await writeFile(cutWrite, '{"loc');
     const doomed = [
       at("alpha-1.0.tar.gz.part"),
@@ -145,5 +156,121 @@ describe("verify and prune", () => {
     assert.equal(existsSync(at("alpha-1.0.tar.gz")), false);
     assert.ok(existsSync(at("beta-1.0.tar.gz.part")));
     assert.ok(existsSync(at("alpha")) && existsSync(at("beta-1.0")));
+  });
+});
+
+describe("a store's bookkeeping files that are FIFOs or devices (a restored cache)", () => {
+  let w: World;
+  before(async () => {
+    w = await startWorld();
+  });
+  after(() => w.close());
+
+  it("du, ls --local, verify and prune read past them, never waiting on one", async () => {
+    await w.publish("alpha", "1.0", [{ name: "kernel", data: "alpha" }]);
+    assert.equal((await w.cli(["-q", "pull", "alpha", "alpha:1.0"])).code, 0);
+    const book = join(w.store, ".axvisor-image");
+    const fifos = [
+      join(book, "pulled", "alpha.tar.gz.json"),
+      join(book, "pulled", "alpha-1.0.json"),
+      join(book, "verified", "alpha.tar.gz.json"),
+    ];
+    for (const fifo of fifos) {
+      await rm(fifo, { force: true });
+      execFileSync("mkfifo", [fifo]);
+    }
+    await rm(join(book, "verified", "alpha-1.0.tar.gz.json"), { force: true });
+    // A link to a FIFO outside the store (never to a device: a tool that wrote through the link
+    // would replace it).
+    const outsideFifo = join(w.root, "outside.fifo");
+    execFileSync("mkfifo", [outsideFifo]);
+    await symlink(outsideFifo, join(book, "verified", "alpha-1.0.tar.gz.json"));
+    for (const args of [["du"], ["ls", "--local"], ["verify"], ["prune", "--dry-run"]]) {
+      const run = await w.cli(args, { timeoutMs: 20_000 });
+      assert.equal(run.code, 0, `${args.join(" ")}: ${run.stderr}`);
+    }
+    const du = await w.cli(["du"], { timeoutMs: 20_000 });
+    assert.match(du.stdout, /^alpha:1\.0 /m);
+  });
+  it("a FIFO as images.toml, .last_sync or the parsed-registry cache: ls syncs, never waits", async () => {
+    await w.publish("alpha", "1.0", [{ name: "kernel", data: "alpha" }]);
+    assert.equal((await w.cli(["sync"])).code, 0);
+    const book = join(w.store, ".axvisor-image");
+    for (const file of [
+      join(w.store, "images.toml"),
+      join(w.store, ".last_sync"),
+      join(book, "images.json"),
+    ]) {
+      await rm(file, { force: true });
+      execFileSync("mkfifo", [file]);
+      const run = await w.cli(["ls"], { timeoutMs: 20_000 });
+      assert.equal(run.code, 0, `${file}: ${run.stderr}`);
+      assert.match(run.stdout, /alpha/);
+    }
+  });
+  it("a FIFO as resume metadata, provenance or a registry's last good copy: pull and lock go on", async () => {
+    await w.publish("alpha", "1.0", [{ name: "kernel", data: "alpha" }]);
+    assert.equal((await w.cli(["sync"])).code, 0);
+    assert.equal((await w.cli(["rm", "alpha:1.0"])).code, 0);
+    const book = join(w.store, ".axvisor-image");
+    await writeFile(join(w.store, "alpha-1.0.tar.gz.part"), "x");
+    const copies = (await readdir(join(book, "registries"))).map((n) =>
+      join(book, "registries", n),
+    );
+    const fifos = [
+      join(w.store, "alpha-1.0.tar.gz.part.json"),
+      join(book, "provenance.json"),
+      ...copies,
+    ];
+    for (const fifo of fifos) {
+      await rm(fifo, { force: true });
+      execFileSync("mkfifo", [fifo]);
+    }
+    for (const args of [
+      ["pull", "alpha:1.0"],
+      ["lock", "alpha", "--lock", join(w.root, "a.lock")],
+      ["info", "alpha"],
+    ]) {
+      const run = await w.cli(args, { timeoutMs: 20_000 });
+      assert.equal(run.code, 0, `${args.join(" ")}: ${run.stderr}`);
+    }
+  });
+  it("a bookkeeping file that is a link out of the store is replaced, never written through", async () => {
+    await w.publish("alpha", "1.0", [{ name: "kernel", data: "alpha" }]);
+    assert.equal((await w.cli(["-q", "pull", "alpha:1.0"])).code, 0);
+    const book = join(w.store, ".axvisor-image");
+    const links = [
+      join(book, "verified", "alpha-1.0.tar.gz.json"),
+      join(book, "pulled", "alpha-1.0.tar.gz.json"),
+      join(book, "images.json"),
+      join(book, "synced-from"),
+      join(w.store, ".last_sync"),
+      join(w.store, "images.toml"),
+    ];
+    const victims: string[] = [];
+    for (const [i, link] of links.entries()) {
+      const victim = join(w.root, `victim-${i}`);
+      await writeFile(victim, "a user's file");
+      await rm(link, { force: true });
+      await symlink(victim, link);
+      victims.push(victim);
+    }
+    for (const args of [["sync"], ["verify"], ["pull", "alpha:1.0"]]) {
+      const run = await w.cli(args, { timeoutMs: 20_000 });
+      assert.equal(run.code, 0, `${args.join(" ")}: ${run.stderr}`);
+    }
+    for (const victim of victims)
+      assert.equal(await readFile(victim, "utf8"), "a user's file", victim);
+  });
+  it("a .part that is a link out of the store is replaced, never downloaded into", async () => {
+    await w.publish("beta", "1.0", [{ name: "kernel", data: "beta" }]);
+    assert.equal((await w.cli(["sync"])).code, 0);
+    const victim = join(w.root, "victim-part");
+    await writeFile(victim, "a user's file");
+    await symlink(victim, join(w.store, "beta-1.0.tar.gz.part"));
+    const run = await w.cli(["pull", "beta:1.0"], { timeoutMs: 20_000 });
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(await readFile(victim, "utf8"), "a user's file");
+    assert.ok((await lstat(join(w.store, "beta-1.0.tar.gz"))).isFile());
   });
 });

@@ -6,7 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -203,6 +205,41 @@ describe("mirror --to DIR: more", () => {
     const run = await w.cli(["mirror", "--to", file]);
     assertOneError(run, /not-a-dir/);
     assert.equal(archiveRequests(w), before);
+  });
+
+  it("a registry file that cannot be written fails at once, before anything moves", async () => {
+    const notToml = join(w.root, "not-toml.toml");
+    await writeFile(notToml, "this is = = not toml\n");
+    const cases: [string[], RegExp][] = [
+      [["--registry-file", notToml], /not-toml\.toml:1:/],
+      [["--registry-file", w.root], /a directory, not a regular file/],
+      [["--registry-file", join(notToml, "registry.toml")], /not-toml\.toml/],
+    ];
+    for (const [args, pattern] of cases) {
+      const dir = join(w.root, `unwritten-${randomBytes(4).toString("hex")}`);
+      const before = archiveRequests(w);
+      const run = await w.cli(["mirror", "linux:2.0", "--to", dir, ...args]);
+      assertOneError(run, pattern);
+      assert.equal(archiveRequests(w), before, `nothing downloaded: ${args.join(" ")}`);
+      assert.deepEqual(await readdir(dir).catch(() => []), [], "nothing copied");
+    }
+    assert.equal(await readFile(notToml, "utf8"), "this is = = not toml\n");
+  });
+
+  it("a file of the destination that is not the image's archive is never replaced", async () => {
+    const dir = join(w.root, "occupied");
+    await mkdir(join(dir, "1.0"), { recursive: true });
+    await writeFile(join(dir, "1.0", "linux.tar.gz"), "my own build");
+    const run = await w.cli(["mirror", "linux:1.0", "arceos", "--to", dir]);
+    assertOneError(run, /^error: linux:1\.0: .*occupied\/1\.0\/linux\.tar\.gz .*not replaced/m);
+    assert.equal(await readFile(join(dir, "1.0", "linux.tar.gz"), "utf8"), "my own build");
+    const file = join(dir, "registry.toml");
+    const written = parseRegistry(await readFile(file, "utf8"), file).images;
+    assert.deepEqual(
+      written.map((e) => e.name),
+      ["arceos"],
+      "the others are mirrored",
+    );
   });
 
   it(
@@ -427,5 +464,53 @@ describe("mirror --to oci://: failures", () => {
     ]);
     assert.equal(tagged.code, 2, tagged.stderr);
     assert.match(tagged.stderr, /not a tag/);
+    const port = await w.cli([
+      "mirror",
+      "--to",
+      "oci://127.0.0.1:99999/guests",
+      "--registry-file",
+      join(w.root, "f.toml"),
+    ]);
+    for (const to of ["https://web.lab/guests", "file:///srv/guests", ""]) {
+      const run = await w.cli(["mirror", "--to", to], { cwd: w.root });
+      assert.equal(run.code, 2, `${to}: ${run.stderr}`);
+      assert.match(run.stderr, /^error: mirror --to .*a directory or oci:\/\/HOST\/REPO/m);
+    }
+    assert.deepEqual(
+      (await readdir(w.root)).filter((name) => /^(https?|file):$/.test(name)),
+      [],
+      "no folder named after a URL scheme",
+    );
+    assert.equal(port.code, 2, port.stderr);
+    assert.match(
+      port.stderr,
+      /^error: invalid OCI reference .*"127\.0\.0\.1:99999" is not a host/m,
+    );
+  });
+  it("a registry answering an upload with an invalid Location: one error naming the image", async () => {
+    const server = http.createServer((req, res) => {
+      req.resume();
+      req.on("end", () => {
+        if (req.method === "POST") res.writeHead(202, { location: "http://[not-a-url" });
+        else res.writeHead(req.url === "/v2/" ? 200 : 404);
+        res.end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const run = await w.cli([
+        "mirror",
+        "linux:1.0",
+        "--to",
+        `oci://127.0.0.1:${port}/guests`,
+        "--registry-file",
+        join(w.root, "hostile.toml"),
+      ]);
+      assertOneError(run, /^error: linux:1\.0: .*invalid .*http:\/\/\[not-a-url/m);
+      assert.doesNotMatch(run.stderr, /internal error/);
+    } finally {
+      server.close();
+    }
   });
 });

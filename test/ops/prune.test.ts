@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, rm, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { StoreJson } from "../../src/cli/json.js";
@@ -162,5 +162,33 @@ describe("prune and sync: nothing removed without proof", () => {
     assert.equal(again.code, 0, again.stderr);
     assert.ok(existsSync(at(x)), "never deleted as an older version");
     assert.equal(existsSync(at(`${x}-0.0.23`)), false);
+  });
+
+  it("prune never follows a bookkeeping folder that is a link out of the store", async () => {
+    await w.publish("linked", "1.0", [{ name: "kernel", data: "linked" }]);
+    assert.equal((await w.cli(["sync", "--allow-shrink"])).code, 0);
+    const pulled = await w.cli(["-q", "pull", "linked"]);
+    assert.equal(pulled.code, 0, pulled.stderr);
+    // A restored cache or a hand-made link: the tool's own folders pointing at a user's files.
+    const outside = join(w.root, "outside");
+    await mkdir(join(outside, "work"), { recursive: true });
+    await writeFile(join(outside, "work", "notes.txt"), "my own work");
+    await writeFile(join(outside, "linked.123.0123abcd"), "named like a staging tree");
+    await writeFile(join(outside, `${"0".repeat(64)}.json`), "named like an upload session");
+    for (const dir of ["trash", "staging", "uploads"]) {
+      await rm(at(".axvisor-image", dir), { recursive: true, force: true });
+      await symlink(outside, at(".axvisor-image", dir));
+    }
+    const dry = await w.cli(["prune", "--dry-run"]);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.doesNotMatch(dry.stdout, /outside|\.axvisor-image/);
+    const run = await w.cli(["prune"]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual((await readdir(outside)).sort(), [
+      `${"0".repeat(64)}.json`,
+      "linked.123.0123abcd",
+      "work",
+    ]);
+    assert.equal(await readFile(join(outside, "work", "notes.txt"), "utf8"), "my own work");
   });
 });

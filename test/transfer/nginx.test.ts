@@ -222,6 +222,6 @@ describe("nginx: keep-alive, Range, TLS, redirects and credentials", { skip }, (
     await registry("loopback.toml", [], [nginx.url("inc.toml")]);
     const local = await run(["-R", nginx.tlsUrl("loopback.toml"), "sync"]);
     assert.equal(local.code, 0, local.stderr);
-    assert.match(local.stderr, /1 images/);
+    assert.match(local.stderr, /1 image from 2 files/);
   });
 });

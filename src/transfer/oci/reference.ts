@@ -54,7 +54,10 @@ export function parseOciReference(url: string): OciReference {
   const slash = rest.indexOf("/");
   if (slash <= 0) throw bad("no repository after the host");
   const written = rest.slice(0, slash).toLowerCase();
-  if (!HOST.test(written)) throw bad(`"${written}" is not a host[:port]`);
+  // The pattern lets through what no URL can hold (port 99999, a malformed IPv6 address).
+  if (!HOST.test(written) || !URL.canParse(`https://${written}/`)) {
+    throw bad(`"${written}" is not a host[:port]`);
+  }
   const hub = DOCKER_HUB_NAMES.includes(written);
   const host = hub ? DOCKER_HUB : written;
   const [name = "", digest, ...extra] = rest.slice(slash + 1).split("@");

@@ -56,11 +56,23 @@ export interface PushResult {
   uploaded: boolean;
 }
 
-/** Where the next part of an upload goes: the `Location` of `response`, made absolute. */
+/**
+ * Where the next part of an upload goes: the `Location` of `response`, made absolute.
+ *
+ * @throws TransferError naming the registry's answer when that is not an http(s) URL.
+ */
 function uploadLocation(response: HttpResponse): string {
   const location = response.headers["location"];
   if (location === undefined) return response.url;
-  return new URL(location, response.url).href;
+  const url = URL.canParse(location, response.url) ? new URL(location, response.url) : undefined;
+  if (url?.protocol !== "http:" && url?.protocol !== "https:") {
+    throw new TransferError(
+      response.url,
+      `answered with an invalid upload location ${JSON.stringify(location)}`,
+      { retryable: false },
+    );
+  }
+  return url.href;
 }
 
 function withDigest(location: string, digest: string): string {

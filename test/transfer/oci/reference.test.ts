@@ -55,6 +55,8 @@ describe("oci:// references", () => {
       ["oci://ghcr.io/a@sha256:1234", /"sha256:1234" is not sha256:/],
       ["oci://ghcr.io/a:-x", /"-x" is not a valid tag/],
       ["oci://bad_host!/a:1", /is not a host/],
+      ["oci://127.0.0.1:99999/a:1", /"127\.0\.0\.1:99999" is not a host/],
+      ["oci://[::::]/a:1", /is not a host/],
       ["https://ghcr.io/a:1", /expected oci:\/\//],
     ];
     for (const [url, reason] of cases) {
