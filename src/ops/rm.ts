@@ -15,6 +15,8 @@ export interface RemoveResult {
   image: string;
   /** Absolute paths removed (archives, `.part` files, trees). */
   removed: string[];
+  /** Folders at the image's tree path left alone: no marker shows this tool made them. */
+  kept: string[];
 }
 
 /**
@@ -43,7 +45,8 @@ function baseNamesFor(
  * removes the one pulled as `name` and every version of it the registry knows. Paths come from
  * the store's one mapping of names ({@link StoreNames}): an argument it refuses (`images.toml`,
  * or a name another image's files have) removes nothing. Trees disappear at once (renamed away,
- * then deleted). Each image is removed under its lock.
+ * then deleted); a folder without a marker is the user's and is kept. Each image is removed under
+ * its lock.
  *
  * @throws AxError naming an argument whose store name is refused, before anything is removed.
  */
@@ -67,14 +70,16 @@ export async function removeImages(
   const results: RemoveResult[] = [];
   for (const [i, spec] of parsed.entries()) {
     const removed: string[] = [];
+    const kept: string[] = [];
     for (const base of plans[i]!) {
-      const gone = await withLock(store, base, () => removeStored(dirs, base, present), {
+      const done = await withLock(store, base, () => removeStored(dirs, base, present), {
         signal: options.signal,
       });
-      removed.push(...gone);
+      removed.push(...done.removed);
+      kept.push(...done.kept);
     }
     const raw = specs[i]!;
-    results.push({ image: typeof raw === "string" ? raw : formatSpec(spec), removed });
+    results.push({ image: typeof raw === "string" ? raw : formatSpec(spec), removed, kept });
   }
   return results;
 }

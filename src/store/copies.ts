@@ -197,21 +197,34 @@ export async function removeArchive(path: string): Promise<void> {
  * Removes what the base name `baseName` has in `dirs`: its archives under every extension, its
  * downloads in progress and its tree, with their stamps and records. `present` lists the names in
  * the store and in the trees' directory (read once for many base names): only those are touched.
- * Returns the paths removed.
+ * A tree is removed only when its marker shows this tool (or the Rust tool) made it: a folder of
+ * the same name without one is the user's, and is `kept`.
  */
 export async function removeStored(
   dirs: StoreDirs,
   baseName: string,
   present: { store: readonly string[]; trees: readonly string[] },
-): Promise<string[]> {
+): Promise<{ removed: string[]; kept: string[] }> {
   const removed: string[] = [];
+  const kept: string[] = [];
   const { files, tree } = storedPaths(dirs, baseName);
   for (const file of files.filter((f) => present.store.includes(basename(f)))) {
     await removeArchive(file);
     removed.push(file);
   }
-  if (present.trees.includes(baseName) && (await removeTree(dirs.trees, tree))) removed.push(tree);
-  return removed;
+  if (present.trees.includes(baseName)) {
+    if ((await readMarker(tree)) === undefined && (await isDirectory(tree))) kept.push(tree);
+    else if (await removeTree(dirs.trees, tree)) removed.push(tree);
+  }
+  return { removed, kept };
+}
+
+/** True for a directory (not followed if a link). */
+async function isDirectory(path: string): Promise<boolean> {
+  return lstat(path).then(
+    (st) => st.isDirectory(),
+    () => false,
+  );
 }
 
 /**

@@ -20,7 +20,7 @@ const REGISTRY_FILE = "images.toml";
 /** Unix seconds of the last successful sync. */
 const LAST_SYNC_FILE = ".last_sync";
 /** Marker inside an extracted tree: sha256 of the archive it came from. */
-const MARKER_FILE = ".archive.sha256";
+export const MARKER_FILE = ".archive.sha256";
 /** Our own bookkeeping directory inside a store (or `-o DIR`). */
 const BOOKKEEPING_DIR = ".axvisor-image";
 

@@ -100,6 +100,23 @@ describe("CLI", () => {
     assert.equal(again.stdout, "");
   });
 
+  it("rm leaves alone a folder of an image's name that axvisor-image did not make (no marker)", async () => {
+    const mine = join(w.store, "phytiumpi-freertos");
+    await mkdir(mine, { recursive: true });
+    await writeFile(join(mine, "notes.txt"), "my work");
+    const run = await w.cli(["rm", "phytiumpi-freertos"]);
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(
+      run.stderr,
+      new RegExp(
+        `^warning: left ${mine} alone: no \\.archive\\.sha256 in it shows axvisor-image made it$`,
+        "m",
+      ),
+    );
+    assert.match(run.stderr, /^error: rm left 1 item alone$/m);
+    assert.equal(await readFile(join(mine, "notes.txt"), "utf8"), "my work");
+  });
+
   it("sync writes images.toml sorted by (name, version) and .last_sync", async () => {
     const run = await w.cli(["sync"]);
     assert.equal(run.code, 0, run.stderr);

@@ -1,6 +1,9 @@
 import type { Command } from "commander";
 import { removeImages } from "../../ops/rm.js";
 import { parseSpec } from "../../registry/resolve.js";
+import { AxError } from "../../errors.js";
+import { MARKER_FILE } from "../../store/layout.js";
+import { count } from "../../text.js";
 import { commandContext } from "../context.js";
 
 /**
@@ -17,8 +20,17 @@ export async function rmCommand(
   const results = await removeImages(ctx.config, specs, ctx);
   for (const r of results) {
     for (const path of r.removed) ctx.logger.info(`removed ${path}`);
-    if (r.removed.length === 0) {
+    for (const path of r.kept) {
+      ctx.logger.warn(`left ${path} alone: no ${MARKER_FILE} in it shows axvisor-image made it`);
+    }
+    if (r.removed.length === 0 && r.kept.length === 0) {
       ctx.logger.info(`${r.image}: not in the store ${ctx.config.localStorage}; nothing to remove`);
     }
+  }
+  const kept = results.reduce((n, r) => n + r.kept.length, 0);
+  if (kept > 0) {
+    throw new AxError(`rm left ${count(kept, "item")} alone`, {
+      hint: "a folder of an image's name without a marker is not one this tool made: remove it yourself if it is not yours",
+    });
   }
 }
