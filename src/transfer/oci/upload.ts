@@ -22,6 +22,8 @@ const EMPTY_CONFIG = {
 };
 /** Default {@link PushOptions.chunkSize}: 4 MiB, the most ghcr.io takes in one PATCH. */
 export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
+/** The largest request body a push holds in memory, whatever a registry's minimum chunk. */
+const MAX_CHUNK_SIZE = 256 * 1024 * 1024;
 
 /** Options of {@link pushArchive}. */
 export interface PushOptions extends OciClientOptions {
@@ -209,6 +211,14 @@ async function sendBlob(client: OciClient, blob: BlobUpload, place: UploadPlace)
   const { digest, size, read, onSent, session } = blob;
   const what = `upload of ${digest} to ${formatOciReference(client.ref)}`;
   const chunk = Math.max(blob.chunkSize, place.minChunk);
+  // Each request's body is read into memory: a registry's minimum may not make it the archive.
+  if (chunk > MAX_CHUNK_SIZE && size - place.position > MAX_CHUNK_SIZE) {
+    throw new TransferError(
+      what,
+      `the registry asks for chunks of at least ${place.minChunk} bytes (OCI-Chunk-Min-Length), more than the ${MAX_CHUNK_SIZE / 1024 / 1024} MiB sent at once`,
+      { retryable: false },
+    );
+  }
   const octets = { "content-type": "application/octet-stream" };
   let { location, position } = place;
   for (; size - position > chunk; position += chunk) {
