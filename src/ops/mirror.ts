@@ -116,6 +116,11 @@ export function chooseImages(
   return entries;
 }
 
+/** True for `scheme://...`. */
+function isUrl(text: string): boolean {
+  return /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(text);
+}
+
 function missingRegistryFile(to: string): never {
   throw new UsageError(`mirror --to ${to} needs --registry-file FILE`, {
     hint: "the registry file is where the mirrored entries are written",
@@ -135,10 +140,19 @@ export async function mirror(config: Config, options: MirrorOptions): Promise<Mi
   const specs = (options.images ?? []).map((s) => (typeof s === "string" ? parseSpec(s) : s));
   const oci = isOciUrl(options.to);
   // Any other URL would be taken as a relative path: a folder named `https:` in the working directory.
-  if (!oci && (options.to === "" || /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(options.to))) {
+  if (!oci && (options.to === "" || isUrl(options.to))) {
     throw new UsageError(`mirror --to ${options.to || '""'}: give a directory or oci://HOST/REPO`, {
       hint: "a web server's directory is mirrored to locally, then served (or synced) from there",
     });
+  }
+  if (
+    options.registryFile !== undefined &&
+    (options.registryFile === "" || isUrl(options.registryFile))
+  ) {
+    throw new UsageError(
+      `mirror --registry-file ${options.registryFile || '""'}: give the path of a file to write`,
+      { hint: "write it here, then publish it where users sync from" },
+    );
   }
   // A directory can be filled from the store alone; an OCI registry is on the network.
   if (oci) requireNetwork(config, "mirror --to oci://");

@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -455,6 +456,19 @@ describe("mirror --to oci://: failures", () => {
     const noFile = await w.cli(["mirror", "--to", "oci://127.0.0.1:1/guests"]);
     assert.equal(noFile.code, 2, noFile.stderr);
     assert.match(noFile.stderr, /--registry-file/);
+    // A URL is no file to write (it was made a folder named `https:`).
+    const url = await w.cli(
+      ["mirror", "--to", join(w.root, "by-url"), "--registry-file", "https://example.org/r.toml"],
+      {
+        cwd: w.root,
+      },
+    );
+    assert.equal(url.code, 2, url.stderr);
+    assert.match(
+      url.stderr,
+      /^error: mirror --registry-file https:\/\/example\.org\/r\.toml: give the path of a file to write$/m,
+    );
+    assert.ok(!existsSync(join(w.root, "https:")), "no folder named https:");
     const tagged = await w.cli([
       "mirror",
       "--to",
