@@ -172,6 +172,14 @@ describe("lock, pull --locked, --offline and ci-key", () => {
     const locked = await w.cli(["pull", "--locked", "--lock", join(w.root, "none.lock")]);
     assert.equal(locked.code, 1);
     assert.match(locked.stderr, /^error: no lock file at .*none\.lock$/m);
+    const emptyLock = join(w.root, "empty.lock");
+    await writeFile(emptyLock, "version = 1\n");
+    const empty = await w.cli(["pull", "--locked", "--lock", emptyLock]);
+    assert.equal(empty.code, 1, "an empty lock is a mistake, not a job done");
+    assert.match(
+      empty.stderr,
+      /^error: the lock file .*empty\.lock lists no images: nothing to pull$/m,
+    );
   });
 
   it("a registry disagreeing with the lock is a loud error everywhere, and nothing moves", async () => {

@@ -156,6 +156,11 @@ async function pullPlan(
       });
     }
     const registry = await lockedImages(ctx.config, path);
+    if (none && registry.length === 0) {
+      throw new AxError(`the lock file ${path} lists no images: nothing to pull`, {
+        hint: "lock the images the job needs: `axvisor-image lock NAME[:VERSION]...`",
+      });
+    }
     const all = registry.map((entry): Wanted => [formatSpec(entry), entry]);
     return {
       wanted: none ? all : asLocked(requested(names, options.arch), registry, path),
