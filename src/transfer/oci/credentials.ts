@@ -5,10 +5,10 @@
  * the `auths` entry `docker login` wrote is used. The hint for a registry that wants a login says
  * where the login came from, or should come from.
  */
-import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { AxError, hasCode } from "../../errors.js";
+import { FileProblemError, readRegularFile } from "../../regular-file.js";
 import { TransferError } from "../http.js";
 import {
   CredentialHelperError,
@@ -46,6 +46,9 @@ export function dockerConfigPath(env: Record<string, string | undefined> = proce
 }
 
 /** `https://ghcr.io/v1/` and `ghcr.io` both stand for `ghcr.io`. */
+/** Largest Docker configuration file read (logins and settings: a few KiB). */
+const MAX_DOCKER_CONFIG_BYTES = 4 * 1024 * 1024;
+
 /** The key docker login stores Docker Hub's login under, and asks credential helpers for. */
 const DOCKER_HUB_LOGIN_KEY = "https://index.docker.io/v1/";
 
@@ -100,9 +103,12 @@ export async function loginSource(
   const file = dockerConfigPath(env);
   let text: string;
   try {
-    text = await readFile(file, "utf8");
+    // A FIFO or a device in its place is an error naming it, never a hang.
+    text = (await readRegularFile(file, MAX_DOCKER_CONFIG_BYTES)).toString("utf8");
   } catch (err) {
-    if (hasCode(err, "ENOENT") || hasCode(err, "ENOTDIR")) return { file };
+    if (err instanceof FileProblemError && err.problem.kind === "missing") return { file };
+    if (hasCode(err, "ENOTDIR")) return { file };
+    if (err instanceof FileProblemError) throw err;
     throw new AxError(`cannot read ${file}: ${(err as Error).message}`, { cause: err });
   }
   let config: Record<string, unknown>;

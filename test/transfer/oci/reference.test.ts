@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { chmod, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -235,6 +236,21 @@ describe("docker login credentials", () => {
       source: "docker-credential-hubtest",
     });
   });
+
+  it(
+    "names a FIFO in the Docker config's place, never waiting on it",
+    { timeout: 20_000 },
+    async () => {
+      const fifoDir = join(dir.path, "fifo");
+      await mkdir(fifoDir);
+      execFileSync("mkfifo", [join(fifoDir, "config.json")]);
+      await assert.rejects(loginSource("ghcr.io", { DOCKER_CONFIG: fifoDir }), (err) => {
+        assert.ok(err instanceof AxError);
+        assert.match(err.message, /config\.json: a FIFO, not a regular file$/);
+        return true;
+      });
+    },
+  );
 
   it("has none without a file, and names a file that is not JSON", async () => {
     const none = join(dir.path, "none");
