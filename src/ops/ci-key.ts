@@ -26,10 +26,12 @@ export interface CiKey {
 
 /**
  * The cache key of `images` with the store at `store`: the same images (name, version, sha256,
- * in any order) give the same key, and any change gives another.
+ * in any order, each however many times) give the same key, and any change gives another.
  */
 export function ciKey(images: readonly ImageEntry[], store: string): CiKey {
-  const listed = images
+  // Each image once: `ci-key linux linux` is `ci-key linux`.
+  const unique = new Map(images.map((e) => [`${formatSpec(e)} ${e.sha256}`, e]));
+  const listed = [...unique.values()]
     .map((e) => ({ image: formatSpec(e), sha256: e.sha256 }))
     .sort((a, b) => (a.image < b.image ? -1 : a.image > b.image ? 1 : 0));
   const hash = createHash("sha256");

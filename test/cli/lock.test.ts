@@ -386,6 +386,8 @@ describe("lock, pull --locked, --offline and ci-key", () => {
 
     const named = await w.cli(["ci-key", "linux:1.0", "arceos:0.3"]);
     assert.equal(named.stdout, github.stdout, "the named images give the lock's key");
+    const twice = await w.cli(["ci-key", "linux:1.0", "arceos:0.3", "linux:1.0"]);
+    assert.equal(twice.stdout, github.stdout, "an image named twice counts once");
     const json = await w.cli(["ci-key", "--format", "json"]);
     const doc = JSON.parse(json.stdout) as { key: string; path: string; images: unknown[] };
     assert.equal(doc.key, key);
