@@ -1,8 +1,9 @@
 /**
  * `mirror --to DIR`: the archives under `DIR/<version>/<name><ext>` (a release's file names, one
  * folder per version, as GitHub serves them), each written under a temporary name and renamed
- * into place once whole (never over a file that is there already and is not that archive), and URLs relative to the registry file, so that the directory can be
- * served by any static web server or synced to object storage as it is.
+ * into place once whole (never over a file that is there already and is not that archive), and
+ * URLs relative to the registry file, so that the directory can be served by any static web
+ * server or synced to object storage as it is.
  */
 import { copyFile, lstat, mkdir, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join, relative, sep } from "node:path";

@@ -10,10 +10,11 @@
  */
 import { createHash, type Hash } from "node:crypto";
 import { constants } from "node:fs";
-import { open, rename, rm, writeFile, type FileHandle } from "node:fs/promises";
+import { open, rm, type FileHandle } from "node:fs/promises";
 import type { Readable } from "node:stream";
 import { AxError, ChecksumError, fsError, hasCode, throwIfAborted } from "../errors.js";
 import { silentLogger, type Logger } from "../log.js";
+import { replaceFile } from "../atomic-file.js";
 import { readRegularFile } from "../regular-file.js";
 import { toTransferError, TransferError } from "./http.js";
 import { RetryBudget } from "./retry.js";
@@ -229,9 +230,7 @@ class PartFile {
       await this.#fh.truncate(0);
       this.#meta = validator === undefined ? undefined : { url, validator, size: total };
       if (this.#meta !== undefined) {
-        await rm(`${metaPath}.tmp`, { force: true });
-        await writeFile(`${metaPath}.tmp`, JSON.stringify(this.#meta), { flag: "wx" });
-        await rename(`${metaPath}.tmp`, metaPath);
+        await replaceFile(metaPath, JSON.stringify(this.#meta), { fsync: false });
       }
     } catch (err) {
       throw fsError(err, "write", metaPath);
