@@ -211,8 +211,15 @@ describe("mirror --to DIR: more", () => {
   it("a registry file that cannot be written fails at once, before anything moves", async () => {
     const notToml = join(w.root, "not-toml.toml");
     await writeFile(notToml, "this is = = not toml\n");
+    // TOML, but another tool's file: the mirror's entries would be appended to it.
+    const cargo = join(w.root, "Cargo.toml");
+    await writeFile(cargo, '[package]\nname = "axvisor"\nversion = "0.1.0"\n');
     const cases: [string[], RegExp][] = [
       [["--registry-file", notToml], /not-toml\.toml:1:/],
+      [
+        ["--registry-file", cargo],
+        /Cargo\.toml is not a registry file: it lists no images and has other keys \(package\)$/m,
+      ],
       [["--registry-file", w.root], /a directory, not a regular file/],
       [["--registry-file", join(notToml, "registry.toml")], /not-toml\.toml/],
     ];
@@ -225,6 +232,7 @@ describe("mirror --to DIR: more", () => {
       assert.deepEqual(await readdir(dir).catch(() => []), [], "nothing copied");
     }
     assert.equal(await readFile(notToml, "utf8"), "this is = = not toml\n");
+    assert.equal(await readFile(cargo, "utf8"), '[package]\nname = "axvisor"\nversion = "0.1.0"\n');
   });
 
   it("a file of the destination that is not the image's archive is never replaced", async () => {
