@@ -66,3 +66,8 @@ export function redactCredentials(text: string): string {
 export function count(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? "" : "s"}`;
 }
+
+/** True for `scheme://...` (a URL, as opposed to a path, however its scheme is written). */
+export function isSchemeUrl(text: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(text);
+}

@@ -3,6 +3,7 @@ import { homedir } from "node:os";
 import { dirname, isAbsolute, join, resolve, sep } from "node:path";
 import { AxError, UsageError } from "../errors.js";
 import { FileProblemError, describeProblem, readRegularFile } from "../regular-file.js";
+import { isSchemeUrl } from "../text.js";
 import type { Mirror } from "./mirrors.js";
 import { CONFIG_FILE_NAME, DEFAULT_AUTO_SYNC_THRESHOLD, defaultLocalStorage } from "./defaults.js";
 import type { TrustRule } from "./trust.js";
@@ -261,7 +262,7 @@ function validateConfigDoc(doc: Record<string, unknown>, path: string): FileValu
 
 /** A URL as written; a path made absolute against `base` (the configuration file's directory). */
 function urlOrPath(value: string, base: string): string {
-  return /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : resolvePath(value, base);
+  return isSchemeUrl(value) ? value : resolvePath(value, base);
 }
 
 /** A registry of the configuration file: a built-in name as it is, else {@link urlOrPath}. */

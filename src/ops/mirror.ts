@@ -19,7 +19,7 @@ import { silentLogger } from "../log.js";
 import type { SigningKey } from "../minisign.js";
 import { compareReleases, formatSpec, parseSpec, resolveImage } from "../registry/resolve.js";
 import type { ImageEntry, ImageSpec } from "../registry/types.js";
-import { count } from "../text.js";
+import { count, isSchemeUrl } from "../text.js";
 import { isOciUrl } from "../transfer/oci/reference.js";
 import { directoryTarget } from "./mirror-dir.js";
 import { ociTarget } from "./mirror-oci.js";
@@ -116,11 +116,6 @@ export function chooseImages(
   return entries;
 }
 
-/** True for `scheme://...`. */
-function isUrl(text: string): boolean {
-  return /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(text);
-}
-
 function missingRegistryFile(to: string): never {
   throw new UsageError(`mirror --to ${to} needs --registry-file FILE`, {
     hint: "the registry file is where the mirrored entries are written",
@@ -140,14 +135,14 @@ export async function mirror(config: Config, options: MirrorOptions): Promise<Mi
   const specs = (options.images ?? []).map((s) => (typeof s === "string" ? parseSpec(s) : s));
   const oci = isOciUrl(options.to);
   // Any other URL would be taken as a relative path: a folder named `https:` in the working directory.
-  if (!oci && (options.to === "" || isUrl(options.to))) {
+  if (!oci && (options.to === "" || isSchemeUrl(options.to))) {
     throw new UsageError(`mirror --to ${options.to || '""'}: give a directory or oci://HOST/REPO`, {
       hint: "a web server's directory is mirrored to locally, then served (or synced) from there",
     });
   }
   if (
     options.registryFile !== undefined &&
-    (options.registryFile === "" || isUrl(options.registryFile))
+    (options.registryFile === "" || isSchemeUrl(options.registryFile))
   ) {
     throw new UsageError(
       `mirror --registry-file ${options.registryFile || '""'}: give the path of a file to write`,
